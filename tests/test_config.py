@@ -1,0 +1,62 @@
+import pytest
+
+from seq2seq.config import ConfigError, config_from_dict, config_to_dict, load_config
+
+
+def test_recipes_load():
+    for name in ("demo", "en-de", "en-de-context"):
+        config = load_config(f"recipes/{name}.yaml")
+        assert config.model.attention in ("bahdanau", "none")
+    assert load_config("recipes/en-de-context.yaml").model.attention == "none"
+
+
+def test_values_parse_by_declared_type(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  lr: 1e-3\n  epochs: 3\n")
+    config = load_config(recipe, ["model.attention=luong", "data.train=[a.en, a.de]", "train.clip_norm=1"])
+    assert config.train.lr == 1e-3 and isinstance(config.train.lr, float)
+    assert isinstance(config.train.clip_norm, float)
+    assert config.model.attention == "luong"
+    assert config.data.train == ("a.en", "a.de")
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_config("recipes/demo.yaml", ["train.lrr=1", "model.attention=dot", "train.epochs=many", "train.lr=-1", "modle.x=1"])
+    problems = err.value.problems
+    assert len(problems) == 5
+    text = str(err.value)
+    assert "unknown key train.lrr; did you mean train.lr?" in text
+    assert "unknown key modle; did you mean model?" in text
+    assert "model.attention: expected one of 'bahdanau', 'luong', 'none', got 'dot'" in text
+    assert "train.epochs: expected an integer, got 'many'" in text
+    assert "train.lr: must be > 0.0" in text
+
+
+def test_bad_override_syntax_and_missing_recipe(tmp_path):
+    with pytest.raises(ConfigError, match="must look like key=value"):
+        load_config(None, ["train.lr"])
+    with pytest.raises(ConfigError, match="cannot read recipe"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_round_trip_through_dict():
+    config = load_config("recipes/en-de.yaml", ["data.train=[x, y]"])
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_cli_exit_code_2_without_traceback(capsys):
+    from seq2seq.cli import train_main
+
+    assert train_main(["recipes/demo.yaml", "model.atention=luong", "train.lr=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean model.attention?" in err and "train.lr: expected a number" in err
+    assert "Traceback" not in err
+
+
+def test_print_config(capsys):
+    from seq2seq.cli import train_main
+
+    assert train_main(["recipes/demo.yaml", "train.lr=0.5", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.5" in out and "attention: bahdanau" in out
