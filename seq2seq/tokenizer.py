@@ -1,0 +1,142 @@
+"""SentencePiece subwords: train on the training split, load, encode, decode.
+
+The special ids live here and nowhere else; every model is trained with the same ones, so a
+model directory's meta.json can record them and a loader can check them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+import sentencepiece as spm
+
+from seq2seq.atomic import atomic_write
+
+PAD_ID = 0
+UNK_ID = 1
+BOS_ID = 2
+EOS_ID = 3
+SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
+
+JOINT_MODEL = "spm.model"
+SRC_MODEL = "spm.src.model"
+TGT_MODEL = "spm.tgt.model"
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """The source and target SentencePiece processors (one shared object when joint)."""
+
+    src: spm.SentencePieceProcessor
+    tgt: spm.SentencePieceProcessor
+    joint: bool
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt.get_piece_size()
+
+    def encode_src(self, texts: list[str], alpha: float = 0.0) -> list[list[int]]:
+        return _encode(self.src, texts, alpha)
+
+    def encode_tgt(self, texts: list[str], alpha: float = 0.0) -> list[list[int]]:
+        return _encode(self.tgt, texts, alpha)
+
+    def decode_tgt(self, ids: list[list[int]]) -> list[str]:
+        return self.tgt.decode(ids)
+
+    def src_pieces(self, text: str) -> list[str]:
+        return self.src.encode(text, out_type=str)
+
+    def tgt_pieces(self, ids: list[int]) -> list[str]:
+        return [self.tgt.id_to_piece(i) for i in ids]
+
+
+def _encode(sp: spm.SentencePieceProcessor, texts: list[str], alpha: float) -> list[list[int]]:
+    if alpha > 0:
+        return sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=-1)
+    return sp.encode(texts)
+
+
+def model_files(joint: bool) -> list[str]:
+    """The SentencePiece file names that a directory holds for this layout."""
+    return [JOINT_MODEL] if joint else [SRC_MODEL, TGT_MODEL]
+
+
+def train_tokenizer(
+    out_dir: Path,
+    src_texts: list[str],
+    tgt_texts: list[str],
+    vocab_size: int,
+    model_type: str,
+    character_coverage: float,
+    byte_fallback: bool,
+    joint: bool,
+    seed: int,
+) -> Tokenizer:
+    """Train SentencePiece on the training split and save it in `out_dir`; same data and seed, same model."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if joint:
+        _train_one(out_dir / JOINT_MODEL, [src_texts, tgt_texts], vocab_size, model_type, character_coverage, byte_fallback, seed)
+    else:
+        _train_one(out_dir / SRC_MODEL, [src_texts], vocab_size, model_type, character_coverage, byte_fallback, seed)
+        _train_one(out_dir / TGT_MODEL, [tgt_texts], vocab_size, model_type, character_coverage, byte_fallback, seed)
+    return load_tokenizer(out_dir, joint)
+
+
+def _train_one(
+    path: Path,
+    corpora: list[list[str]],
+    vocab_size: int,
+    model_type: str,
+    character_coverage: float,
+    byte_fallback: bool,
+    seed: int,
+) -> None:
+    spm.set_random_generator_seed(seed)
+    model = io.BytesIO()
+    # Sentences from an iterator and the model into memory: no file paths end up inside the
+    # model, so the same data and seed give the same bytes wherever the run directory lies.
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=(line.replace("\n", " ") for texts in corpora for line in texts if line),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        byte_fallback=byte_fallback,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        # Reading every sentence in order keeps training deterministic for a seed.
+        shuffle_input_sentence=False,
+        input_sentence_size=0,
+        # A small corpus may not support the requested size; a smaller vocabulary beats a crash.
+        hard_vocab_limit=False,
+        num_threads=1,
+        minloglevel=2,
+    )
+    data = model.getvalue()
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def load_tokenizer(directory: Path, joint: bool) -> Tokenizer:
+    if joint:
+        sp = spm.SentencePieceProcessor(model_file=str(directory / JOINT_MODEL))
+        return Tokenizer(sp, sp, True)
+    src = spm.SentencePieceProcessor(model_file=str(directory / SRC_MODEL))
+    tgt = spm.SentencePieceProcessor(model_file=str(directory / TGT_MODEL))
+    return Tokenizer(src, tgt, False)
+
+
+def tokenizer_sha256(directory: Path, joint: bool) -> str:
+    """One digest over the tokenizer files, to tie a model directory's weights to its vocabulary."""
+    digest = hashlib.sha256()
+    for name in model_files(joint):
+        digest.update((directory / name).read_bytes())
+    return digest.hexdigest()
