@@ -1,0 +1,155 @@
+"""The LSTM decoder, with or without attention, and the state it passes along.
+
+The decoder keeps no state of its own between calls: `step(y_prev, state, memory)` returns the
+next state, which beam search reorders with `reorder_state` and `select_memory`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+from seq2seq.model.attention import BahdanauAttention, LuongAttention
+
+
+class Memory(NamedTuple):
+    """What the decoder reads of the source; batch first in every field."""
+
+    enc_out: torch.Tensor  # (B, S, 2H)
+    keys: torch.Tensor | None  # (B, S, A) projected once per batch; None without attention
+    mask: torch.Tensor  # (B, S) True on real source tokens
+    context: torch.Tensor  # (B, 4H) the context vector: final h and c of both directions
+
+
+class DecoderState(NamedTuple):
+    h: torch.Tensor  # (L, B, D)
+    c: torch.Tensor  # (L, B, D)
+    feed: torch.Tensor | None  # (B, D) the previous attentional hidden state, with input feeding
+
+
+def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
+    """Pick rows of the state: index (B',) into the batch dimension of each field."""
+    return DecoderState(
+        state.h.index_select(1, index),
+        state.c.index_select(1, index),
+        None if state.feed is None else state.feed.index_select(0, index),
+    )
+
+
+def select_memory(memory: Memory, index: torch.Tensor) -> Memory:
+    """Pick rows of the memory, e.g. repeat each sentence K times for beam search."""
+    return Memory(
+        memory.enc_out.index_select(0, index),
+        None if memory.keys is None else memory.keys.index_select(0, index),
+        memory.mask.index_select(0, index),
+        memory.context.index_select(0, index),
+    )
+
+
+class Decoder(nn.Module):
+    """Target embeddings → LSTM → (attention) → attentional hidden state → logits.
+
+    With `attention="none"` the source reaches the decoder only as the context vector: through
+    the initial state and, as in Cho et al. (2014), concatenated to every input.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        context_dim: int,
+        attention: Literal["bahdanau", "luong", "none"],
+        attention_dim: int,
+        input_feeding: bool,
+        dropout: float,
+        emb_dropout: float,
+        pad_id: int,
+    ):
+        super().__init__()
+        self.attention_kind = attention
+        self.input_feeding = input_feeding and attention != "none"
+        self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
+        self.emb_dropout = nn.Dropout(emb_dropout)
+        if attention == "bahdanau":
+            self.attention: nn.Module | None = BahdanauAttention(hidden_dim, context_dim, attention_dim)
+        elif attention == "luong":
+            self.attention = LuongAttention(hidden_dim, context_dim)
+        elif attention == "none":
+            self.attention = None
+        else:
+            raise ValueError(f"attention must be one of bahdanau, luong, none; got {attention!r}")
+        input_dim = emb_dim + (hidden_dim if self.input_feeding else 0) + (context_dim if attention == "none" else 0)
+        self.rnn = nn.LSTM(input_dim, hidden_dim, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.combine = nn.Linear(hidden_dim + context_dim, hidden_dim, bias=False) if self.attention is not None else None
+        self.dropout = nn.Dropout(dropout)
+        self.pre_output = nn.Linear(hidden_dim, emb_dim)
+        self.generator = nn.Linear(emb_dim, vocab_size)
+
+    def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor | None:
+        return None if self.attention is None else self.attention.project_keys(enc_out)
+
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, teacher_forcing: float = 1.0) -> tuple[torch.Tensor, DecoderState]:
+        """Teacher-forced pass: tgt_in (B, T) → features (B, T, E) for `logits`, and the final state.
+
+        Without input feeding the whole target runs through one fused LSTM call and attends for
+        all steps in one product; input feeding or scheduled sampling must go step by step.
+        """
+        if self.input_feeding or teacher_forcing < 1.0:
+            return self._forward_stepwise(tgt_in, state, memory, teacher_forcing)
+        emb = self.emb_dropout(self.embed(tgt_in))  # (B, T, E)
+        if self.attention is None:
+            emb = torch.cat([emb, memory.context.unsqueeze(1).expand(-1, emb.size(1), -1)], dim=-1)
+        out, (h, c) = self.rnn(emb, (state.h, state.c))  # (B, T, D)
+        attentional, _ = self._attend(out, memory)
+        return self._features(attentional), DecoderState(h, c, None)
+
+    def _forward_stepwise(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, teacher_forcing: float) -> tuple[torch.Tensor, DecoderState]:
+        features = []
+        y = tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            if t > 0:
+                y = tgt_in[:, t]
+                if teacher_forcing < 1.0:
+                    predicted = self.logits(features[-1]).argmax(-1)
+                    use_gold = torch.rand(y.shape, device=y.device) < teacher_forcing
+                    y = torch.where(use_gold, y, predicted)
+            feat, state, _ = self.step_features(y, state, memory)
+            features.append(feat)
+        return torch.stack(features, dim=1), state
+
+    def step_features(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """One step: y_prev (B,) → features (B, E), next state, attention weights (B, S) or None."""
+        emb = self.emb_dropout(self.embed(y_prev))  # (B, E)
+        if self.input_feeding:
+            emb = torch.cat([emb, state.feed], dim=-1)
+        elif self.attention is None:
+            emb = torch.cat([emb, memory.context], dim=-1)
+        out, (h, c) = self.rnn(emb.unsqueeze(1), (state.h, state.c))  # (B, 1, D)
+        attentional, weights = self._attend(out, memory)
+        attentional = attentional.squeeze(1)  # (B, D)
+        feed = attentional if self.input_feeding else None
+        return self._features(attentional), DecoderState(h, c, feed), None if weights is None else weights.squeeze(1)
+
+    def step(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """One step: y_prev (B,) → logits (B, V), next state, attention weights (B, S) or None."""
+        features, state, weights = self.step_features(y_prev, state, memory)
+        return self.logits(features), state, weights
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features (..., E) → logits (..., V)."""
+        return self.generator(features)
+
+    def _attend(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """LSTM outputs (B, T, D) → attentional hidden states (B, T, D), attention weights (B, T, S) or None."""
+        if self.attention is None:
+            return out, None
+        context, weights = self.attention(out, memory.keys, memory.enc_out, memory.mask)
+        return torch.tanh(self.combine(torch.cat([out, context], dim=-1))), weights
+
+    def _features(self, attentional: torch.Tensor) -> torch.Tensor:
+        """(..., D) → (..., E): the bottleneck that lets the generator share the embedding matrix."""
+        return self.pre_output(self.dropout(attentional))

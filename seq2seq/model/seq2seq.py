@@ -1,0 +1,94 @@
+"""The encoder–decoder model and `build_model`, the one place where the recipe meets modules."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seq2seq.config import ModelConfig
+from seq2seq.model.decoder import Decoder, DecoderState, Memory
+from seq2seq.model.encoder import Encoder
+from seq2seq.tokenizer import PAD_ID, UNK_ID
+
+
+class Seq2Seq(nn.Module):
+    """BiLSTM encoder → context vector bridged to the decoder's initial state → LSTM decoder."""
+
+    def __init__(self, encoder: Encoder, decoder: Decoder, enc_hidden: int, dec_hidden: int, dec_layers: int, word_dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.dec_layers = dec_layers
+        self.dec_hidden = dec_hidden
+        self.word_dropout = word_dropout
+        # The bridge turns the context vector (final forward + backward states) into the
+        # decoder's initial state, one slice per decoder layer.
+        self.bridge_h = nn.Linear(2 * enc_hidden, dec_layers * dec_hidden)
+        self.bridge_c = nn.Linear(2 * enc_hidden, dec_layers * dec_hidden)
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> Memory:
+        """src (B, S), src_len (B,) → Memory; attention keys are projected here, once."""
+        enc_out, h_final, c_final = self.encoder(src, src_len)
+        mask = src != PAD_ID
+        # c_final rides along as part of the context so init_state needs nothing else.
+        context = torch.cat([h_final, c_final], dim=-1)  # (B, 4H)
+        return Memory(enc_out, self.decoder.project_keys(enc_out), mask, context)
+
+    def init_state(self, memory: Memory) -> DecoderState:
+        """The decoder's initial state from the context vector: h, c (L, B, D)."""
+        h_final, c_final = memory.context.chunk(2, dim=-1)
+        B = h_final.size(0)
+        h = torch.tanh(self.bridge_h(h_final)).view(B, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
+        c = self.bridge_c(c_final).view(B, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
+        feed = h.new_zeros(B, self.dec_hidden) if self.decoder.input_feeding else None
+        return DecoderState(h, c, feed)
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing: float = 1.0) -> torch.Tensor:
+        """Teacher-forced pass: src (B, S), src_len (B,), tgt_in (B, T) → features (B, T, E).
+
+        Features rather than logits: the loss projects only the non-pad positions to the vocabulary.
+        """
+        if self.training and self.word_dropout > 0:
+            src = _drop_words(src, self.word_dropout)
+            tgt_in = _drop_words(tgt_in, self.word_dropout)
+        memory = self.encode(src, src_len)
+        features, _ = self.decoder(tgt_in, self.init_state(memory), memory, teacher_forcing)
+        return features
+
+
+def _drop_words(ids: torch.Tensor, p: float) -> torch.Tensor:
+    """Replace a random fraction p of the real tokens by UNK (word dropout)."""
+    drop = (torch.rand(ids.shape, device=ids.device) < p) & (ids != PAD_ID)
+    return ids.masked_fill(drop, UNK_ID)
+
+
+def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, shared_vocab: bool) -> Seq2Seq:
+    """Turn the recipe's model section into modules; the only reader of ModelConfig."""
+    context_dim = 2 * cfg.enc_hidden
+    encoder = Encoder(src_vocab_size, cfg.emb_dim, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.emb_dropout, PAD_ID)
+    decoder = Decoder(
+        tgt_vocab_size,
+        cfg.emb_dim,
+        cfg.dec_hidden,
+        cfg.dec_layers,
+        # Without attention the decoder reads the context vector (h and c of both directions).
+        context_dim if cfg.attention != "none" else 2 * context_dim,
+        cfg.attention,
+        cfg.attention_dim,
+        cfg.input_feeding,
+        cfg.dropout,
+        cfg.emb_dropout,
+        PAD_ID,
+    )
+    model = Seq2Seq(encoder, decoder, cfg.enc_hidden, cfg.dec_hidden, cfg.dec_layers, cfg.word_dropout)
+    # Uniform init in ±0.1, the classic choice for LSTM NMT (PyTorch's default LSTM init trains slowly here).
+    for p in model.parameters():
+        nn.init.uniform_(p, -0.1, 0.1)
+    with torch.no_grad():
+        model.encoder.embed.weight[PAD_ID].zero_()
+        model.decoder.embed.weight[PAD_ID].zero_()
+    if cfg.tie_embeddings:
+        model.decoder.generator.weight = model.decoder.embed.weight
+        if shared_vocab:
+            model.encoder.embed.weight = model.decoder.embed.weight
+    return model
