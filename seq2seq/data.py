@@ -1,0 +1,272 @@
+"""Parallel corpora through Hugging Face `datasets`, checks, length filtering and token batches.
+
+A split is a `datasets.Dataset` with two string columns, `src` and `tgt`, whichever source it came
+from: a hub dataset, local text pairs (plain or .gz), TSV, JSONL, a Multi30k-style directory, or
+the generated demo corpus. Problems with the data stop the run before training, naming the files.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import torch
+
+from seq2seq.config import DataConfig
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+SPLITS = ("train", "valid", "test")
+# Names a split goes by in corpus directories, tried after the recipe's own name.
+DIR_ALIASES = {
+    "train": ("train",),
+    "valid": ("val", "valid", "validation", "dev"),
+    "test": ("test", "test_2016_flickr"),
+}
+
+
+class DataError(ValueError):
+    """The corpus cannot be used as given; the message names the files and what to change."""
+
+
+def load_corpus(data: DataConfig, work_dir: Path) -> dict[str, "datasets.Dataset"]:  # noqa: F821
+    """Load the train, valid and (when present) test splits as Datasets with `src`/`tgt` columns."""
+    if data.demo:
+        from seq2seq.demo_corpus import write_demo_corpus
+
+        demo_dir = write_demo_corpus(work_dir / "demo-data", seed=0, train_size=data.demo_train_size)
+        return _load_dir(demo_dir, data, required=True)
+    if data.train is not None:
+        corpus = {"train": _load_files(data.train, data)}
+        for split, files in (("valid", data.valid), ("test", data.test)):
+            if files is not None:
+                corpus[split] = _load_files(files, data)
+        if "valid" not in corpus:
+            raise DataError("data.valid is not set: give validation files next to data.train, e.g. data.valid=[val.en,val.de]")
+        return corpus
+    if data.dir is not None:
+        return _load_dir(Path(data.dir), data, required=True)
+    if data.hub is not None:
+        return _load_hub(data)
+    raise DataError("no corpus: set data.hub (a Hugging Face dataset), data.dir (a directory of {split}.{lang}.gz files) or data.train/data.valid (local files)")
+
+
+def _load_hub(data: DataConfig) -> dict[str, "datasets.Dataset"]:  # noqa: F821
+    import datasets
+
+    corpus = {}
+    for split, name in (("train", data.train_split), ("valid", data.valid_split), ("test", data.test_split)):
+        try:
+            ds = datasets.load_dataset(data.hub, data.hub_config, split=name)
+        except ValueError as err:
+            if split == "test" and "split" in str(err).lower():
+                continue  # a corpus without a test split is fine for training
+            raise DataError(f"dataset {data.hub!r}: {err}") from None
+        except Exception as err:  # the hub client raises many types when it is unreachable
+            raise DataError(
+                f"could not load dataset {data.hub!r} split {name!r} from the Hugging Face hub "
+                f"({type(err).__name__}: {err}). Without network access, point the recipe at local files "
+                f"instead: data.dir=DIR (files {{split}}.{data.src_lang}.gz and {{split}}.{data.tgt_lang}.gz, "
+                f"as in Multi30k), or data.train=[train.{data.src_lang},train.{data.tgt_lang}] "
+                f"data.valid=[val.{data.src_lang},val.{data.tgt_lang}]"
+            ) from None
+        corpus[split] = _to_pairs(ds, data, f"{data.hub}:{name}")
+    return corpus
+
+
+def _to_pairs(ds: "datasets.Dataset", data: DataConfig, where: str) -> "datasets.Dataset":  # noqa: F821
+    """Map a dataset's language columns (`en`/`de`, or a `translation` dict) onto `src`/`tgt`."""
+    cols = ds.column_names
+    src, tgt = data.src_lang, data.tgt_lang
+    if src in cols and tgt in cols:
+        ds = ds.select_columns([src, tgt]).rename_columns({src: "src", tgt: "tgt"})
+    elif "translation" in cols:
+        ds = ds.map(
+            lambda batch: {"src": [t[src] for t in batch["translation"]], "tgt": [t[tgt] for t in batch["translation"]]},
+            batched=True,
+            remove_columns=cols,
+        )
+    else:
+        raise DataError(f"{where}: found columns {cols}; expected {src!r} and {tgt!r}, or a 'translation' column of dicts. Set data.src_lang/data.tgt_lang to the column names.")
+    if len(ds) == 0:
+        raise DataError(f"{where} is empty")
+    return ds
+
+
+def _load_dir(directory: Path, data: DataConfig, required: bool) -> dict[str, "datasets.Dataset"]:  # noqa: F821
+    if not directory.is_dir():
+        raise DataError(f"data.dir: {directory} is not a directory")
+    corpus = {}
+    for split, name in (("train", data.train_split), ("valid", data.valid_split), ("test", data.test_split)):
+        for candidate in (name, *DIR_ALIASES[split]):
+            files = _dir_pair(directory, candidate, data)
+            if files is not None:
+                corpus[split] = _load_files(files, data)
+                break
+        else:
+            if split != "test":
+                raise DataError(
+                    f"data.dir: no {split} split in {directory}: expected {name}.{data.src_lang}[.gz] and "
+                    f"{name}.{data.tgt_lang}[.gz] (or one of the names {', '.join(DIR_ALIASES[split])})"
+                )
+    return corpus
+
+
+def _dir_pair(directory: Path, name: str, data: DataConfig) -> tuple[str, str] | None:
+    for suffix in (".gz", ""):
+        src, tgt = directory / f"{name}.{data.src_lang}{suffix}", directory / f"{name}.{data.tgt_lang}{suffix}"
+        if src.is_file() and tgt.is_file():
+            return str(src), str(tgt)
+    return None
+
+
+def _load_files(files: tuple[str, ...], data: DataConfig) -> "datasets.Dataset":  # noqa: F821
+    import datasets
+
+    for f in files:
+        if not Path(f).is_file():
+            raise DataError(f"corpus file {f} does not exist")
+    if len(files) == 2:
+        src, tgt = read_text_lines(files[0]), read_text_lines(files[1])
+        if not src or not tgt:
+            empty = [f for f, lines in zip(files, (src, tgt)) if not lines]
+            raise DataError(f"empty corpus file: {', '.join(empty)}")
+        if len(src) != len(tgt):
+            raise DataError(f"misaligned corpus: {files[0]} has {len(src)} lines but {files[1]} has {len(tgt)}; parallel files need one sentence per line, in the same order")
+        return datasets.Dataset.from_dict({"src": src, "tgt": tgt})
+    if len(files) == 1:
+        path = files[0]
+        if path.endswith((".tsv", ".tsv.gz")):
+            return _load_tsv(path)
+        if path.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+            ds = datasets.load_dataset("json", data_files=path, split="train")
+            return _to_pairs(ds, data, path)
+    raise DataError(f"corpus files {list(files)}: give two files [source, target] with one sentence per line (plain or .gz), or one .tsv or .jsonl file")
+
+
+def _load_tsv(path: str) -> "datasets.Dataset":  # noqa: F821
+    import datasets
+
+    src, tgt = [], []
+    for number, line in enumerate(read_text_lines(path), 1):
+        cells = line.split("\t")
+        if len(cells) != 2:
+            raise DataError(f"{path} line {number}: expected 2 tab-separated columns (source, target), found {len(cells)}")
+        src.append(cells[0])
+        tgt.append(cells[1])
+    if not src:
+        raise DataError(f"empty corpus file: {path}")
+    return datasets.Dataset.from_dict({"src": src, "tgt": tgt})
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """One entry per line, UTF-8 (invalid bytes replaced), .gz aware; only '\\n' ends a line."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    text = raw.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """Token ids of the kept pairs (no BOS/EOS), with the original row of each."""
+
+    src: list[np.ndarray]
+    tgt: list[np.ndarray]
+    rows: np.ndarray
+    dropped: int
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def target_tokens(self) -> int:
+        """Target tokens per epoch, EOS included, as throughput counts them."""
+        return int(sum(len(t) + 1 for t in self.tgt))
+
+
+def encode_split(ds: "datasets.Dataset", encode_src, encode_tgt, max_len: int, name: str) -> EncodedSplit:  # noqa: F821
+    """Tokenize a split and drop pairs with an empty side or more than `max_len` tokens on a side."""
+    src_ids = encode_src(list(ds["src"]))
+    tgt_ids = encode_tgt(list(ds["tgt"]))
+    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if 0 < len(s) <= max_len and 0 < len(t) <= max_len]
+    if not keep:
+        raise DataError(f"the {name} split is empty after length filtering: 0 of {len(src_ids)} pairs have 1 to {max_len} tokens on both sides (data.max_len={max_len}); raise data.max_len or check the files")
+    return EncodedSplit(
+        src=[np.asarray(src_ids[i], dtype=np.int64) for i in keep],
+        tgt=[np.asarray(tgt_ids[i], dtype=np.int64) for i in keep],
+        rows=np.asarray(keep, dtype=np.int64),
+        dropped=len(src_ids) - len(keep),
+    )
+
+
+def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Batches of about `batch_tokens` target tokens, of similar lengths, in a seeded random order.
+
+    Sorting by length (ties broken at random) keeps padding small; shuffling the batches keeps
+    updates from following the length order. The same seed and epoch give the same batches,
+    which an exact resume relies on.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = np.lexsort((rng.random(len(tgt_lens)), src_lens, tgt_lens))
+    batches, start, tokens = [], 0, 0
+    for pos, i in enumerate(order):
+        tokens += int(tgt_lens[i]) + 1
+        if tokens > batch_tokens and pos > start:
+            batches.append(order[start:pos])
+            start, tokens = pos, int(tgt_lens[i]) + 1
+    batches.append(order[start:])
+    rng.shuffle(batches)
+    return batches
+
+
+@dataclass(frozen=True)
+class Batch:
+    src: torch.Tensor  # (B, S) source ids + EOS, PAD-padded
+    src_len: torch.Tensor  # (B,) int64
+    tgt_in: torch.Tensor  # (B, T) BOS + target ids
+    tgt_out: torch.Tensor  # (B, T) target ids + EOS
+    num_tokens: int  # non-pad target tokens
+
+    def to(self, device: torch.device) -> "Batch":
+        nb = device.type == "cuda"
+        return Batch(
+            self.src.to(device, non_blocking=nb),
+            self.src_len.to(device, non_blocking=nb),
+            self.tgt_in.to(device, non_blocking=nb),
+            self.tgt_out.to(device, non_blocking=nb),
+            self.num_tokens,
+        )
+
+
+def pad_sources(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source ids + EOS, right-padded: (B, S) ids and (B,) lengths."""
+    lens = np.fromiter((len(s) + 1 for s in seqs), dtype=np.int64, count=len(seqs))
+    out = np.full((len(seqs), int(lens.max())), PAD_ID, dtype=np.int64)
+    for row, s in enumerate(seqs):
+        out[row, : len(s)] = s
+        out[row, len(s)] = EOS_ID
+    return torch.from_numpy(out), torch.from_numpy(lens)
+
+
+def collate(split: EncodedSplit, indices: np.ndarray) -> Batch:
+    return collate_pairs([split.src[i] for i in indices], [split.tgt[i] for i in indices])
+
+
+def collate_pairs(srcs: list[np.ndarray], tgts: list[np.ndarray]) -> Batch:
+    """Token ids → padded tensors: source + EOS, BOS + target, target + EOS."""
+    src, src_len = pad_sources(srcs)
+    T = max(len(t) for t in tgts) + 1
+    tgt_in = np.full((len(tgts), T), PAD_ID, dtype=np.int64)
+    tgt_out = np.full((len(tgts), T), PAD_ID, dtype=np.int64)
+    for row, t in enumerate(tgts):
+        tgt_in[row, 0] = BOS_ID
+        tgt_in[row, 1 : len(t) + 1] = t
+        tgt_out[row, : len(t)] = t
+        tgt_out[row, len(t)] = EOS_ID
+    num_tokens = int(sum(len(t) + 1 for t in tgts))
+    return Batch(src, src_len, torch.from_numpy(tgt_in), torch.from_numpy(tgt_out), num_tokens)
+
