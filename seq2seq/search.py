@@ -1,0 +1,270 @@
+"""Greedy search, batched beam search and sampling.
+
+One driver, `_search`, keeps K hypotheses for each of B sentences and advances all B×K of them
+with one decoder step per time step. Beam search and sampling differ only in how the next K
+hypotheses are chosen (`_select_topk`, `_select_sample`). Hypotheses that choose EOS are set
+aside; sentences that are done leave the batch, so a long sentence does not keep its finished
+neighbours computing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+
+from seq2seq.model import Seq2Seq, reorder_state, select_memory
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+NEG_INF = float("-inf")
+
+# (scores (B, K), log-probs (B, K, V)) → origin beam, token, new score: (B, K) each
+Select = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One output of a search, ranked by `score`."""
+
+    tokens: list[int]  # target ids, without BOS and EOS
+    score: float  # log_prob after the length penalty
+    log_prob: float  # summed log-probability of tokens + EOS
+    # (T, S_real): a row for each output token, EOS included; left out of ==, which tensors would make ambiguous
+    attention: torch.Tensor | None = field(default=None, compare=False)
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    beam_size: int,
+    max_len_ratio: float = 2.0,
+    max_len_offset: int = 10,
+    length_penalty: float = 1.0,
+    nbest: int = 1,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Beam search: src (B, S) ending in EOS and PAD-padded, src_len (B,) → B n-best lists, best first.
+
+    A sentence may emit `ceil(max_len_ratio * (src_len - 1)) + max_len_offset` tokens before EOS;
+    `length_penalty` is GNMT's alpha (0: raw log-probability).
+    """
+    if not isinstance(beam_size, int) or beam_size < 1:
+        raise ValueError(f"beam_size must be an integer >= 1; got {beam_size!r}")
+    if not isinstance(nbest, int) or not 1 <= nbest <= beam_size:
+        raise ValueError(f"nbest must be an integer between 1 and beam_size ({beam_size}); got {nbest!r}")
+    _check_common(model, src, src_len, max_len_ratio, max_len_offset, length_penalty, return_attention)
+    return _search(model, src, src_len, beam_size, nbest, max_len_ratio, max_len_offset, length_penalty, _select_topk, return_attention, one_start=True)
+
+
+def greedy_search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    max_len_ratio: float = 2.0,
+    max_len_offset: int = 10,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Greedy search: beam search with one beam, so the two agree exactly. Same shapes as `beam_search`."""
+    return beam_search(model, src, src_len, 1, max_len_ratio, max_len_offset, return_attention=return_attention)
+
+
+@torch.inference_mode()
+def sample(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    nbest: int = 1,
+    max_len_ratio: float = 2.0,
+    max_len_offset: int = 10,
+    generator: torch.Generator | None = None,
+    length_penalty: float = 1.0,
+) -> list[list[Hypothesis]]:
+    """Ancestral sampling: nbest independent samples per sentence, sorted by score; shapes as `beam_search`.
+
+    Tokens are drawn from softmax(logits / temperature), cut to the `top_k` most likely when
+    top_k > 0; `log_prob` and `score` are the model's own (temperature 1, no cut), so samples
+    rank as beam search would rank them.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0; got {temperature!r}")
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0 (0: no cut); got {top_k!r}")
+    if not isinstance(nbest, int) or nbest < 1:
+        raise ValueError(f"nbest must be an integer >= 1; got {nbest!r}")
+    _check_common(model, src, src_len, max_len_ratio, max_len_offset, length_penalty, False)
+    select = partial(_select_sample, temperature=temperature, top_k=top_k, generator=generator)
+    return _search(model, src, src_len, nbest, nbest, max_len_ratio, max_len_offset, length_penalty, select, False, one_start=False)
+
+
+def _check_common(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, ratio: float, offset: int, alpha: float, return_attention: bool) -> None:
+    """Argument checks shared by the searches; each error names the argument and what is valid."""
+    if src.dim() != 2 or src_len.shape != src.shape[:1]:
+        raise ValueError(f"src must be (B, S) and src_len (B,); got {tuple(src.shape)} and {tuple(src_len.shape)}")
+    if not ratio >= 0:
+        raise ValueError(f"max_len_ratio must be >= 0; got {ratio!r}")
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"max_len_offset must be an integer >= 0; got {offset!r}")
+    if not alpha >= 0:
+        raise ValueError(f"length_penalty must be >= 0 (0: none); got {alpha!r}")
+    if return_attention and model.decoder.attention is None:
+        raise ValueError("return_attention needs a model with attention; this one has attention 'none'")
+
+
+def _search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    K: int,
+    nbest: int,
+    ratio: float,
+    offset: int,
+    alpha: float,
+    select: Select,
+    return_attention: bool,
+    one_start: bool,
+) -> list[list[Hypothesis]]:
+    """The driver: src (B, S), src_len (B,) → B lists of the nbest finished hypotheses, best first.
+
+    Rows of the decoder batch are sentence-major: row b*K + k is hypothesis k of active sentence b.
+    """
+    B, S = src.shape
+    if B == 0:
+        return []
+    lengths = src_len.tolist()
+    max_len = _max_lengths(src_len, ratio, offset).to(src.device)  # (B,)
+    ids = torch.arange(B, device=src.device)  # (B,) each active sentence's row in src
+    memory = select_memory(model.encode(src, src_len), ids.repeat_interleave(K))  # rows (B*K)
+    state = model.init_state(memory)
+    # Beam search starts from one live hypothesis, so the K it grows are distinct; samples are
+    # independent from the start.
+    score_dtype = torch.promote_types(memory.enc_out.dtype, torch.float32)  # float32 unless the model is float64
+    scores = torch.zeros(B, K, dtype=score_dtype, device=src.device)  # (B, K) summed log-probs; -inf: no live hypothesis
+    if one_start:
+        scores[:, 1:] = NEG_INF
+    tokens = torch.zeros(B, K, 0, dtype=torch.long, device=src.device)  # (B, K, t)
+    attn = torch.zeros(B, K, 0, S, device=src.device) if return_attention else None  # (B, K, t, S)
+    n_finished = torch.zeros(B, dtype=torch.long, device=src.device)  # (B,)
+    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+    y = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)  # (B*K,)
+    for t in range(int(max_len.max()) + 1):
+        logits, state, weights = model.decoder.step(y, state, memory)
+        logp = _log_probs(logits, K, max_len == t)  # (B, K, V)
+        origin, y_k, scores = select(scores, logp)  # (B, K) each
+        tokens, attn = _extend(tokens, attn, origin, y_k, weights)
+        ended = (y_k == EOS_ID) & torch.isfinite(scores)  # (B, K)
+        _set_aside(finished, ids, tokens, attn, scores, ended, lengths, _length_penalty(t + 1, alpha))
+        scores = scores.masked_fill(ended, NEG_INF)
+        n_finished += ended.sum(1)
+        done = (n_finished >= K) | ~torch.isfinite(scores).any(1)  # (B,)
+        keep = (~done).nonzero().squeeze(1)  # (B',)
+        if keep.numel() == 0:
+            break
+        state = reorder_state(state, _rows(keep, origin[keep], K))
+        if keep.numel() < done.numel():
+            memory = select_memory(memory, _rows(keep, torch.arange(K, device=keep.device).expand(keep.numel(), K), K))
+            ids, max_len, scores, n_finished, tokens = ids[keep], max_len[keep], scores[keep], n_finished[keep], tokens[keep]
+            attn = None if attn is None else attn[keep]
+        y = y_k[keep].flatten()
+    return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def _max_lengths(src_len: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
+    """src_len (B,), EOS included → the most tokens each output may have before its EOS (B,)."""
+    return torch.ceil(ratio * (src_len.double() - 1)).long() + offset
+
+
+def _log_probs(logits: torch.Tensor, K: int, at_max: torch.Tensor) -> torch.Tensor:
+    """logits (B*K, V) in the model's dtype → log-probabilities (B, K, V) in float32 (or float64).
+
+    PAD and BOS are never output, so they get -inf (the others keep the model's log-probability,
+    not renormalised, so scores stay what teacher forcing computes). Sentences whose hypotheses
+    have reached their maximum length, at_max (B,), may only end: every token but EOS gets -inf,
+    so they finish with EOS and its log-probability counted.
+    """
+    logp = torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32)).view(-1, K, logits.size(-1))
+    logp[..., PAD_ID] = NEG_INF
+    logp[..., BOS_ID] = NEG_INF
+    if at_max.any():
+        not_eos = torch.arange(logp.size(-1), device=logp.device) != EOS_ID  # (V,)
+        logp = logp.masked_fill(at_max[:, None, None] & not_eos, NEG_INF)
+    return logp
+
+
+def _select_topk(scores: torch.Tensor, logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Beam step: the K best continuations of each sentence over all its beams.
+
+    scores (B, K) + logp (B, K, V) → origin beam, token, summed log-prob: (B, K) each. Dead beams
+    (-inf) offer only -inf, so their slots are refilled from live ones. All candidates have the same
+    length, so the length penalty cannot change their order and is left to `_set_aside`.
+    """
+    B, K, V = logp.shape
+    top, flat = (scores.unsqueeze(2) + logp).view(B, K * V).topk(K, dim=1)  # (B, K)
+    return flat // V, flat % V, top
+
+
+def _select_sample(scores: torch.Tensor, logp: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sampling step: each hypothesis draws its own next token; shapes as `_select_topk`, origin = k."""
+    B, K, V = logp.shape
+    tempered = logp / temperature  # (B, K, V)
+    if 0 < top_k < V:
+        kth = tempered.topk(top_k, dim=-1).values[..., -1:]  # (B, K, 1)
+        tempered = tempered.masked_fill(tempered < kth, NEG_INF)
+    y = torch.multinomial(tempered.softmax(-1).view(B * K, V), 1, generator=generator).view(B, K)
+    new_scores = scores + logp.gather(2, y.unsqueeze(2)).squeeze(2)  # dead rows stay -inf
+    return torch.arange(K, device=y.device).expand(B, K), y, new_scores
+
+
+def _extend(tokens: torch.Tensor, attn: torch.Tensor | None, origin: torch.Tensor, y_k: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Follow each new hypothesis back to its origin beam and append its token and attention row.
+
+    tokens (B, K, t), attn (B, K, t, S) or None, origin and y_k (B, K), weights (B*K, S)
+    → tokens (B, K, t+1), attn (B, K, t+1, S).
+    """
+    B, K, t = tokens.shape
+    tokens = torch.cat([tokens.gather(1, origin.unsqueeze(2).expand(B, K, t)), y_k.unsqueeze(2)], dim=2)
+    if attn is not None:
+        history = attn.gather(1, origin[:, :, None, None].expand(attn.shape))
+        step = weights.float().view(B, K, -1).gather(1, origin.unsqueeze(2).expand(B, K, attn.size(3)))  # (B, K, S)
+        attn = torch.cat([history, step.unsqueeze(2)], dim=2)
+    return tokens, attn
+
+
+def _set_aside(
+    finished: list[list[Hypothesis]],
+    ids: torch.Tensor,
+    tokens: torch.Tensor,
+    attn: torch.Tensor | None,
+    scores: torch.Tensor,
+    ended: torch.Tensor,
+    src_lengths: list[int],
+    penalty: float,
+) -> None:
+    """Move the hypotheses that just chose EOS, ended (B, K), into `finished[sentence]`.
+
+    ids (B,) sentence rows in the input, tokens (B, K, t) ending in the new token, attn
+    (B, K, t, S) or None, scores (B, K) summed log-probs, penalty: the length penalty for length t.
+    """
+    b, k = ended.nonzero(as_tuple=True)  # (F,) each
+    if b.numel() == 0:
+        return
+    log_probs = scores[b, k]  # (F,)
+    rows = zip(ids[b].tolist(), tokens[b, k, :-1].tolist(), (log_probs / penalty).tolist(), log_probs.tolist())
+    for i, (sentence, toks, score, log_prob) in enumerate(rows):
+        weights = None if attn is None else attn[b[i], k[i], :, : src_lengths[sentence]].clone()
+        finished[sentence].append(Hypothesis(toks, score, log_prob, weights))
+
+
+def _rows(sentences: torch.Tensor, beams: torch.Tensor, K: int) -> torch.Tensor:
+    """Active sentences (B',) and a beam index for each of their K slots (B', K) → decoder rows (B'*K,)."""
+    return (sentences.unsqueeze(1) * K + beams).flatten()
+
+
+def _length_penalty(length: int, alpha: float) -> float:
+    """GNMT's ((5 + length) / 6) ** alpha, length counting EOS; 1 when alpha is 0."""
+    return ((5 + length) / 6) ** alpha
