@@ -1,0 +1,131 @@
+"""Model directories and training state: atomic saves, checked loads.
+
+A model directory holds everything translation needs and nothing else:
+model.safetensors, config.json (the resolved recipe), the SentencePiece model(s), meta.json and a
+README.md model card. Training state (optimizer, scheduler, RNG states, position) sits beside the
+weights in training_state.pt and loads with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq.atomic import atomic_write, write_text_atomic
+from seq2seq.config import Config, config_from_dict, config_to_dict
+from seq2seq.tokenizer import SPECIAL_IDS, load_tokenizer, model_files, tokenizer_sha256
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+META = "meta.json"
+CARD = "README.md"
+TRAINING_STATE = "training_state.pt"
+
+
+class CheckpointError(ValueError):
+    """A model directory cannot be loaded; the message says what is wrong and what to do."""
+
+
+def save_model_dir(
+    out_dir: Path,
+    model: torch.nn.Module,
+    config: Config,
+    tokenizer_dir: Path,
+    meta: dict[str, Any],
+    card: str,
+) -> None:
+    """Write a self-contained model directory; `meta` adds training facts to the fixed fields."""
+    from safetensors.torch import save_model
+
+    from seq2seq import __version__
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    joint = config.tokenizer.joint
+    for name in model_files(joint):
+        if tokenizer_dir.resolve() != out_dir.resolve():
+            data = (tokenizer_dir / name).read_bytes()
+            atomic_write(out_dir / name, lambda tmp, data=data: tmp.write_bytes(data))
+    # save_model drops the duplicate names of tied weights, which save_file would refuse.
+    atomic_write(out_dir / WEIGHTS, lambda tmp: save_model(model, str(tmp), metadata={"format": "pt"}))
+    write_text_atomic(out_dir / CONFIG, json.dumps(config_to_dict(config), indent=2, ensure_ascii=False) + "\n")
+    full_meta = {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "src_lang": config.data.src_lang,
+        "tgt_lang": config.data.tgt_lang,
+        "tokenizer_files": model_files(joint),
+        "tokenizer_sha256": tokenizer_sha256(out_dir, joint),
+        "special_ids": SPECIAL_IDS,
+        "weights_sha256": _file_sha256(out_dir / WEIGHTS),
+        **meta,
+    }
+    write_text_atomic(out_dir / META, json.dumps(full_meta, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out_dir / CARD, card)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_model_dir(model_dir: Path) -> tuple[Config, dict[str, Any]]:
+    """Check a model directory's files and format, and return its recipe and metadata."""
+    if not model_dir.is_dir():
+        raise CheckpointError(f"{model_dir} is not a directory; pass the model directory that training wrote (e.g. runs/demo/best)")
+    for name in (WEIGHTS, CONFIG, META):
+        if not (model_dir / name).is_file():
+            raise CheckpointError(f"{model_dir} has no {name}; it is not a complete model directory (re-run training or copy the whole directory)")
+    meta = json.loads((model_dir / META).read_text(encoding="utf-8"))
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{model_dir} has format version {version!r}; this seq2seq reads versions up to {FORMAT_VERSION}: upgrade the package")
+    config = config_from_dict(json.loads((model_dir / CONFIG).read_text(encoding="utf-8")))
+    for name in model_files(config.tokenizer.joint):
+        if not (model_dir / name).is_file():
+            raise CheckpointError(f"{model_dir} has no tokenizer file {name}; copy it from the training run directory")
+    sha = tokenizer_sha256(model_dir, config.tokenizer.joint)
+    if sha != meta.get("tokenizer_sha256"):
+        raise CheckpointError(
+            f"{model_dir}: the tokenizer does not match the weights (SHA-256 {sha[:12]}… but meta.json "
+            f"records {str(meta.get('tokenizer_sha256'))[:12]}…); use the SentencePiece model saved with these weights"
+        )
+    if meta.get("special_ids") != SPECIAL_IDS:
+        raise CheckpointError(f"{model_dir}: special ids {meta.get('special_ids')} differ from this package's {SPECIAL_IDS}")
+    return config, meta
+
+
+def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu"):
+    """Load (model, config, tokenizer, meta) from a model directory; the model is in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    from seq2seq.model import build_model
+
+    model_dir = Path(model_dir)
+    config, meta = read_model_dir(model_dir)
+    tokenizer = load_tokenizer(model_dir, config.tokenizer.joint)
+    model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint)
+    try:
+        load_model(model, str(model_dir / WEIGHTS), strict=True, device=str(device))
+    except (SafetensorError, RuntimeError) as err:
+        raise CheckpointError(f"{model_dir / WEIGHTS} does not fit the model its config.json describes: {err}") from None
+    model.to(device)
+    model.eval()
+    return model, config, tokenizer, meta
+
+
+def save_training_state(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+

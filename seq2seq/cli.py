@@ -1,0 +1,288 @@
+"""The commands: seq2seq-train, seq2seq-translate, seq2seq-score, seq2seq-evaluate.
+
+stdout carries only results; logs, warnings and progress go to stderr. Exit codes: 0 success,
+2 a usage, recipe, data or model-directory error (a message, no traceback), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import unicodedata
+from typing import BinaryIO, Iterator, TextIO
+
+log = logging.getLogger("seq2seq")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _setup_logging(quiet: bool = False) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+# --- seq2seq-train -----------------------------------------------------------------------------
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seq2seq-train", description="Train a translation model from a YAML recipe.")
+    parser.add_argument("recipe", help="a YAML recipe, e.g. recipes/demo.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.lr=5e-4 data.dir=../shared/data/multi30k")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    args = parser.parse_args(argv)
+
+    from seq2seq.config import ConfigError, dump_yaml, load_config
+
+    try:
+        config = load_config(args.recipe, args.overrides)
+    except ConfigError as err:
+        return _fail(str(err), EXIT_USAGE)
+    if args.print_config:
+        sys.stdout.write(dump_yaml(config))
+        return EXIT_OK
+    _setup_logging()
+    from seq2seq.data import DataError
+    from seq2seq.training import train
+
+    try:
+        train(config)
+    except (DataError, ConfigError) as err:
+        return _fail(str(err), EXIT_USAGE)
+    except OSError as err:
+        return _fail(str(err), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    return EXIT_OK
+
+
+# --- seq2seq-translate -------------------------------------------------------------------------
+
+# Characters that would split a line in some readers or break the tokenizer: control characters
+# and the Unicode line and paragraph separators (U+2028, U+2029, U+0085 is a control).
+def clean_line(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
+def read_lines(stream: BinaryIO) -> Iterator[tuple[str, bool]]:
+    """Lines of a byte stream as (text, had_invalid_utf8); only b'\\n' ends a line, '\\r\\n' too."""
+    for raw in iter(stream.readline, b""):
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            yield raw.decode("utf-8"), False
+        except UnicodeDecodeError:
+            yield raw.decode("utf-8", errors="replace"), True
+
+
+def micro_batches(lines: Iterator[tuple[str, bool]], max_lines: int, wait_s: float) -> Iterator[list[tuple[str, bool]]]:
+    """Group lines into batches without holding back early ones when input arrives slowly.
+
+    A reader thread fills a queue; a batch is sent as soon as `max_lines` are in or no new
+    line came within `wait_s`, so a pipe that trickles gets its answers line by line while a
+    file is read in full batches.
+    """
+    q: queue.Queue = queue.Queue(maxsize=4 * max_lines)
+    done = object()
+
+    def reader() -> None:
+        try:
+            for item in lines:
+                q.put(item)
+        finally:
+            q.put(done)
+
+    threading.Thread(target=reader, daemon=True).start()
+    finished = False
+    while not finished:
+        item = q.get()
+        if item is done:
+            return
+        batch = [item]
+        deadline = time.monotonic() + wait_s
+        while len(batch) < max_lines:
+            try:
+                item = q.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                break
+            if item is done:
+                finished = True
+                break
+            batch.append(item)
+        yield batch
+
+
+def translate_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq-translate",
+        description="Translate one sentence per line from stdin (or --input) to stdout (or --output).",
+        epilog="With --nbest N > 1 and text output, each input line gives N lines 'LINE ||| TRANSLATION ||| SCORE' "
+        "(LINE counts from 0, best first). With --output-type json, each input line gives one JSON object "
+        '{"line": i, "source": ..., "hypotheses": [{"text", "score", "tokens"}, ...]}.',
+    )
+    parser.add_argument("--model", required=True, help="a model directory written by seq2seq-train")
+    parser.add_argument("--input", help="read sentences from this file instead of stdin")
+    parser.add_argument("--output", help="write translations to this file instead of stdout")
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument("--nbest", type=int, default=1)
+    parser.add_argument("--length-penalty", type=float, default=1.0, help="GNMT length penalty alpha (0 = none)")
+    parser.add_argument("--max-len-ratio", type=float, default=2.0, help="longest output, relative to the source length")
+    parser.add_argument("--sample", action="store_true", help="sample instead of searching (see --temperature, --top-k)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed for --sample")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--output-type", choices=["text", "json"], default="text")
+    parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
+    args = parser.parse_args(argv)
+    for name in ("beam_size", "batch_size", "nbest"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not args.sample and args.nbest > args.beam_size:
+        parser.error(f"--nbest ({args.nbest}) cannot exceed --beam-size ({args.beam_size})")
+    if args.sample and args.temperature <= 0:
+        parser.error("--temperature must be > 0")
+    _setup_logging(args.quiet)
+
+    import torch
+
+    from seq2seq.checkpoint import CheckpointError
+    from seq2seq.translate import Translator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        translator = Translator.from_pretrained(args.model, device=args.device)
+    except (CheckpointError, ValueError) as err:
+        return _fail(str(err), EXIT_USAGE)
+    try:
+        source = open(args.input, "rb") if args.input else sys.stdin.buffer
+        sink = open(args.output, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
+    except OSError as err:
+        return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
+    options = dict(beam_size=args.beam_size, nbest=args.nbest, batch_size=args.batch_size, length_penalty=args.length_penalty,
+                   max_len_ratio=args.max_len_ratio, mode="sample" if args.sample else "beam", temperature=args.temperature,
+                   top_k=args.top_k, seed=args.seed)
+    # Interactive use answers each line at once; piped input is read in large sorted chunks.
+    max_lines = 1 if source.isatty() else 16 * args.batch_size
+    line_no = 0
+    try:
+        for batch in micro_batches(read_lines(source), max_lines, args.wait):
+            texts = []
+            for offset, (text, invalid) in enumerate(batch):
+                if invalid:
+                    log.warning("line %d: invalid UTF-8 replaced by U+FFFD", line_no + offset + 1)
+                texts.append(clean_line(text))
+            results = translator.translate_nbest(texts, **options)
+            for text, hyps in zip(texts, results):
+                _write_result(sink, line_no, text, hyps, args.nbest, args.output_type)
+                line_no += 1
+            sink.flush()
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    finally:
+        if args.output:
+            sink.close()
+    return EXIT_OK
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _write_result(sink: TextIO, line_no: int, source: str, hyps, nbest: int, output_type: str) -> None:
+    if output_type == "json":
+        record = {"line": line_no, "source": source,
+                  "hypotheses": [{"text": h.text, "score": h.score, "tokens": h.tokens} for h in hyps[:nbest]]}
+        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif nbest > 1:
+        for h in hyps[:nbest]:
+            sink.write(f"{line_no} ||| {_one_line(h.text)} ||| {h.score:.4f}\n")
+    else:
+        sink.write(_one_line(hyps[0].text) + "\n")
+
+
+# --- seq2seq-score and seq2seq-evaluate --------------------------------------------------------
+
+
+def score_main(argv: list[str] | None = None) -> int:
+    from seq2seq.scoring import METRICS
+
+    parser = argparse.ArgumentParser(prog="seq2seq-score", description="Score translations against a reference with sacreBLEU.")
+    parser.add_argument("--ref", required=True, help="reference file, one sentence per line (.gz allowed)")
+    parser.add_argument("hyp", nargs="?", help="hypothesis file (default: stdin)")
+    parser.add_argument("--metrics", nargs="+", default=list(METRICS), choices=METRICS)
+    parser.add_argument("--lang", default="de", help="target language, for the Moses steps of lit-bleu")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    args = parser.parse_args(argv)
+    from seq2seq.scoring import run_score
+
+    try:
+        return run_score(args.ref, args.hyp, args.lang, args.metrics, args.format, sys.stdin, sys.stdout)
+    except OSError as err:
+        return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
+    except ValueError as err:
+        return _fail(str(err), EXIT_USAGE)
+
+
+def evaluate_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq-evaluate",
+        description="Translate a test set with a model directory and score it in both conventions: "
+        "sacreBLEU (cased, detokenized) and the Multi30k literature convention (lowercased, Moses-tokenized).",
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--src", required=True, help="source sentences (.gz allowed)")
+    parser.add_argument("--ref", required=True, help="reference translations (.gz allowed)")
+    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", help="also write the translations to this file")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    from seq2seq.checkpoint import CheckpointError
+    from seq2seq.scoring import read_lines, score_all
+    from seq2seq.translate import Translator
+
+    try:
+        src, ref = read_lines(args.src), read_lines(args.ref)
+        translator = Translator.from_pretrained(args.model, device=args.device)
+    except OSError as err:
+        return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
+    except (CheckpointError, ValueError) as err:
+        return _fail(str(err), EXIT_USAGE)
+    if len(src) != len(ref):
+        return _fail(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; they must be aligned", EXIT_USAGE)
+    start = time.perf_counter()
+    hyps = translator.translate([clean_line(s) for s in src], beam_size=args.beam_size, batch_size=args.batch_size, length_penalty=args.length_penalty)
+    log.info("translated %d sentences in %.1f s", len(src), time.perf_counter() - start)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.writelines(_one_line(h) + "\n" for h in hyps)
+    scores = score_all(hyps, ref, lang=translator.meta.get("tgt_lang", "de"))
+    if args.format == "json":
+        print(json.dumps({s.name: {"score": s.score, "signature": s.signature} for s in scores}, ensure_ascii=False))
+    else:
+        for s in scores:
+            print(s.format())
+    return EXIT_OK

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny generated corpora and a tiny trained model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq.config import load_config
+from seq2seq.demo_corpus import write_demo_corpus
+
+torch.set_num_threads(1)
+
+TINY = [
+    "tokenizer.vocab_size=200",
+    "model.emb_dim=32",
+    "model.enc_hidden=32",
+    "model.dec_hidden=48",
+    "model.attention_dim=32",
+    "model.dropout=0.0",
+    "model.emb_dropout=0.0",
+    "train.batch_tokens=600",
+    "train.log_every=2",
+    "train.device=cpu",
+]
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """A small generated corpus in the Multi30k layout: train 400, val 40, test 40."""
+    return write_demo_corpus(tmp_path_factory.mktemp("demo"), seed=0, train_size=400, valid_size=40, test_size=40)
+
+
+def tiny_config(run_dir: Path, data_dir: Path, *extra: str):
+    return load_config("recipes/demo.yaml", ["data.demo=false", f"data.dir={data_dir}", f"run_dir={run_dir}", *TINY, *extra])
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory, demo_dir) -> Path:
+    """A model trained for a few steps: enough for round trips and the translate command."""
+    from seq2seq.training import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    return train(tiny_config(run_dir, demo_dir, "train.epochs=2", "train.valid_beam_size=2"))

@@ -1,0 +1,83 @@
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from seq2seq.checkpoint import CheckpointError, load_model_dir
+from seq2seq.training import train
+from seq2seq.translate import Translator
+
+
+def train_losses(run_dir):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss"] for line in lines if json.loads(line)["type"] == "train"]
+
+
+def test_two_seeded_runs_give_identical_losses(tmp_path, demo_dir):
+    for name in ("a", "b"):
+        train(tiny_config(tmp_path / name, demo_dir, "train.max_steps=6", "model.dropout=0.3", "model.word_dropout=0.1"))
+    losses = train_losses(tmp_path / "a")
+    assert len(losses) == 3
+    assert losses == train_losses(tmp_path / "b")
+    other = tiny_config(tmp_path / "c", demo_dir, "train.max_steps=6", "model.dropout=0.3", "model.word_dropout=0.1", "seed=2")
+    train(other)
+    assert train_losses(tmp_path / "c") != losses
+
+
+def test_run_directory_contents(trained_model_dir):
+    run_dir = trained_model_dir.parent
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "spm.model").is_file()
+    for name in ("model.safetensors", "config.json", "spm.model", "meta.json", "README.md"):
+        assert (trained_model_dir / name).is_file()
+    assert (run_dir / "last" / "training_state.pt").is_file()
+    meta = json.loads((trained_model_dir / "meta.json").read_text())
+    assert meta["format_version"] == 1 and meta["src_lang"] == "en" and meta["tgt_lang"] == "de"
+    assert meta["special_ids"] == {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
+    assert len(meta["tokenizer_sha256"]) == 64
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in records if r["type"] == "valid"]
+    assert len(valid) == 2 and all("bleu" in r and r["loss"] > 0 for r in valid)
+    state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
+    assert state["epoch"] == 2
+
+
+def test_model_directory_round_trip(trained_model_dir, tmp_path):
+    model, config, tokenizer, meta = load_model_dir(trained_model_dir)
+    saved = load_file(str(trained_model_dir / "model.safetensors"))
+    state = model.state_dict()
+    for name, tensor in saved.items():
+        assert torch.equal(state[name], tensor)
+    translator = Translator.from_pretrained(trained_model_dir, device="cpu")
+    sentences = ["The dog sees the cat.", "A small woman laughs."]
+    first = translator.translate(sentences, beam_size=2)
+    translator.save_pretrained(tmp_path / "copy")
+    assert Translator.from_pretrained(tmp_path / "copy", device="cpu").translate(sentences, beam_size=2) == first
+
+
+def test_mismatched_tokenizer_fails_clearly(trained_model_dir, tmp_path, demo_dir):
+    copy = tmp_path / "model"
+    shutil.copytree(trained_model_dir, copy)
+    from seq2seq.data import read_text_lines
+    from seq2seq.tokenizer import train_tokenizer
+
+    other = train_tokenizer(tmp_path / "other", read_text_lines(demo_dir / "val.en.gz"), read_text_lines(demo_dir / "val.de.gz"), 100, "unigram", 1.0, False, True, 1)
+    assert other is not None
+    shutil.copyfile(tmp_path / "other" / "spm.model", copy / "spm.model")
+    with pytest.raises(CheckpointError, match="tokenizer does not match the weights"):
+        load_model_dir(copy)
+
+
+def test_missing_file_and_newer_format_fail_clearly(trained_model_dir, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(trained_model_dir, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["format_version"] = 99
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_model_dir(copy)
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="has no model.safetensors"):
+        load_model_dir(copy)
