@@ -51,6 +51,15 @@ def load_corpus(data: DataConfig, work_dir: Path) -> dict[str, "datasets.Dataset
     raise DataError("no corpus: set data.hub (a Hugging Face dataset), data.dir (a directory of {split}.{lang}.gz files) or data.train/data.valid (local files)")
 
 
+def describe_source(data: DataConfig) -> str:
+    """The corpus a recipe uses, in words, for messages and model cards."""
+    if data.demo:
+        return "the generated demo corpus"
+    if data.train is not None:
+        return " + ".join(data.train)
+    return data.dir or data.hub or "no corpus"
+
+
 def _load_hub(data: DataConfig) -> dict[str, "datasets.Dataset"]:  # noqa: F821
     import datasets
 
@@ -194,7 +203,7 @@ def encode_split(ds: "datasets.Dataset", encode_src, encode_tgt, max_len: int, n
     tgt_ids = encode_tgt(list(ds["tgt"]))
     keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if 0 < len(s) <= max_len and 0 < len(t) <= max_len]
     if not keep:
-        raise DataError(f"the {name} split is empty after length filtering: 0 of {len(src_ids)} pairs have 1 to {max_len} tokens on both sides (data.max_len={max_len}); raise data.max_len or check the files")
+        raise DataError(f"the {name} is empty after length filtering: 0 of {len(src_ids)} pairs have 1 to {max_len} tokens on both sides (data.max_len={max_len}); raise data.max_len or check the files")
     return EncodedSplit(
         src=[np.asarray(src_ids[i], dtype=np.int64) for i in keep],
         tgt=[np.asarray(tgt_ids[i], dtype=np.int64) for i in keep],

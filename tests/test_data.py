@@ -50,8 +50,8 @@ def test_missing_file(tmp_path):
 def test_corpus_empty_after_length_filter(tmp_path):
     corpus = load_corpus(files_config(tmp_path, ["one two three four"], ["eins zwei drei vier"]), tmp_path)
     split_words = lambda texts: [list(range(4, 4 + len(t.split()))) for t in texts]  # noqa: E731
-    with pytest.raises(DataError, match=r"train split is empty after length filtering: 0 of 1 pairs .*data.max_len=2"):
-        encode_split(corpus["train"], split_words, split_words, 2, "train")
+    with pytest.raises(DataError, match=r"train split of x is empty after length filtering: 0 of 1 pairs .*data.max_len=2"):
+        encode_split(corpus["train"], split_words, split_words, 2, "train split of x")
 
 
 def test_tsv_and_jsonl(tmp_path):
