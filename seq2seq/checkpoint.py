@@ -17,6 +17,7 @@ import torch
 
 from seq2seq.atomic import atomic_write, write_text_atomic
 from seq2seq.config import Config, config_from_dict, config_to_dict
+from seq2seq.data import describe_source
 from seq2seq.tokenizer import SPECIAL_IDS, load_tokenizer, model_files, tokenizer_sha256
 
 FORMAT_VERSION = 1
@@ -129,3 +130,42 @@ def save_training_state(path: Path, state: dict[str, Any]) -> None:
 def load_training_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
+
+def model_card(config: Config, meta: dict[str, Any]) -> str:
+    """A Hugging Face style model card: YAML front matter, then what the model is and how it did."""
+    data = config.data
+    source = describe_source(data)
+    m = config.model
+    return f"""---
+language:
+- {data.src_lang}
+- {data.tgt_lang}
+license: mit
+library_name: seq2seq
+pipeline_tag: translation
+tags:
+- translation
+- lstm
+metrics:
+- bleu
+---
+
+# {data.src_lang}→{data.tgt_lang} BiLSTM translation model
+
+Trained with `seq2seq-train` on {source}.
+
+- Architecture: bidirectional LSTM encoder ({m.enc_layers}×2×{m.enc_hidden}), LSTM decoder ({m.dec_layers}×{m.dec_hidden}),
+  attention `{m.attention}`, input feeding {m.input_feeding}, embeddings {m.emb_dim}; {meta['num_parameters']:,} parameters.
+- Training: {meta['step']} steps, {meta['epoch']} epochs, {meta['train_seconds']} s.
+- Validation BLEU: {meta['valid_bleu']:.2f} (`{meta['valid_bleu_signature']}`, greedy search unless train.valid_beam_size says otherwise).
+
+## Use
+
+```bash
+seq2seq-translate --model THIS_DIR < input.{data.src_lang}.txt
+```
+
+## Limitations
+
+A small RNN model trained on one domain; expect poor output far from its training data.
+"""

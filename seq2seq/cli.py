@@ -1,7 +1,9 @@
 """The commands: seq2seq-train, seq2seq-translate, seq2seq-score, seq2seq-evaluate.
 
 stdout carries only results; logs, warnings and progress go to stderr. Exit codes: 0 success,
-2 a usage, recipe, data or model-directory error (a message, no traceback), 1 anything else.
+2 a usage, recipe, data or model-directory error (a message, no traceback), 1 anything else;
+seq2seq-train stopped by SIGINT or SIGTERM saves its state and exits with 128 + the signal
+number (130, 143): running the same command again resumes.
 """
 
 from __future__ import annotations
@@ -52,16 +54,18 @@ def train_main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     _setup_logging()
     from seq2seq.data import DataError
+    from seq2seq.resume import ResumeError, TrainingInterrupted
     from seq2seq.training import train
 
     try:
         train(config)
-    except (DataError, ConfigError) as err:
+    except (DataError, ConfigError, ResumeError) as err:
         return _fail(str(err), EXIT_USAGE)
-    except OSError as err:
+    except TrainingInterrupted as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    except (OSError, FloatingPointError) as err:
         return _fail(str(err), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
     return EXIT_OK
 
 

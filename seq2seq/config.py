@@ -107,13 +107,16 @@ class TrainConfig:
     clip_norm: float = _num(5.0, 0.0)
     label_smoothing: float = _num(0.1, 0.0, 0.99)
     teacher_forcing: float = _num(1.0, 0.0, 1.0)
-    eval_every: int = _num(0, 0)
+    eval_every: int = _num(0, 0)  # steps between validations; 0: once per epoch
+    save_every: int = _num(0, 0)  # steps between resume checkpoints besides those at validation; 0: none
     log_every: int = _num(50, 1)
     patience: int = _num(5, 0)
     valid_beam_size: int = _num(1, 1)
     device: Device = "auto"
     bf16: bool = False
     threads: int = _num(0, 0)
+    max_nonfinite_steps: int = _num(5, 1)  # non-finite losses/gradients in a row before the run stops
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)

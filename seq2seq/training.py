@@ -22,21 +22,36 @@ import torch
 import torch.nn.functional as F
 
 from seq2seq.atomic import write_text_atomic
-from seq2seq.checkpoint import TRAINING_STATE, save_model_dir, save_training_state
-from seq2seq.config import Config, TrainConfig, dump_yaml
-from seq2seq.data import EncodedSplit, collate, collate_pairs, encode_split, load_corpus, make_batches
+from seq2seq.checkpoint import model_card, save_model_dir
+from seq2seq.config import Config, ConfigError, TrainConfig, dump_yaml
+from seq2seq.data import EncodedSplit, collate, collate_pairs, describe_source, encode_split, load_corpus, make_batches
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.tokenizer import Tokenizer, train_tokenizer
+from seq2seq.resume import (
+    Progress,
+    ResumeError,
+    StopFlag,
+    TrainingInterrupted,
+    check_resumable,
+    load_state,
+    restore,
+    save_state,
+    truncate_metrics,
+)
+from seq2seq.tokenizer import Tokenizer, load_tokenizer, tokenizer_sha256, train_tokenizer
 from seq2seq.translate import decode_sources
 
 log = logging.getLogger("seq2seq")
 
 
 def train(config: Config) -> Path:
-    """Train a model as the recipe says; return the directory of the best model."""
+    """Train a model as the recipe says, continuing the run in run_dir if there is one; return
+    the directory of the best model. Raises TrainingInterrupted after SIGINT/SIGTERM (state saved)."""
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_writable(run_dir)
+    saved = load_state(run_dir)
+    if saved is not None:
+        check_resumable(saved, config, run_dir)
     write_text_atomic(run_dir / "config.yaml", dump_yaml(config))
     tc = config.train
     seed_everything(config.seed)
@@ -45,14 +60,14 @@ def train(config: Config) -> Path:
     device = pick_device(tc.device)
 
     corpus = load_corpus(config.data, run_dir)
-    tok_cfg = config.tokenizer
-    tokenizer = train_tokenizer(
-        run_dir, list(corpus["train"]["src"]), list(corpus["train"]["tgt"]), tok_cfg.vocab_size, tok_cfg.model_type,
-        tok_cfg.character_coverage, tok_cfg.byte_fallback, tok_cfg.joint, config.seed,
-    )
-    train_split = encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, "train")
-    valid_split = encode_split(corpus["valid"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, "valid")
-    valid_refs = [corpus["valid"]["tgt"][int(i)] for i in valid_split.rows]
+    train_text = (list(corpus["train"]["src"]), list(corpus["train"]["tgt"]))
+    tokenizer = prepare_tokenizer(config, run_dir, train_text, saved)
+    tokenizer_sha = tokenizer_sha256(run_dir, tokenizer.joint)
+    source = describe_source(config.data)
+    train_split = encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
+    valid_split = encode_split(corpus["valid"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"valid split of {source}")
+    valid_tgt = list(corpus["valid"]["tgt"])
+    valid_refs = [valid_tgt[int(i)] for i in valid_split.rows]
     if config.data.max_valid_sentences:
         valid_split, valid_refs = _head(valid_split, config.data.max_valid_sentences), valid_refs[: config.data.max_valid_sentences]
     log.info(
@@ -62,7 +77,6 @@ def train(config: Config) -> Path:
 
     model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint).to(device)
     num_params = sum(p.numel() for p in model.parameters())
-    log.info("model: %s parameters on %s", f"{num_params:,}", device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     warmup = make_warmup_schedule(optimizer, tc)
     plateau = (
@@ -70,80 +84,148 @@ def train(config: Config) -> Path:
         if tc.scheduler == "plateau"
         else None
     )
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else contextlib.nullcontext()
-    )
+    progress = Progress()
+    if saved is None:
+        truncate_metrics(run_dir / "metrics.jsonl", 0)  # records of an attempt that died before its first checkpoint
+    else:
+        progress = restore(saved, model, optimizer, warmup, plateau)
+        truncate_metrics(run_dir / "metrics.jsonl", progress.step)
+        log.info("resuming %s at step %d (epoch %d, batch %d)", run_dir, progress.step, progress.epoch, progress.batch_in_epoch)
+    if progress.finished:
+        log.info("the run in %s has finished; nothing to do (use a new run_dir to train again)", run_dir)
+        return run_dir / "best"
+    log.info("model: %s parameters on %s", f"{num_params:,}", device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else contextlib.nullcontext()
     src_lens = np.array([len(s) + 1 for s in train_split.src])
     tgt_lens = np.array([len(t) for t in train_split.tgt])
+    writer = metrics_writer(run_dir, tc.tensorboard)
 
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
-    step, best_bleu, bad_evals, start = 0, -1.0, 0, time.time()
-    window = {"loss": 0.0, "tokens": 0, "time": time.time()}
-    stop = False
-    for epoch in range(1, tc.epochs + 1):
-        batches = make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, epoch)
-        bar = progress_bar(len(batches), f"epoch {epoch}")
-        for indices in batches:
-            batch = collate_pairs(*batch_pairs(train_split, indices, tokenizer, corpus["train"], config)).to(device)
-            model.train()
-            optimizer.zero_grad(set_to_none=True)
-            with autocast:
-                features = model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
-                loss_sum = token_loss(model, features, batch.tgt_out, tc.label_smoothing)
-            (loss_sum / batch.num_tokens).backward()
-            if tc.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
-            optimizer.step()
-            if warmup is not None:
-                warmup.step()
-            step += 1
+    def checkpoint(meta: dict[str, Any] | None = None) -> None:
+        """Save the last model directory (when there is a validation result) and the resume state."""
+        if meta is not None:
+            save_model_dir(run_dir / "last", model, config, run_dir, meta, model_card(config, meta))
+        save_state(run_dir, config, model, optimizer, warmup, plateau, progress, tokenizer_sha)
 
-            window["loss"] += loss_sum.item()
-            window["tokens"] += batch.num_tokens
-            if step % tc.log_every == 0:
-                record = log_window(window, step, epoch, optimizer)
-                _write_metrics(metrics_file, record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
-            bar.update(1)
+    clock = time.time()
+    window_start = time.time()
+    with StopFlag() as stop_flag:
+        for epoch in range(progress.epoch, tc.epochs + 1):
+            batches = make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, epoch)
+            first = progress.batch_in_epoch if epoch == progress.epoch else 0
+            progress.epoch, progress.batch_in_epoch = epoch, first
+            bar = progress_bar(len(batches), f"epoch {epoch}", first)
+            for b in range(first, len(batches)):
+                batch = collate_pairs(*batch_pairs(train_split, batches[b], tokenizer, train_text, config)).to(device)
+                model.train()
+                optimizer.zero_grad(set_to_none=True)
+                with autocast:
+                    features = model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
+                    loss_sum = token_loss(model, features, batch.tgt_out, tc.label_smoothing)
+                loss_value = loss_sum.item()
+                finite = math.isfinite(loss_value)
+                if finite:
+                    (loss_sum / batch.num_tokens).backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
+                    finite = bool(torch.isfinite(grad_norm))
+                if finite:
+                    optimizer.step()
+                    progress.nonfinite_in_row = 0
+                    progress.window_loss += loss_value
+                    progress.window_tokens += batch.num_tokens
+                else:
+                    skip_nonfinite_step(model, progress, tc, loss_value, tuple(batch.src.shape))
+                if warmup is not None:
+                    warmup.step()
+                progress.step += 1
+                progress.batch_in_epoch = b + 1
+                bar.update(1)
 
-            end_of_epoch = indices is batches[-1]
-            if (tc.eval_every and step % tc.eval_every == 0) or (not tc.eval_every and end_of_epoch) or step == tc.max_steps:
-                result = evaluate(model, valid_split, valid_refs, tokenizer, device, tc, autocast)
-                improved = result["bleu"] > best_bleu
-                best_bleu, bad_evals = (result["bleu"], 0) if improved else (best_bleu, bad_evals + 1)
-                result.update(type="valid", step=step, epoch=epoch, best_bleu=best_bleu, elapsed_s=round(time.time() - start, 1))
-                _write_metrics(metrics_file, result)
-                log.info(
-                    "valid step %d epoch %d: loss %.3f ppl %.2f BLEU %.2f (best %.2f) %s",
-                    step, epoch, result["loss"], result["ppl"], result["bleu"], best_bleu, "*" if improved else "",
-                )
-                meta = {"step": step, "epoch": epoch, "valid_bleu": result["bleu"], "valid_bleu_signature": result["bleu_signature"],
-                        "num_parameters": num_params, "train_seconds": round(time.time() - start, 1)}
-                if improved:
-                    save_model_dir(run_dir / "best", model, config, run_dir, meta, model_card(config, meta))
-                save_model_dir(run_dir / "last", model, config, run_dir, meta, model_card(config, meta))
-                save_training_state(run_dir / "last" / TRAINING_STATE, {
-                    "optimizer": optimizer.state_dict(),
-                    "plateau": plateau.state_dict() if plateau else {},
-                    "warmup": warmup.state_dict() if warmup else {},
-                    "step": step, "epoch": epoch, "best_bleu": best_bleu, "bad_evals": bad_evals,
-                    "torch_rng": torch.get_rng_state(),
-                })
-                if plateau is not None:
-                    plateau.step(result["bleu"])
-                window = {"loss": 0.0, "tokens": 0, "time": time.time()}
-                if tc.patience and bad_evals >= tc.patience:
-                    log.info("early stopping: no BLEU improvement in %d evaluations", tc.patience)
-                    stop = True
-            if stop or step == tc.max_steps:
-                stop = True
+                if progress.step % tc.log_every == 0:
+                    record = window_record(progress, epoch, optimizer, time.time() - window_start)
+                    window_start = time.time()
+                    writer.write(record)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
+
+                last_step = progress.step == tc.max_steps or (epoch == tc.epochs and b == len(batches) - 1)
+                if (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and b == len(batches) - 1) or last_step:
+                    result = evaluate(model, valid_split, valid_refs, tokenizer, device, tc, autocast)
+                    improved = result["bleu"] > progress.best_bleu
+                    if improved:
+                        progress.best_bleu, progress.bad_evals = result["bleu"], 0
+                    else:
+                        progress.bad_evals += 1
+                    progress.train_seconds += time.time() - clock
+                    clock = time.time()
+                    result.update(type="valid", step=progress.step, epoch=epoch, best_bleu=progress.best_bleu,
+                                  skipped_steps=progress.skipped_steps, elapsed_s=round(progress.train_seconds, 1))
+                    writer.write(result)
+                    bar.clear()
+                    log.info("valid step %d epoch %d: loss %.3f ppl %.2f BLEU %.2f (best %.2f%s) after %.0f s",
+                             progress.step, epoch, result["loss"], result["ppl"], result["bleu"], progress.best_bleu,
+                             ", new" if improved else "", progress.train_seconds)
+                    if plateau is not None:
+                        plateau.step(result["bleu"])
+                    if tc.patience and progress.bad_evals >= tc.patience:
+                        log.info("early stopping: no BLEU improvement in %d evaluations", tc.patience)
+                        progress.finished = True
+                    progress.finished = progress.finished or last_step
+                    meta = {"step": progress.step, "epoch": epoch, "valid_bleu": result["bleu"], "valid_bleu_signature": result["bleu_signature"],
+                            "num_parameters": num_params, "train_seconds": round(progress.train_seconds, 1)}
+                    if improved:
+                        save_model_dir(run_dir / "best", model, config, run_dir, meta, model_card(config, meta))
+                    checkpoint(meta)
+                elif tc.save_every and progress.step % tc.save_every == 0:
+                    checkpoint()
+                if progress.finished:
+                    break
+                if stop_flag.signum is not None:
+                    progress.train_seconds += time.time() - clock
+                    checkpoint()
+                    bar.close()
+                    writer.close()
+                    raise TrainingInterrupted(stop_flag.signum, progress.step)
+            bar.close()
+            if progress.finished:
                 break
-        bar.close()
-        if stop:
-            break
-    metrics_file.close()
-    log.info("done: %d steps in %.1f s; best validation BLEU %.2f; model in %s", step, time.time() - start, best_bleu, run_dir / "best")
+    writer.close()
+    log.info("done: %d steps in %.1f s; best validation BLEU %.2f; model in %s", progress.step, progress.train_seconds, progress.best_bleu, run_dir / "best")
     return run_dir / "best"
+
+
+def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str], list[str]], saved: dict[str, Any] | None) -> Tokenizer:
+    """Train SentencePiece for a new run; reuse the run's own for a resumed one (checked by hash)."""
+    tok = config.tokenizer
+    if saved is None:
+        return train_tokenizer(run_dir, *train_text, tok.vocab_size, tok.model_type, tok.character_coverage, tok.byte_fallback, tok.joint, config.seed)
+    sha = tokenizer_sha256(run_dir, tok.joint)
+    if sha != saved["tokenizer_sha256"]:
+        raise ResumeError(f"cannot resume the run in {run_dir}: its SentencePiece model changed since the run started; restore it or use a new run_dir")
+    return load_tokenizer(run_dir, tok.joint)
+
+
+def skip_nonfinite_step(model: Seq2Seq, progress: Progress, tc: TrainConfig, loss_value: float, shape: tuple[int, ...]) -> None:
+    """Count a step whose loss or gradient norm is not finite, and stop after too many in a row."""
+    progress.nonfinite_in_row += 1
+    progress.skipped_steps += 1
+    culprit = first_nonfinite(model)
+    log.warning("step %d skipped: %s (source batch %s)%s", progress.step + 1,
+                f"loss is {loss_value}" if not math.isfinite(loss_value) else "gradient norm is not finite",
+                shape, f"; first non-finite: {culprit}" if culprit else "")
+    if progress.nonfinite_in_row >= tc.max_nonfinite_steps:
+        raise FloatingPointError(
+            f"{progress.nonfinite_in_row} steps in a row had a non-finite loss or gradient (first non-finite: "
+            f"{culprit or 'the loss itself'}); lower train.lr, raise train.label_smoothing or check the data"
+        )
+
+
+def first_nonfinite(model: torch.nn.Module) -> str | None:
+    """The first parameter whose value or gradient is NaN or infinite, by name."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            return f"parameter {name}"
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            return f"gradient of {name}"
+    return None
 
 
 def token_loss(model: Seq2Seq, features: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float) -> torch.Tensor:
@@ -160,7 +242,7 @@ def token_loss(model: Seq2Seq, features: torch.Tensor, tgt_out: torch.Tensor, la
 @torch.inference_mode()
 def evaluate(model: Seq2Seq, split: EncodedSplit, refs: list[str], tokenizer: Tokenizer, device: torch.device, tc: TrainConfig, autocast) -> dict[str, Any]:
     """Validation loss and perplexity (teacher-forced, no smoothing) and BLEU on detokenized text."""
-    import sacrebleu
+    from seq2seq.scoring import corpus_bleu
 
     model.eval()
     total, tokens = 0.0, 0
@@ -173,10 +255,9 @@ def evaluate(model: Seq2Seq, split: EncodedSplit, refs: list[str], tokenizer: To
     with autocast:
         hyps = decode_sources(model, split.src, device, beam_size=tc.valid_beam_size, nbest=1, batch_size=64)
     texts = tokenizer.decode_tgt([h[0].tokens for h in hyps])
-    bleu = sacrebleu.metrics.BLEU()
-    score = bleu.corpus_score(texts, [refs])
+    bleu = corpus_bleu(texts, refs)
     loss = total / max(tokens, 1)
-    return {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": score.score, "bleu_signature": str(bleu.get_signature())}
+    return {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": bleu.score, "bleu_signature": bleu.signature}
 
 
 def make_warmup_schedule(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR | None:
@@ -192,7 +273,7 @@ def make_warmup_schedule(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> t
     raise ValueError(f"train.scheduler must be one of plateau, warmup_decay, constant; got {scheduler!r}")
 
 
-def batch_pairs(split: EncodedSplit, indices: np.ndarray, tokenizer: Tokenizer, raw, config: Config) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def batch_pairs(split: EncodedSplit, indices: np.ndarray, tokenizer: Tokenizer, raw: tuple[list[str], list[str]], config: Config) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """A batch's token ids; with subword sampling on, a freshly sampled segmentation of its sentences."""
     src = [split.src[i] for i in indices]
     tgt = [split.tgt[i] for i in indices]
@@ -200,8 +281,8 @@ def batch_pairs(split: EncodedSplit, indices: np.ndarray, tokenizer: Tokenizer, 
     if alpha <= 0:
         return src, tgt
     rows = [int(split.rows[i]) for i in indices]
-    sampled_src = tokenizer.encode_src([raw[r]["src"] for r in rows], alpha)
-    sampled_tgt = tokenizer.encode_tgt([raw[r]["tgt"] for r in rows], alpha)
+    sampled_src = tokenizer.encode_src([raw[0][r] for r in rows], alpha)
+    sampled_tgt = tokenizer.encode_tgt([raw[1][r] for r in rows], alpha)
     for k, (s, t) in enumerate(zip(sampled_src, sampled_tgt)):
         # A sampled segmentation can be longer than the filter allowed; keep the fixed one then.
         if len(s) <= config.data.max_len and len(t) <= config.data.max_len:
@@ -213,61 +294,50 @@ def _head(split: EncodedSplit, n: int) -> EncodedSplit:
     return EncodedSplit(split.src[:n], split.tgt[:n], split.rows[:n], split.dropped)
 
 
-def log_window(window: dict[str, float], step: int, epoch: int, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Average the training loss over the last log interval and measure target tokens/s."""
-    now = time.time()
-    loss = window["loss"] / max(window["tokens"], 1)
+def window_record(progress: Progress, epoch: int, optimizer: torch.optim.Optimizer, seconds: float) -> dict[str, Any]:
+    """Average the training loss over the last log interval, measure target tokens/s, reset the interval."""
+    loss = progress.window_loss / max(progress.window_tokens, 1)
     record = {
-        "type": "train", "step": step, "epoch": epoch, "loss": loss, "ppl": math.exp(min(loss, 50)),
-        "lr": optimizer.param_groups[0]["lr"], "tgt_tokens_per_s": window["tokens"] / max(now - window["time"], 1e-9),
+        "type": "train", "step": progress.step, "epoch": epoch, "loss": loss, "ppl": math.exp(min(loss, 50)),
+        "lr": optimizer.param_groups[0]["lr"], "tgt_tokens_per_s": progress.window_tokens / max(seconds, 1e-9),
+        "skipped_steps": progress.skipped_steps,
     }
-    window.update(loss=0.0, tokens=0, time=now)
+    progress.window_loss, progress.window_tokens = 0.0, 0
     return record
 
 
-def _write_metrics(f, record: dict[str, Any]) -> None:
-    f.write(json.dumps(record) + "\n")
-    f.flush()
+class MetricsWriter:
+    """metrics.jsonl, one JSON object per line, and TensorBoard scalars when asked for."""
+
+    def __init__(self, path: Path, tensorboard_dir: Path | None):
+        self.file = open(path, "a", encoding="utf-8")
+        self.tensorboard = None
+        if tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(tensorboard_dir))
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    self.tensorboard.add_scalar(f"{record['type']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
-def model_card(config: Config, meta: dict[str, Any]) -> str:
-    """A Hugging Face style model card: YAML front matter, then what the model is and how it did."""
-    data = config.data
-    source = "generated demo corpus" if data.demo else data.dir or data.hub or ", ".join(data.train or ())
-    m = config.model
-    return f"""---
-language:
-- {data.src_lang}
-- {data.tgt_lang}
-license: mit
-library_name: seq2seq
-pipeline_tag: translation
-tags:
-- translation
-- lstm
-metrics:
-- bleu
----
-
-# {data.src_lang}→{data.tgt_lang} BiLSTM translation model
-
-Trained with `seq2seq-train` on {source}.
-
-- Architecture: bidirectional LSTM encoder ({m.enc_layers}×2×{m.enc_hidden}), LSTM decoder ({m.dec_layers}×{m.dec_hidden}),
-  attention `{m.attention}`, input feeding {m.input_feeding}, embeddings {m.emb_dim}; {meta['num_parameters']:,} parameters.
-- Training: {meta['step']} steps, {meta['epoch']} epochs, {meta['train_seconds']} s.
-- Validation BLEU: {meta['valid_bleu']:.2f} (`{meta['valid_bleu_signature']}`, greedy search unless train.valid_beam_size says otherwise).
-
-## Use
-
-```bash
-seq2seq-translate --model THIS_DIR < input.{data.src_lang}.txt
-```
-
-## Limitations
-
-A small RNN model trained on one domain; expect poor output far from its training data.
-"""
+def metrics_writer(run_dir: Path, tensorboard: bool) -> MetricsWriter:
+    if tensorboard:
+        try:
+            import tensorboard  # noqa: F401  (SummaryWriter needs the package)
+        except ImportError:
+            raise ConfigError(["train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard, or set train.tensorboard=false"]) from None
+    return MetricsWriter(run_dir / "metrics.jsonl", run_dir / "tensorboard" if tensorboard else None)
 
 
 def seed_everything(seed: int) -> None:
@@ -297,8 +367,8 @@ def check_writable(run_dir: Path) -> None:
         raise OSError(f"run_dir {run_dir} is not writable ({err.strerror}); choose another run_dir") from None
 
 
-def progress_bar(total: int, desc: str):
+def progress_bar(total: int, desc: str, initial: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True, unit="batch")
 

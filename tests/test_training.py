@@ -41,7 +41,7 @@ def test_run_directory_contents(trained_model_dir):
     valid = [r for r in records if r["type"] == "valid"]
     assert len(valid) == 2 and all("bleu" in r and r["loss"] > 0 for r in valid)
     state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
-    assert state["epoch"] == 2
+    assert state["progress"]["epoch"] == 2 and state["progress"]["finished"]
 
 
 def test_model_directory_round_trip(trained_model_dir, tmp_path):

@@ -1,0 +1,114 @@
+"""Kill a real training run with SIGKILL at random moments, resume it, and compare.
+
+    python tools/crash_test.py --kills 5 [--work-dir DIR] [--seed 0]
+
+First trains a shortened demo run without interruption. Then, for each of N trials, starts the
+same run in a fresh directory, kills it with SIGKILL at a random moment (mid-step, mid-save or
+mid-validation alike), re-runs the same command until it finishes, and compares the per-step
+training losses and the final weights with the uninterrupted run, bit for bit. Prints how many
+trials ended identical; exits 0 only if all did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parent.parent
+SHORT_RUN = [
+    "data.demo_train_size=600",
+    "data.max_valid_sentences=60",
+    "tokenizer.vocab_size=300",
+    "model.emb_dim=32",
+    "model.enc_hidden=32",
+    "model.dec_hidden=48",
+    "model.attention_dim=32",
+    "model.word_dropout=0.1",
+    "train.epochs=2",
+    "train.batch_tokens=400",
+    "train.log_every=1",
+    "train.save_every=3",
+    "train.threads=1",
+    "train.device=cpu",
+]
+
+
+def train_command(run_dir: Path) -> list[str]:
+    return [str(Path(sys.executable).parent / "seq2seq-train"), str(REPO / "recipes" / "demo.yaml"), f"run_dir={run_dir}", *SHORT_RUN]
+
+
+def run_to_end(run_dir: Path) -> float:
+    """Run (or resume) the short run until it finishes; return the wall time of the last attempt."""
+    start = time.perf_counter()
+    result = subprocess.run(train_command(run_dir), capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if result.returncode != 0:
+        raise RuntimeError(f"training in {run_dir} failed with exit code {result.returncode}:\n{result.stderr.decode()[-2000:]}")
+    return time.perf_counter() - start
+
+
+def kill_at(run_dir: Path, delay: float) -> bool:
+    """Start the run and SIGKILL it after `delay` seconds; False if it finished first."""
+    proc = subprocess.Popen(train_command(run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        proc.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+def step_losses(run_dir: Path) -> list[tuple[int, float]]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [(r["step"], r["loss"]) for r in records if r["type"] == "train"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = load_file(str(a / "last" / "model.safetensors")), load_file(str(b / "last" / "model.safetensors"))
+    return wa.keys() == wb.keys() and all(wa[k].equal(wb[k]) for k in wa)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=5, help="number of trials, one SIGKILL each")
+    parser.add_argument("--work-dir", help="where the runs go (default: a temporary directory)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the kill times")
+    args = parser.parse_args(argv)
+    if args.kills < 1:
+        parser.error("--kills must be at least 1")
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="seq2seq-crash-"))
+    rng = random.Random(args.seed)
+
+    reference = work / "reference"
+    duration = run_to_end(reference)
+    expected = step_losses(reference)
+    print(f"uninterrupted run: {len(expected)} steps in {duration:.1f} s ({reference})")
+    identical = 0
+    for trial in range(1, args.kills + 1):
+        run_dir = work / f"trial-{trial}"
+        # Start-up takes a good part of the run; kill anywhere from early set-up to the end.
+        delay = rng.uniform(0.2, duration)
+        killed = kill_at(run_dir, delay)
+        state = run_dir / "last" / "training_state.pt"
+        resumed_from = "no checkpoint yet" if not state.exists() else "a checkpoint"
+        run_to_end(run_dir)
+        ok = step_losses(run_dir) == expected and same_weights(run_dir, reference)
+        identical += ok
+        print(f"trial {trial}: SIGKILL after {delay:.2f} s{'' if killed else ' (finished first)'}, resumed from {resumed_from}: "
+              f"{'identical' if ok else 'DIFFERENT'}")
+    print(f"{identical} of {args.kills} resumed runs ended identical to the uninterrupted run")
+    return 0 if identical == args.kills else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
