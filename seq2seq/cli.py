@@ -64,7 +64,7 @@ def train_main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         print(str(err), file=sys.stderr)
         return err.exit_code
-    except (OSError, FloatingPointError) as err:
+    except (OSError, FloatingPointError, MemoryError) as err:
         return _fail(str(err), EXIT_FAILURE)
     return EXIT_OK
 

@@ -115,7 +115,7 @@ class TrainConfig:
     device: Device = "auto"
     bf16: bool = False
     threads: int = _num(0, 0)
-    max_nonfinite_steps: int = _num(5, 1)  # non-finite losses/gradients in a row before the run stops
+    max_skipped_steps: int = _num(5, 1)  # steps in a row without an update (non-finite, out of memory) before the run stops
     tensorboard: bool = False
 
 

@@ -49,7 +49,7 @@ class Progress:
     batch_in_epoch: int = 0  # batches of `epoch` already trained on
     best_bleu: float = -1.0
     bad_evals: int = 0
-    nonfinite_in_row: int = 0
+    skipped_in_row: int = 0  # steps without an update in a row (non-finite, out of memory)
     skipped_steps: int = 0
     window_loss: float = 0.0  # the current log interval's sums, so intervals match across a resume
     window_tokens: int = 0

@@ -118,22 +118,28 @@ def train(config: Config) -> Path:
                 batch = collate_pairs(*batch_pairs(train_split, batches[b], tokenizer, train_text, config)).to(device)
                 model.train()
                 optimizer.zero_grad(set_to_none=True)
-                with autocast:
-                    features = model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
-                    loss_sum = token_loss(model, features, batch.tgt_out, tc.label_smoothing)
-                loss_value = loss_sum.item()
-                finite = math.isfinite(loss_value)
-                if finite:
-                    (loss_sum / batch.num_tokens).backward()
-                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
-                    finite = bool(torch.isfinite(grad_norm))
-                if finite:
-                    optimizer.step()
-                    progress.nonfinite_in_row = 0
-                    progress.window_loss += loss_value
-                    progress.window_tokens += batch.num_tokens
-                else:
-                    skip_nonfinite_step(model, progress, tc, loss_value, tuple(batch.src.shape))
+                try:
+                    with autocast:
+                        features = model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
+                        loss_sum = token_loss(model, features, batch.tgt_out, tc.label_smoothing)
+                    loss_value = loss_sum.item()
+                    finite = math.isfinite(loss_value)
+                    if finite:
+                        (loss_sum / batch.num_tokens).backward()
+                        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
+                        finite = bool(torch.isfinite(grad_norm))
+                    if finite:
+                        optimizer.step()
+                        progress.skipped_in_row = 0
+                        progress.window_loss += loss_value
+                        progress.window_tokens += batch.num_tokens
+                    else:
+                        skip_step(model, progress, tc, f"loss is {loss_value}" if not math.isfinite(loss_value) else "gradient norm is not finite", batch)
+                except torch.cuda.OutOfMemoryError:
+                    features = loss_sum = None
+                    optimizer.zero_grad(set_to_none=True)
+                    torch.cuda.empty_cache()
+                    skip_step(model, progress, tc, "CUDA out of memory", batch)
                 if warmup is not None:
                     warmup.step()
                 progress.step += 1
@@ -203,17 +209,18 @@ def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str]
     return load_tokenizer(run_dir, tok.joint)
 
 
-def skip_nonfinite_step(model: Seq2Seq, progress: Progress, tc: TrainConfig, loss_value: float, shape: tuple[int, ...]) -> None:
-    """Count a step whose loss or gradient norm is not finite, and stop after too many in a row."""
-    progress.nonfinite_in_row += 1
+def skip_step(model: Seq2Seq, progress: Progress, tc: TrainConfig, reason: str, batch) -> None:
+    """Count a step that made no update (non-finite loss or gradient, out of memory); stop after too many in a row."""
+    progress.skipped_in_row += 1
     progress.skipped_steps += 1
-    culprit = first_nonfinite(model)
-    log.warning("step %d skipped: %s (source batch %s)%s", progress.step + 1,
-                f"loss is {loss_value}" if not math.isfinite(loss_value) else "gradient norm is not finite",
-                shape, f"; first non-finite: {culprit}" if culprit else "")
-    if progress.nonfinite_in_row >= tc.max_nonfinite_steps:
+    culprit = first_nonfinite(model) if reason != "CUDA out of memory" else None
+    shape = f"source {tuple(batch.src.shape)}, target {tuple(batch.tgt_in.shape)}"
+    log.warning("step %d skipped: %s (batch %s)%s", progress.step + 1, reason, shape, f"; first non-finite: {culprit}" if culprit else "")
+    if progress.skipped_in_row >= tc.max_skipped_steps:
+        if reason == "CUDA out of memory":
+            raise MemoryError(f"{progress.skipped_in_row} batches in a row ran out of CUDA memory (last: {shape}); lower train.batch_tokens or data.max_len")
         raise FloatingPointError(
-            f"{progress.nonfinite_in_row} steps in a row had a non-finite loss or gradient (first non-finite: "
+            f"{progress.skipped_in_row} steps in a row had a non-finite loss or gradient (first non-finite: "
             f"{culprit or 'the loss itself'}); lower train.lr, raise train.label_smoothing or check the data"
         )
 
