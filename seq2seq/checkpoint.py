@@ -132,40 +132,71 @@ def load_training_state(path: Path) -> dict[str, Any]:
 
 
 def model_card(config: Config, meta: dict[str, Any]) -> str:
-    """A Hugging Face style model card: YAML front matter, then what the model is and how it did."""
-    data = config.data
+    """A Hugging Face model card: YAML front matter (languages, license, metrics, pipeline tag,
+    results), then the data, recipe, size, training time, scores, intended use and limitations."""
+    import yaml
+
+    from seq2seq.config import dump_yaml
+
+    data, m = config.data, config.model
     source = describe_source(data)
-    m = config.model
+    results = [{"task": {"type": "translation", "name": f"Translation {data.src_lang}-{data.tgt_lang}"},
+                "dataset": {"type": data.hub or "local", "name": source, "split": split},
+                "metrics": [{"type": "bleu", "value": round(meta[key], 2), "name": f"{split} BLEU (sacreBLEU)"}]}
+               for split, key in (("validation", "valid_bleu"), ("test", "test_bleu")) if key in meta]
+    front = {
+        "language": [data.src_lang, data.tgt_lang],
+        "license": "mit",
+        "library_name": "seq2seq",
+        "pipeline_tag": "translation",
+        "tags": ["translation", "lstm", "seq2seq"],
+        "datasets": [data.hub] if data.hub and not (data.demo or data.train or data.dir) else [],
+        "metrics": ["bleu"],
+        "model-index": [{"name": f"seq2seq-{data.src_lang}-{data.tgt_lang}-{m.attention}", "results": results}],
+    }
+    scores = f"- Validation BLEU: {meta['valid_bleu']:.2f} (search with beam {config.train.valid_beam_size}; `{meta['valid_bleu_signature']}`)\n"
+    if "test_bleu" in meta:
+        scores += f"- Test BLEU: {meta['test_bleu']:.2f} (beam {meta['test_beam_size']}; `{meta['test_bleu_signature']}`)\n"
     return f"""---
-language:
-- {data.src_lang}
-- {data.tgt_lang}
-license: mit
-library_name: seq2seq
-pipeline_tag: translation
-tags:
-- translation
-- lstm
-metrics:
-- bleu
+{yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()}
 ---
 
 # {data.src_lang}→{data.tgt_lang} BiLSTM translation model
 
-Trained with `seq2seq-train` on {source}.
+A bidirectional-LSTM encoder and an LSTM decoder ({"attention: " + m.attention if m.attention != "none" else "no attention: the decoder reads the source only through the context vector"}), trained with `seq2seq-train`.
 
-- Architecture: bidirectional LSTM encoder ({m.enc_layers}×2×{m.enc_hidden}), LSTM decoder ({m.dec_layers}×{m.dec_hidden}),
-  attention `{m.attention}`, input feeding {m.input_feeding}, embeddings {m.emb_dim}; {meta['num_parameters']:,} parameters.
-- Training: {meta['step']} steps, {meta['epoch']} epochs, {meta['train_seconds']} s.
-- Validation BLEU: {meta['valid_bleu']:.2f} (`{meta['valid_bleu_signature']}`, greedy search unless train.valid_beam_size says otherwise).
+## Data
 
+{source} ({data.src_lang}→{data.tgt_lang}); SentencePiece {config.tokenizer.model_type}, {config.tokenizer.vocab_size} pieces, {"one joint vocabulary" if config.tokenizer.joint else "separate vocabularies"}.
+
+## Model and training
+
+- Encoder {m.enc_layers}×2×{m.enc_hidden}, decoder {m.dec_layers}×{m.dec_hidden}, embeddings {m.emb_dim}, attention `{m.attention}`, input feeding {m.input_feeding}; {meta['num_parameters']:,} parameters.
+- {meta['step']} steps, {meta['epoch']} epochs, {meta['train_seconds']} s of training (validation included).
+
+## Scores
+
+{scores}
 ## Use
 
 ```bash
-seq2seq-translate --model THIS_DIR < input.{data.src_lang}.txt
+seq2seq-translate --model THIS_DIR < input.{data.src_lang} > output.{data.tgt_lang}
 ```
 
-## Limitations
+```python
+from seq2seq import Translator
+Translator.from_pretrained("THIS_DIR").translate(["..."])
+```
 
-A small RNN model trained on one domain; expect poor output far from its training data.
+## Intended use and limitations
+
+Research and teaching: translating short {data.src_lang} sentences of the training domain into {data.tgt_lang}.
+A small RNN trained on one corpus: expect poor output on text unlike its training data (other
+domains, long documents, rare names), and do not use it where errors matter without review.
+
+## Recipe
+
+```yaml
+{dump_yaml(config).strip()}
+```
 """

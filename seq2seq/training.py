@@ -195,7 +195,25 @@ def train(config: Config) -> Path:
                 break
     writer.close()
     log.info("done: %d steps in %.1f s; best validation BLEU %.2f; model in %s", progress.step, progress.train_seconds, progress.best_bleu, run_dir / "best")
+    if "test" in corpus:
+        score_test_split(run_dir / "best", corpus["test"], device)
     return run_dir / "best"
+
+
+def score_test_split(model_dir: Path, test, device: torch.device, beam_size: int = 5) -> None:
+    """Translate the test split once with the best model and record its BLEU in meta.json and the card."""
+    from seq2seq.checkpoint import CARD, META, read_model_dir
+    from seq2seq.scoring import corpus_bleu
+    from seq2seq.translate import Translator
+
+    translator = Translator.from_pretrained(model_dir, device=device.type)
+    hyps = translator.translate(list(test["src"]), beam_size=beam_size)
+    bleu = corpus_bleu(hyps, list(test["tgt"]))
+    config, meta = read_model_dir(model_dir)
+    meta.update(test_bleu=bleu.score, test_bleu_signature=bleu.signature, test_beam_size=beam_size)
+    write_text_atomic(model_dir / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(model_dir / CARD, model_card(config, meta))
+    log.info("test BLEU of the best model (beam %d): %.2f  %s", beam_size, bleu.score, bleu.signature)
 
 
 def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str], list[str]], saved: dict[str, Any] | None) -> Tokenizer:
