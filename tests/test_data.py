@@ -94,8 +94,12 @@ def test_hub_dataset_with_translation_dicts(tmp_path):
 
 
 def test_unreachable_hub_says_how_to_use_local_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+    import huggingface_hub
+
+    # Offline mode fails at once, as a machine without network does after its retries.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError) as err:
         load_corpus(DataConfig(hub="no-such-user/no-such-dataset-xyz"), tmp_path)
     assert "data.dir=" in str(err.value) and "no-such-user/no-such-dataset-xyz" in str(err.value)
