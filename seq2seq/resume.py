@@ -9,6 +9,7 @@ replays the remaining steps bit for bit on the CPU, because batches depend only 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import signal
 from dataclasses import asdict, dataclass, fields
@@ -22,7 +23,9 @@ from seq2seq.atomic import write_text_atomic
 from seq2seq.checkpoint import TRAINING_STATE, load_training_state, save_training_state
 from seq2seq.config import Config, config_to_dict
 
-STATE_VERSION = 1
+log = logging.getLogger("seq2seq")
+
+STATE_VERSION = 2
 # Sections of the recipe that must not change when a run continues; train.* may (epochs, lr, …).
 FROZEN_SECTIONS = ("seed", "data", "tokenizer", "model")
 
@@ -61,7 +64,7 @@ def state_path(run_dir: Path) -> Path:
     return run_dir / "last" / TRAINING_STATE
 
 
-def save_state(run_dir: Path, config: Config, model: torch.nn.Module, optimizer, warmup, plateau, progress: Progress, tokenizer_sha: str) -> None:
+def save_state(run_dir: Path, config: Config, model: torch.nn.Module, optimizer, warmup, plateau, progress: Progress, tokenizer_sha: str, rng: list[dict[str, Any]]) -> None:
     """One atomic file with everything a resume needs, weights included, so that a kill between
     two writes can never pair weights with another step's optimizer state."""
     save_training_state(state_path(run_dir), {
@@ -73,7 +76,7 @@ def save_state(run_dir: Path, config: Config, model: torch.nn.Module, optimizer,
         "optimizer": optimizer.state_dict(),
         "warmup": warmup.state_dict() if warmup is not None else {},
         "plateau": plateau.state_dict() if plateau is not None else {},
-        "rng": capture_rng(),
+        "rng": rng,  # one entry per rank
     })
 
 
@@ -105,14 +108,17 @@ def check_resumable(state: dict[str, Any], config: Config, run_dir: Path) -> Non
         )
 
 
-def restore(state: dict[str, Any], model: torch.nn.Module, optimizer, warmup, plateau) -> Progress:
+def restore(state: dict[str, Any], model: torch.nn.Module, optimizer, warmup, plateau, rank: int) -> Progress:
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if warmup is not None and state["warmup"]:
         warmup.load_state_dict(state["warmup"])
     if plateau is not None and state["plateau"]:
         plateau.load_state_dict(state["plateau"])
-    restore_rng(state["rng"])
+    if rank < len(state["rng"]):
+        restore_rng(state["rng"][rank])
+    else:  # more ranks than the run had: this one continues with its seeded generators
+        log.warning("no saved RNG state for rank %d (the run had %d); dropout masks will differ from an uninterrupted run", rank, len(state["rng"]))
     known = {f.name for f in fields(Progress)}
     return Progress(**{k: v for k, v in state["progress"].items() if k in known})
 

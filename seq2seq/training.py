@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,11 +27,13 @@ from seq2seq.checkpoint import model_card, save_model_dir
 from seq2seq.config import Config, ConfigError, TrainConfig, dump_yaml
 from seq2seq.data import EncodedSplit, collate, collate_pairs, describe_source, encode_split, load_corpus, make_batches
 from seq2seq.model import Seq2Seq, build_model
+from seq2seq.distributed import init_distributed, shut_down
 from seq2seq.resume import (
     Progress,
     ResumeError,
     StopFlag,
     TrainingInterrupted,
+    capture_rng,
     check_resumable,
     load_state,
     restore,
@@ -46,22 +49,28 @@ log = logging.getLogger("seq2seq")
 def train(config: Config) -> Path:
     """Train a model as the recipe says, continuing the run in run_dir if there is one; return
     the directory of the best model. Raises TrainingInterrupted after SIGINT/SIGTERM (state saved)."""
+    tc = config.train
+    dist, device = init_distributed(pick_device(tc.device))
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_writable(run_dir)
     saved = load_state(run_dir)
     if saved is not None:
         check_resumable(saved, config, run_dir)
-    write_text_atomic(run_dir / "config.yaml", dump_yaml(config))
-    tc = config.train
-    seed_everything(config.seed)
+    if dist.is_main:
+        write_text_atomic(run_dir / "config.yaml", dump_yaml(config))
+    # Each rank draws its own dropout masks; batches depend on the seed alone, so ranks agree on them.
+    seed_everything(config.seed + dist.rank)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    device = pick_device(tc.device)
 
+    if not dist.is_main:
+        dist.barrier()  # rank 0 generates the demo corpus and trains the tokenizer first
     corpus = load_corpus(config.data, run_dir)
     train_text = (list(corpus["train"]["src"]), list(corpus["train"]["tgt"]))
-    tokenizer = prepare_tokenizer(config, run_dir, train_text, saved)
+    tokenizer = prepare_tokenizer(config, run_dir, train_text, saved if dist.is_main else {"tokenizer_sha256": None})
+    if dist.is_main:
+        dist.barrier()
     tokenizer_sha = tokenizer_sha256(run_dir, tokenizer.joint)
     source = describe_source(config.data)
     train_split = encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
@@ -76,6 +85,8 @@ def train(config: Config) -> Path:
     )
 
     model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint).to(device)
+    # DDP averages gradients across ranks as they are computed; the loss below scales for that.
+    forward = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     num_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     warmup = make_warmup_schedule(optimizer, tc)
@@ -86,25 +97,34 @@ def train(config: Config) -> Path:
     )
     progress = Progress()
     if saved is None:
-        truncate_metrics(run_dir / "metrics.jsonl", 0)  # records of an attempt that died before its first checkpoint
+        if dist.is_main:
+            truncate_metrics(run_dir / "metrics.jsonl", 0)  # records of an attempt that died before its first checkpoint
     else:
-        progress = restore(saved, model, optimizer, warmup, plateau)
-        truncate_metrics(run_dir / "metrics.jsonl", progress.step)
+        progress = restore(saved, model, optimizer, warmup, plateau, dist.rank)
+        if dist.is_main:
+            truncate_metrics(run_dir / "metrics.jsonl", progress.step)
         log.info("resuming %s at step %d (epoch %d, batch %d)", run_dir, progress.step, progress.epoch, progress.batch_in_epoch)
-    if progress.finished:
-        log.info("the run in %s has finished; nothing to do (use a new run_dir to train again)", run_dir)
-        return run_dir / "best"
-    log.info("model: %s parameters on %s", f"{num_params:,}", device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else contextlib.nullcontext()
     src_lens = np.array([len(s) + 1 for s in train_split.src])
     tgt_lens = np.array([len(t) for t in train_split.tgt])
-    writer = metrics_writer(run_dir, tc.tensorboard)
+    if progress.finished and not limits_reached(progress, tc, len(make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, progress.epoch))):
+        log.info("continuing the finished run: the recipe allows more steps or epochs now")
+        progress.finished = False
+    if progress.finished:
+        log.info("the run in %s has finished; nothing to do (raise train.epochs or train.max_steps to go on)", run_dir)
+        shut_down(dist)
+        return run_dir / "best"
+    log.info("model: %s parameters on %s%s", f"{num_params:,}", device, f", rank {dist.rank} of {dist.world}" if dist.world > 1 else "")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else contextlib.nullcontext()
+    writer = metrics_writer(run_dir, tc.tensorboard, enabled=dist.is_main)
 
     def checkpoint(meta: dict[str, Any] | None = None) -> None:
         """Save the last model directory (when there is a validation result) and the resume state."""
+        rng = dist.gather(capture_rng())  # every rank's generators, so each resumes its own
+        if not dist.is_main:
+            return
         if meta is not None:
             save_model_dir(run_dir / "last", model, config, run_dir, meta, model_card(config, meta))
-        save_state(run_dir, config, model, optimizer, warmup, plateau, progress, tokenizer_sha)
+        save_state(run_dir, config, model, optimizer, warmup, plateau, progress, tokenizer_sha, rng)
 
     clock = time.time()
     window_start = time.time()
@@ -113,26 +133,33 @@ def train(config: Config) -> Path:
             batches = make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, epoch)
             first = progress.batch_in_epoch if epoch == progress.epoch else 0
             progress.epoch, progress.batch_in_epoch = epoch, first
-            bar = progress_bar(len(batches), f"epoch {epoch}", first)
+            bar = progress_bar(len(batches), f"epoch {epoch}", first, enabled=dist.is_main)
             for b in range(first, len(batches)):
-                batch = collate_pairs(*batch_pairs(train_split, batches[b], tokenizer, train_text, config)).to(device)
+                if len(batches[b]) < dist.world:
+                    # Rare (one sentence longer than train.batch_tokens): every rank needs a share.
+                    log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(batches[b]), dist.world)
+                    continue
+                batch = collate_pairs(*batch_pairs(train_split, dist.shard(batches[b]), tokenizer, train_text, config)).to(device)
+                num_tokens = int((tgt_lens[batches[b]] + 1).sum())  # the whole batch's, over all ranks
                 model.train()
                 optimizer.zero_grad(set_to_none=True)
                 try:
                     with autocast:
-                        features = model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
+                        features = forward(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
                         loss_sum = token_loss(model, features, batch.tgt_out, tc.label_smoothing)
-                    loss_value = loss_sum.item()
+                    loss_value = dist.sum(loss_sum.item())
                     finite = math.isfinite(loss_value)
                     if finite:
-                        (loss_sum / batch.num_tokens).backward()
+                        # DDP averages over ranks, hence the world size: the update is that of one
+                        # process with the whole batch.
+                        (loss_sum * dist.world / num_tokens).backward()
                         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
                         finite = bool(torch.isfinite(grad_norm))
                     if finite:
                         optimizer.step()
                         progress.skipped_in_row = 0
                         progress.window_loss += loss_value
-                        progress.window_tokens += batch.num_tokens
+                        progress.window_tokens += num_tokens
                     else:
                         skip_step(model, progress, tc, f"loss is {loss_value}" if not math.isfinite(loss_value) else "gradient norm is not finite", batch)
                 except torch.cuda.OutOfMemoryError:
@@ -154,7 +181,7 @@ def train(config: Config) -> Path:
 
                 last_step = progress.step == tc.max_steps or (epoch == tc.epochs and b == len(batches) - 1)
                 if (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and b == len(batches) - 1) or last_step:
-                    result = evaluate(model, valid_split, valid_refs, tokenizer, device, tc, autocast)
+                    result = dist.broadcast(evaluate(model, valid_split, valid_refs, tokenizer, device, tc, autocast) if dist.is_main else None)
                     improved = result["bleu"] > progress.best_bleu
                     if improved:
                         progress.best_bleu, progress.bad_evals = result["bleu"], 0
@@ -177,26 +204,29 @@ def train(config: Config) -> Path:
                     progress.finished = progress.finished or last_step
                     meta = {"step": progress.step, "epoch": epoch, "valid_bleu": result["bleu"], "valid_bleu_signature": result["bleu_signature"],
                             "num_parameters": num_params, "train_seconds": round(progress.train_seconds, 1)}
-                    if improved:
+                    if improved and dist.is_main:
                         save_model_dir(run_dir / "best", model, config, run_dir, meta, model_card(config, meta))
                     checkpoint(meta)
                 elif tc.save_every and progress.step % tc.save_every == 0:
                     checkpoint()
                 if progress.finished:
                     break
-                if stop_flag.signum is not None:
+                if dist.any(stop_flag.signum is not None):
                     progress.train_seconds += time.time() - clock
                     checkpoint()
                     bar.close()
                     writer.close()
-                    raise TrainingInterrupted(stop_flag.signum, progress.step)
+                    shut_down(dist)
+                    raise TrainingInterrupted(stop_flag.signum or signal.SIGTERM, progress.step)
             bar.close()
             if progress.finished:
                 break
     writer.close()
     log.info("done: %d steps in %.1f s; best validation BLEU %.2f; model in %s", progress.step, progress.train_seconds, progress.best_bleu, run_dir / "best")
-    if "test" in corpus:
+    if "test" in corpus and dist.is_main:
         score_test_split(run_dir / "best", corpus["test"], device)
+    dist.barrier()
+    shut_down(dist)
     return run_dir / "best"
 
 
@@ -216,9 +246,20 @@ def score_test_split(model_dir: Path, test, device: torch.device, beam_size: int
     log.info("test BLEU of the best model (beam %d): %.2f  %s", beam_size, bleu.score, bleu.signature)
 
 
+def limits_reached(progress: Progress, tc: TrainConfig, batches_in_epoch: int) -> bool:
+    """Whether a run at `progress` is done under the recipe's (possibly changed) limits."""
+    if tc.max_steps and progress.step >= tc.max_steps:
+        return True
+    if tc.patience and progress.bad_evals >= tc.patience:
+        return True
+    return progress.epoch > tc.epochs or (progress.epoch == tc.epochs and progress.batch_in_epoch >= batches_in_epoch)
+
+
 def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str], list[str]], saved: dict[str, Any] | None) -> Tokenizer:
     """Train SentencePiece for a new run; reuse the run's own for a resumed one (checked by hash)."""
     tok = config.tokenizer
+    if saved is not None and saved["tokenizer_sha256"] is None:
+        return load_tokenizer(run_dir, tok.joint)  # a non-main rank: rank 0 has just trained or checked it
     if saved is None:
         return train_tokenizer(run_dir, *train_text, tok.vocab_size, tok.model_type, tok.character_coverage, tok.byte_fallback, tok.joint, config.seed)
     sha = tokenizer_sha256(run_dir, tok.joint)
@@ -334,8 +375,8 @@ def window_record(progress: Progress, epoch: int, optimizer: torch.optim.Optimiz
 class MetricsWriter:
     """metrics.jsonl, one JSON object per line, and TensorBoard scalars when asked for."""
 
-    def __init__(self, path: Path, tensorboard_dir: Path | None):
-        self.file = open(path, "a", encoding="utf-8")
+    def __init__(self, path: Path | None, tensorboard_dir: Path | None):
+        self.file = open(path, "a", encoding="utf-8") if path is not None else None
         self.tensorboard = None
         if tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -343,6 +384,8 @@ class MetricsWriter:
             self.tensorboard = SummaryWriter(str(tensorboard_dir))
 
     def write(self, record: dict[str, Any]) -> None:
+        if self.file is None:
+            return
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         if self.tensorboard is not None:
@@ -351,18 +394,19 @@ class MetricsWriter:
                     self.tensorboard.add_scalar(f"{record['type']}/{key}", value, record["step"])
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
 
 
-def metrics_writer(run_dir: Path, tensorboard: bool) -> MetricsWriter:
+def metrics_writer(run_dir: Path, tensorboard: bool, enabled: bool) -> MetricsWriter:
     if tensorboard:
         try:
             import tensorboard  # noqa: F401  (SummaryWriter needs the package)
         except ImportError:
             raise ConfigError(["train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard, or set train.tensorboard=false"]) from None
-    return MetricsWriter(run_dir / "metrics.jsonl", run_dir / "tensorboard" if tensorboard else None)
+    return MetricsWriter(run_dir / "metrics.jsonl" if enabled else None, run_dir / "tensorboard" if tensorboard and enabled else None)
 
 
 def seed_everything(seed: int) -> None:
@@ -392,8 +436,9 @@ def check_writable(run_dir: Path) -> None:
         raise OSError(f"run_dir {run_dir} is not writable ({err.strerror}); choose another run_dir") from None
 
 
-def progress_bar(total: int, desc: str, initial: int = 0):
+def progress_bar(total: int, desc: str, initial: int = 0, enabled: bool = True):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True, unit="batch")
+    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
+                leave=False, dynamic_ncols=True, unit="batch")
 
