@@ -63,6 +63,12 @@ class DataConfig:
     test_split: str = "test"
     max_len: int = _num(100, 1)
     max_valid_sentences: int = _num(0, 0)
+    # Read the training split as a stream (corpora larger than memory): pairs are shuffled,
+    # tokenized and batched `stream_buffer` at a time; SentencePiece trains on the first
+    # `tokenizer_sample` pairs.
+    streaming: bool = False
+    stream_buffer: int = _num(100000, 1)
+    tokenizer_sample: int = _num(1000000, 1)
 
 
 @dataclass(frozen=True)

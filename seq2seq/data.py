@@ -8,8 +8,10 @@ the generated demo corpus. Problems with the data stop the run before training, 
 from __future__ import annotations
 
 import gzip
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 import numpy as np
 import torch
 
@@ -30,14 +32,18 @@ class DataError(ValueError):
 
 
 def load_corpus(data: DataConfig, work_dir: Path) -> dict[str, "datasets.Dataset"]:  # noqa: F821
-    """Load the train, valid and (when present) test splits as Datasets with `src`/`tgt` columns."""
+    """Load the train, valid and (when present) test splits as Datasets with `src`/`tgt` columns.
+
+    With data.streaming the train split is a `datasets.IterableDataset` read as it is used, so a
+    corpus of any size trains in flat memory; the other splits are small and loaded whole.
+    """
     if data.demo:
         from seq2seq.demo_corpus import write_demo_corpus
 
         demo_dir = write_demo_corpus(work_dir / "demo-data", seed=0, train_size=data.demo_train_size)
         return _load_dir(demo_dir, data, required=True)
     if data.train is not None:
-        corpus = {"train": _load_files(data.train, data)}
+        corpus = {"train": _stream_files(data.train, data) if data.streaming else _load_files(data.train, data)}
         for split, files in (("valid", data.valid), ("test", data.test)):
             if files is not None:
                 corpus[split] = _load_files(files, data)
@@ -66,7 +72,7 @@ def _load_hub(data: DataConfig) -> dict[str, "datasets.Dataset"]:  # noqa: F821
     corpus = {}
     for split, name in (("train", data.train_split), ("valid", data.valid_split), ("test", data.test_split)):
         try:
-            ds = datasets.load_dataset(data.hub, data.hub_config, split=name)
+            ds = datasets.load_dataset(data.hub, data.hub_config, split=name, streaming=data.streaming and split == "train")
         except ValueError as err:
             if split == "test" and "split" in str(err).lower():
                 continue  # a corpus without a test split is fine for training
@@ -85,7 +91,9 @@ def _load_hub(data: DataConfig) -> dict[str, "datasets.Dataset"]:  # noqa: F821
 
 def _to_pairs(ds: "datasets.Dataset", data: DataConfig, where: str) -> "datasets.Dataset":  # noqa: F821
     """Map a dataset's language columns (`en`/`de`, or a `translation` dict) onto `src`/`tgt`."""
-    cols = ds.column_names
+    import datasets
+
+    cols = ds.column_names or list(ds.features or {})
     src, tgt = data.src_lang, data.tgt_lang
     if src in cols and tgt in cols:
         ds = ds.select_columns([src, tgt]).rename_columns({src: "src", tgt: "tgt"})
@@ -97,7 +105,7 @@ def _to_pairs(ds: "datasets.Dataset", data: DataConfig, where: str) -> "datasets
         )
     else:
         raise DataError(f"{where}: found columns {cols}; expected {src!r} and {tgt!r}, or a 'translation' column of dicts. Set data.src_lang/data.tgt_lang to the column names.")
-    if len(ds) == 0:
+    if isinstance(ds, datasets.Dataset) and len(ds) == 0:
         raise DataError(f"{where} is empty")
     return ds
 
@@ -110,7 +118,7 @@ def _load_dir(directory: Path, data: DataConfig, required: bool) -> dict[str, "d
         for candidate in (name, *DIR_ALIASES[split]):
             files = _dir_pair(directory, candidate, data)
             if files is not None:
-                corpus[split] = _load_files(files, data)
+                corpus[split] = _stream_files(files, data) if data.streaming and split == "train" else _load_files(files, data)
                 break
         else:
             if split != "test":
@@ -168,6 +176,60 @@ def _load_tsv(path: str) -> "datasets.Dataset":  # noqa: F821
     return datasets.Dataset.from_dict({"src": src, "tgt": tgt})
 
 
+def _stream_files(files: tuple[str, ...], data: DataConfig) -> "datasets.IterableDataset":  # noqa: F821
+    """Local training files as an IterableDataset of `src`/`tgt` pairs, read line by line."""
+    import datasets
+
+    for f in files:
+        if not Path(f).is_file():
+            raise DataError(f"corpus file {f} does not exist")
+    if len(files) == 2:
+        return datasets.IterableDataset.from_generator(_pair_lines, gen_kwargs={"src_path": files[0], "tgt_path": files[1]})
+    if len(files) == 1 and files[0].endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+        return _to_pairs(datasets.load_dataset("json", data_files=files[0], split="train", streaming=True), data, files[0])
+    raise DataError(f"data.streaming reads two files [source, target] (plain or .gz) or one .jsonl file; got {list(files)}")
+
+
+def _pair_lines(src_path: str, tgt_path: str) -> Iterator[dict[str, str]]:
+    """Parallel lines of two files; misaligned files fail when the shorter one ends."""
+    opener = lambda p: gzip.open(p, "rt", encoding="utf-8", errors="replace", newline="\n") if p.endswith(".gz") else open(p, encoding="utf-8", errors="replace", newline="\n")  # noqa: E731
+    count = 0
+    with opener(src_path) as src, opener(tgt_path) as tgt:
+        for s, t in itertools.zip_longest(src, tgt):
+            if s is None or t is None:
+                longer, shorter = (src_path, tgt_path) if t is None else (tgt_path, src_path)
+                raise DataError(f"misaligned corpus: {shorter} has {count} lines but {longer} has more; parallel files need one sentence per line, in the same order")
+            count += 1
+            yield {"src": s.rstrip("\n").rstrip("\r"), "tgt": t.rstrip("\n").rstrip("\r")}
+    if count == 0:
+        raise DataError(f"empty corpus files: {src_path}, {tgt_path}")
+
+
+def stream_batches(stream, encode_src, encode_tgt, max_len: int, buffer_size: int, batch_tokens: int, seed: int, epoch: int) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Token batches from a stream of pairs, holding only `buffer_size` pairs at a time.
+
+    Each buffer is tokenized, length-filtered and cut into batches of similar lengths, as
+    `make_batches` does for a corpus in memory; the same seed and epoch give the same batches.
+    """
+    buffer: list[dict[str, str]] = []
+    part = 0
+    for pair in itertools.chain(stream, [None]):
+        if pair is not None:
+            buffer.append(pair)
+        if buffer and (len(buffer) == buffer_size or pair is None):
+            src = encode_src([p["src"] for p in buffer])
+            tgt = encode_tgt([p["tgt"] for p in buffer])
+            keep = [i for i in range(len(buffer)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
+            src_arr = [np.asarray(src[i], dtype=np.int64) for i in keep]
+            tgt_arr = [np.asarray(tgt[i], dtype=np.int64) for i in keep]
+            src_lens = np.fromiter((len(a) + 1 for a in src_arr), dtype=np.int64, count=len(keep))
+            tgt_lens = np.fromiter((len(a) for a in tgt_arr), dtype=np.int64, count=len(keep))
+            if keep:
+                for indices in make_batches(src_lens, tgt_lens, batch_tokens, seed, epoch, part):
+                    yield [src_arr[i] for i in indices], [tgt_arr[i] for i in indices]
+            buffer, part = [], part + 1
+
+
 def read_text_lines(path: str | Path) -> list[str]:
     """One entry per line, UTF-8 (invalid bytes replaced), .gz aware; only '\\n' ends a line."""
     opener = gzip.open if str(path).endswith(".gz") else open
@@ -212,14 +274,14 @@ def encode_split(ds: "datasets.Dataset", encode_src, encode_tgt, max_len: int, n
     )
 
 
-def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, seed: int, epoch: int) -> list[np.ndarray]:
+def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, seed: int, epoch: int, part: int = 0) -> list[np.ndarray]:
     """Batches of about `batch_tokens` target tokens, of similar lengths, in a seeded random order.
 
     Sorting by length (ties broken at random) keeps padding small; shuffling the batches keeps
     updates from following the length order. The same seed and epoch give the same batches,
     which an exact resume relies on.
     """
-    rng = np.random.default_rng([seed, epoch])
+    rng = np.random.default_rng([seed, epoch, part])
     order = np.lexsort((rng.random(len(tgt_lens)), src_lens, tgt_lens))
     batches, start, tokens = [], 0, 0
     for pos, i in enumerate(order):

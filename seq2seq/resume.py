@@ -50,6 +50,7 @@ class Progress:
     step: int = 0
     epoch: int = 1
     batch_in_epoch: int = 0  # batches of `epoch` already trained on
+    epoch_complete: bool = False  # `epoch` has no batches left
     best_bleu: float = -1.0
     bad_evals: int = 0
     skipped_in_row: int = 0  # steps without an update in a row (non-finite, out of memory)

@@ -8,15 +8,17 @@ helpers around it are plain functions.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
+import os
 import random
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -25,7 +27,17 @@ import torch.nn.functional as F
 from seq2seq.atomic import write_text_atomic
 from seq2seq.checkpoint import model_card, save_model_dir
 from seq2seq.config import Config, ConfigError, TrainConfig, dump_yaml
-from seq2seq.data import EncodedSplit, collate, collate_pairs, describe_source, encode_split, load_corpus, make_batches
+from seq2seq.data import (
+    DataError,
+    EncodedSplit,
+    collate,
+    collate_pairs,
+    describe_source,
+    encode_split,
+    load_corpus,
+    make_batches,
+    stream_batches,
+)
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.distributed import init_distributed, shut_down
 from seq2seq.resume import (
@@ -67,22 +79,34 @@ def train(config: Config) -> Path:
     if not dist.is_main:
         dist.barrier()  # rank 0 generates the demo corpus and trains the tokenizer first
     corpus = load_corpus(config.data, run_dir)
-    train_text = (list(corpus["train"]["src"]), list(corpus["train"]["tgt"]))
+    streaming = config.data.streaming
+    if streaming:  # SentencePiece learns from a sample; the rest of the stream is never held
+        sample = list(itertools.islice(corpus["train"], config.data.tokenizer_sample))
+        train_text = ([p["src"] for p in sample], [p["tgt"] for p in sample])
+        if not sample:
+            raise DataError(f"the training stream of {describe_source(config.data)} is empty")
+    else:
+        train_text = (list(corpus["train"]["src"]), list(corpus["train"]["tgt"]))
     tokenizer = prepare_tokenizer(config, run_dir, train_text, saved if dist.is_main else {"tokenizer_sha256": None})
     if dist.is_main:
         dist.barrier()
     tokenizer_sha = tokenizer_sha256(run_dir, tokenizer.joint)
     source = describe_source(config.data)
-    train_split = encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
+    train_split = None if streaming else encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
     valid_split = encode_split(corpus["valid"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"valid split of {source}")
     valid_tgt = list(corpus["valid"]["tgt"])
     valid_refs = [valid_tgt[int(i)] for i in valid_split.rows]
     if config.data.max_valid_sentences:
         valid_split, valid_refs = _head(valid_split, config.data.max_valid_sentences), valid_refs[: config.data.max_valid_sentences]
-    log.info(
-        "data: %d training pairs (%d dropped by length), %d validation pairs; %d target tokens per epoch; vocabulary %d/%d",
-        len(train_split), train_split.dropped, len(valid_split), train_split.target_tokens(), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size,
-    )
+    if streaming:
+        log.info("data: training pairs streamed from %s (tokenizer trained on %d), %d validation pairs; vocabulary %d/%d",
+                 source, len(train_text[0]), len(valid_split), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+    else:
+        log.info(
+            "data: %d training pairs (%d dropped by length), %d validation pairs; %d target tokens per epoch; vocabulary %d/%d",
+            len(train_split), train_split.dropped, len(valid_split), train_split.target_tokens(), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size,
+        )
+    train_text = train_text if config.tokenizer.sample_alpha > 0 and not streaming else ([], [])  # only subword sampling rereads it
 
     model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint).to(device)
     # DDP averages gradients across ranks as they are computed; the loss below scales for that.
@@ -104,9 +128,7 @@ def train(config: Config) -> Path:
         if dist.is_main:
             truncate_metrics(run_dir / "metrics.jsonl", progress.step)
         log.info("resuming %s at step %d (epoch %d, batch %d)", run_dir, progress.step, progress.epoch, progress.batch_in_epoch)
-    src_lens = np.array([len(s) + 1 for s in train_split.src])
-    tgt_lens = np.array([len(t) for t in train_split.tgt])
-    if progress.finished and not limits_reached(progress, tc, len(make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, progress.epoch))):
+    if progress.finished and not limits_reached(progress, tc):
         log.info("continuing the finished run: the recipe allows more steps or epochs now")
         progress.finished = False
     if progress.finished:
@@ -126,21 +148,37 @@ def train(config: Config) -> Path:
             save_model_dir(run_dir / "last", model, config, run_dir, meta, model_card(config, meta))
         save_state(run_dir, config, model, optimizer, warmup, plateau, progress, tokenizer_sha, rng)
 
+    def epoch_batches(epoch: int, first: int) -> tuple[int | None, Iterator[tuple[list[np.ndarray], list[np.ndarray]]]]:
+        """The number of global batches in an epoch (None for a stream) and its batches from number
+        `first` on, the same on every rank. A stream is re-read up to `first` to find the place."""
+        if streaming:
+            stream = corpus["train"].shuffle(seed=config.seed, buffer_size=config.data.stream_buffer)
+            stream.set_epoch(epoch)
+            alpha = config.tokenizer.sample_alpha
+            batches = stream_batches(stream, lambda t: tokenizer.encode_src(t, alpha), lambda t: tokenizer.encode_tgt(t, alpha),
+                                     config.data.max_len, config.data.stream_buffer, tc.batch_tokens, config.seed, epoch)
+            return None, itertools.islice(batches, first, None)
+        batches = make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, epoch)
+        return len(batches), (batch_pairs(train_split, indices, tokenizer, train_text, config) for indices in batches[first:])
+
+    if not streaming:
+        src_lens = np.array([len(s) + 1 for s in train_split.src])
+        tgt_lens = np.array([len(t) for t in train_split.tgt])
     clock = time.time()
     window_start = time.time()
     with StopFlag() as stop_flag:
-        for epoch in range(progress.epoch, tc.epochs + 1):
-            batches = make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, epoch)
+        for epoch in range(progress.epoch + progress.epoch_complete, tc.epochs + 1):
             first = progress.batch_in_epoch if epoch == progress.epoch else 0
-            progress.epoch, progress.batch_in_epoch = epoch, first
-            bar = progress_bar(len(batches), f"epoch {epoch}", first, enabled=dist.is_main)
-            for b in range(first, len(batches)):
-                if len(batches[b]) < dist.world:
+            progress.epoch, progress.batch_in_epoch, progress.epoch_complete = epoch, first, False
+            total, batches = epoch_batches(epoch, first)
+            bar = progress_bar(total, f"epoch {epoch}", first, enabled=dist.is_main)
+            for b, (src, tgt), is_last in with_last(batches, first):
+                if len(src) < dist.world:
                     # Rare (one sentence longer than train.batch_tokens): every rank needs a share.
-                    log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(batches[b]), dist.world)
+                    log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(src), dist.world)
                     continue
-                batch = collate_pairs(*batch_pairs(train_split, dist.shard(batches[b]), tokenizer, train_text, config)).to(device)
-                num_tokens = int((tgt_lens[batches[b]] + 1).sum())  # the whole batch's, over all ranks
+                batch = collate_pairs(src[dist.rank :: dist.world], tgt[dist.rank :: dist.world]).to(device)
+                num_tokens = sum(len(t) + 1 for t in tgt)  # the whole batch's, over all ranks
                 model.train()
                 optimizer.zero_grad(set_to_none=True)
                 try:
@@ -170,7 +208,7 @@ def train(config: Config) -> Path:
                 if warmup is not None:
                     warmup.step()
                 progress.step += 1
-                progress.batch_in_epoch = b + 1
+                progress.batch_in_epoch, progress.epoch_complete = b + 1, is_last
                 bar.update(1)
 
                 if progress.step % tc.log_every == 0:
@@ -179,8 +217,8 @@ def train(config: Config) -> Path:
                     writer.write(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
 
-                last_step = progress.step == tc.max_steps or (epoch == tc.epochs and b == len(batches) - 1)
-                if (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and b == len(batches) - 1) or last_step:
+                last_step = progress.step == tc.max_steps or (epoch == tc.epochs and is_last)
+                if (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and is_last) or last_step:
                     result = dist.broadcast(evaluate(model, valid_split, valid_refs, tokenizer, device, tc, autocast) if dist.is_main else None)
                     improved = result["bleu"] > progress.best_bleu
                     if improved:
@@ -246,13 +284,30 @@ def score_test_split(model_dir: Path, test, device: torch.device, beam_size: int
     log.info("test BLEU of the best model (beam %d): %.2f  %s", beam_size, bleu.score, bleu.signature)
 
 
-def limits_reached(progress: Progress, tc: TrainConfig, batches_in_epoch: int) -> bool:
+def limits_reached(progress: Progress, tc: TrainConfig) -> bool:
     """Whether a run at `progress` is done under the recipe's (possibly changed) limits."""
     if tc.max_steps and progress.step >= tc.max_steps:
         return True
     if tc.patience and progress.bad_evals >= tc.patience:
         return True
-    return progress.epoch > tc.epochs or (progress.epoch == tc.epochs and progress.batch_in_epoch >= batches_in_epoch)
+    return progress.epoch > tc.epochs or (progress.epoch == tc.epochs and progress.epoch_complete)
+
+
+def with_last(items: Iterator[Any], start: int = 0) -> Iterator[tuple[int, Any, bool]]:
+    """(index, item, is_last) for each item, counting from `start`; it looks one ahead so streams need no length."""
+    items = iter(items)
+    try:
+        current = next(items)
+    except StopIteration:
+        return
+    for index in itertools.count(start):
+        try:
+            following = next(items)
+        except StopIteration:
+            yield index, current, True
+            return
+        yield index, current, False
+        current = following
 
 
 def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str], list[str]], saved: dict[str, Any] | None) -> Tokenizer:
@@ -428,7 +483,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def check_writable(run_dir: Path) -> None:
-    probe = run_dir / ".write-test"
+    probe = run_dir / f".write-test-{os.getpid()}"  # one per process: DDP ranks check at once
     try:
         probe.write_text("ok")
         probe.unlink()
