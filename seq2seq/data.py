@@ -303,7 +303,10 @@ class Batch:
     num_tokens: int  # non-pad target tokens
 
     def to(self, device: torch.device) -> "Batch":
+        """Copy to `device`; to a GPU from pinned memory, without blocking the host."""
         nb = device.type == "cuda"
+        if nb:
+            self = Batch(self.src.pin_memory(), self.src_len.pin_memory(), self.tgt_in.pin_memory(), self.tgt_out.pin_memory(), self.num_tokens)
         return Batch(
             self.src.to(device, non_blocking=nb),
             self.src_len.to(device, non_blocking=nb),

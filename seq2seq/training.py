@@ -15,10 +15,9 @@ import math
 import os
 import random
 import signal
-import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 
 from seq2seq.atomic import write_text_atomic
 from seq2seq.checkpoint import model_card, save_model_dir
-from seq2seq.config import Config, ConfigError, TrainConfig, dump_yaml
+from seq2seq.config import Config, TrainConfig, dump_yaml
 from seq2seq.data import (
     DataError,
     EncodedSplit,
@@ -39,7 +38,8 @@ from seq2seq.data import (
     stream_batches,
 )
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.distributed import init_distributed, shut_down
+from seq2seq.distributed import Dist, init_distributed, shut_down
+from seq2seq.reporting import metrics_writer, progress_bar, window_record
 from seq2seq.resume import (
     Progress,
     ResumeError,
@@ -76,37 +76,9 @@ def train(config: Config) -> Path:
     if tc.threads:
         torch.set_num_threads(tc.threads)
 
-    if not dist.is_main:
-        dist.barrier()  # rank 0 generates the demo corpus and trains the tokenizer first
-    corpus = load_corpus(config.data, run_dir)
+    corpus, tokenizer, train_split, valid_split, valid_refs, train_text = prepare_data(config, run_dir, dist, saved)
     streaming = config.data.streaming
-    if streaming:  # SentencePiece learns from a sample; the rest of the stream is never held
-        sample = list(itertools.islice(corpus["train"], config.data.tokenizer_sample))
-        train_text = ([p["src"] for p in sample], [p["tgt"] for p in sample])
-        if not sample:
-            raise DataError(f"the training stream of {describe_source(config.data)} is empty")
-    else:
-        train_text = (list(corpus["train"]["src"]), list(corpus["train"]["tgt"]))
-    tokenizer = prepare_tokenizer(config, run_dir, train_text, saved if dist.is_main else {"tokenizer_sha256": None})
-    if dist.is_main:
-        dist.barrier()
     tokenizer_sha = tokenizer_sha256(run_dir, tokenizer.joint)
-    source = describe_source(config.data)
-    train_split = None if streaming else encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
-    valid_split = encode_split(corpus["valid"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"valid split of {source}")
-    valid_tgt = list(corpus["valid"]["tgt"])
-    valid_refs = [valid_tgt[int(i)] for i in valid_split.rows]
-    if config.data.max_valid_sentences:
-        valid_split, valid_refs = _head(valid_split, config.data.max_valid_sentences), valid_refs[: config.data.max_valid_sentences]
-    if streaming:
-        log.info("data: training pairs streamed from %s (tokenizer trained on %d), %d validation pairs; vocabulary %d/%d",
-                 source, len(train_text[0]), len(valid_split), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
-    else:
-        log.info(
-            "data: %d training pairs (%d dropped by length), %d validation pairs; %d target tokens per epoch; vocabulary %d/%d",
-            len(train_split), train_split.dropped, len(valid_split), train_split.target_tokens(), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size,
-        )
-    train_text = train_text if config.tokenizer.sample_alpha > 0 and not streaming else ([], [])  # only subword sampling rereads it
 
     model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint).to(device)
     # DDP averages gradients across ranks as they are computed; the loss below scales for that.
@@ -268,6 +240,50 @@ def train(config: Config) -> Path:
     return run_dir / "best"
 
 
+class TrainingData(NamedTuple):
+    corpus: dict[str, Any]  # the splits as `datasets` objects; train is an IterableDataset when streaming
+    tokenizer: Tokenizer
+    train_split: EncodedSplit | None  # None when streaming
+    valid_split: EncodedSplit
+    valid_refs: list[str]
+    train_text: tuple[list[str], list[str]]  # raw training sentences, kept only for subword sampling
+
+
+def prepare_data(config: Config, run_dir: Path, dist: Dist, saved: dict[str, Any] | None) -> TrainingData:
+    """Load the corpus, train (or, on resume, reuse) the tokenizer and encode the splits."""
+    if not dist.is_main:
+        dist.barrier()  # rank 0 generates the demo corpus and trains the tokenizer first
+    corpus = load_corpus(config.data, run_dir)
+    streaming = config.data.streaming
+    if streaming:  # SentencePiece learns from a sample; the rest of the stream is never held
+        sample = list(itertools.islice(corpus["train"], config.data.tokenizer_sample))
+        train_text = ([p["src"] for p in sample], [p["tgt"] for p in sample])
+        if not sample:
+            raise DataError(f"the training stream of {describe_source(config.data)} is empty")
+    else:
+        train_text = (list(corpus["train"]["src"]), list(corpus["train"]["tgt"]))
+    tokenizer = prepare_tokenizer(config, run_dir, train_text, saved if dist.is_main else {"tokenizer_sha256": None})
+    if dist.is_main:
+        dist.barrier()
+    source = describe_source(config.data)
+    train_split = None if streaming else encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
+    valid_split = encode_split(corpus["valid"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"valid split of {source}")
+    valid_tgt = list(corpus["valid"]["tgt"])
+    valid_refs = [valid_tgt[int(i)] for i in valid_split.rows]
+    if config.data.max_valid_sentences:
+        valid_split, valid_refs = _head(valid_split, config.data.max_valid_sentences), valid_refs[: config.data.max_valid_sentences]
+    if streaming:
+        log.info("data: training pairs streamed from %s (tokenizer trained on %d), %d validation pairs; vocabulary %d/%d",
+                 source, len(train_text[0]), len(valid_split), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+    else:
+        log.info(
+            "data: %d training pairs (%d dropped by length), %d validation pairs; %d target tokens per epoch; vocabulary %d/%d",
+            len(train_split), train_split.dropped, len(valid_split), train_split.target_tokens(), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size,
+        )
+    keep_text = config.tokenizer.sample_alpha > 0 and not streaming  # only subword sampling rereads the raw text
+    return TrainingData(corpus, tokenizer, train_split, valid_split, valid_refs, train_text if keep_text else ([], []))
+
+
 def score_test_split(model_dir: Path, test, device: torch.device, beam_size: int = 5) -> None:
     """Translate the test split once with the best model and record its BLEU in meta.json and the card."""
     from seq2seq.checkpoint import CARD, META, read_model_dir
@@ -415,55 +431,6 @@ def _head(split: EncodedSplit, n: int) -> EncodedSplit:
     return EncodedSplit(split.src[:n], split.tgt[:n], split.rows[:n], split.dropped)
 
 
-def window_record(progress: Progress, epoch: int, optimizer: torch.optim.Optimizer, seconds: float) -> dict[str, Any]:
-    """Average the training loss over the last log interval, measure target tokens/s, reset the interval."""
-    loss = progress.window_loss / max(progress.window_tokens, 1)
-    record = {
-        "type": "train", "step": progress.step, "epoch": epoch, "loss": loss, "ppl": math.exp(min(loss, 50)),
-        "lr": optimizer.param_groups[0]["lr"], "tgt_tokens_per_s": progress.window_tokens / max(seconds, 1e-9),
-        "skipped_steps": progress.skipped_steps,
-    }
-    progress.window_loss, progress.window_tokens = 0.0, 0
-    return record
-
-
-class MetricsWriter:
-    """metrics.jsonl, one JSON object per line, and TensorBoard scalars when asked for."""
-
-    def __init__(self, path: Path | None, tensorboard_dir: Path | None):
-        self.file = open(path, "a", encoding="utf-8") if path is not None else None
-        self.tensorboard = None
-        if tensorboard_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tensorboard = SummaryWriter(str(tensorboard_dir))
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.file is None:
-            return
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.tensorboard is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                    self.tensorboard.add_scalar(f"{record['type']}/{key}", value, record["step"])
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-
-
-def metrics_writer(run_dir: Path, tensorboard: bool, enabled: bool) -> MetricsWriter:
-    if tensorboard:
-        try:
-            import tensorboard  # noqa: F401  (SummaryWriter needs the package)
-        except ImportError:
-            raise ConfigError(["train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard, or set train.tensorboard=false"]) from None
-    return MetricsWriter(run_dir / "metrics.jsonl" if enabled else None, run_dir / "tensorboard" if tensorboard and enabled else None)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -489,11 +456,3 @@ def check_writable(run_dir: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise OSError(f"run_dir {run_dir} is not writable ({err.strerror}); choose another run_dir") from None
-
-
-def progress_bar(total: int, desc: str, initial: int = 0, enabled: bool = True):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
-                leave=False, dynamic_ncols=True, unit="batch")
-

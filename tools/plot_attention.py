@@ -15,6 +15,10 @@ import importlib.util
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 MISSING_MATPLOTLIB = "matplotlib is not installed: pip install 'seq2seq[plot]'"
 EOS_LABEL = "</s>"

@@ -1,0 +1,70 @@
+"""What a run reports: metrics.jsonl lines, TensorBoard scalars, the progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq.config import ConfigError
+from seq2seq.resume import Progress
+
+
+def window_record(progress: Progress, epoch: int, optimizer: torch.optim.Optimizer, seconds: float) -> dict[str, Any]:
+    """Average the training loss over the last log interval, measure target tokens/s, reset the interval."""
+    loss = progress.window_loss / max(progress.window_tokens, 1)
+    record = {
+        "type": "train", "step": progress.step, "epoch": epoch, "loss": loss, "ppl": math.exp(min(loss, 50)),
+        "lr": optimizer.param_groups[0]["lr"], "tgt_tokens_per_s": progress.window_tokens / max(seconds, 1e-9),
+        "skipped_steps": progress.skipped_steps,
+    }
+    progress.window_loss, progress.window_tokens = 0.0, 0
+    return record
+
+
+class MetricsWriter:
+    """metrics.jsonl, one JSON object per line, and TensorBoard scalars when asked for."""
+
+    def __init__(self, path: Path | None, tensorboard_dir: Path | None):
+        self.file = open(path, "a", encoding="utf-8") if path is not None else None
+        self.tensorboard = None
+        if tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(tensorboard_dir))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.file is None:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    self.tensorboard.add_scalar(f"{record['type']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def metrics_writer(run_dir: Path, tensorboard: bool, enabled: bool) -> MetricsWriter:
+    if tensorboard:
+        try:
+            import tensorboard  # noqa: F401  (SummaryWriter needs the package)
+        except ImportError:
+            raise ConfigError(["train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard, or set train.tensorboard=false"]) from None
+    return MetricsWriter(run_dir / "metrics.jsonl" if enabled else None, run_dir / "tensorboard" if tensorboard and enabled else None)
+
+
+def progress_bar(total: int, desc: str, initial: int = 0, enabled: bool = True):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
+                leave=False, dynamic_ncols=True, unit="batch")

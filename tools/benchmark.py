@@ -1,0 +1,85 @@
+"""Translation throughput and start-up time of a model directory on this machine.
+
+    python tools/benchmark.py --model runs/demo/best --src test.en [--json out.json]
+
+Translates the source file greedily and with beam 5, at batch 1 and batch 64, and prints
+sentences/s and target tokens/s (generation only: the model is loaded once, before timing), then
+times `seq2seq-translate` for one sentence from a cold start. A benchmark, not a test: compare
+figures measured side by side in one sitting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seq2seq.scoring import read_lines
+from seq2seq.translate import Translator
+
+
+def time_translation(translator: Translator, sentences: list[str], beam_size: int, batch_size: int) -> dict:
+    translator.translate(sentences[: min(len(sentences), 8)], beam_size=beam_size, batch_size=batch_size)  # warm-up
+    start = time.perf_counter()
+    hyps = translator.translate_nbest(sentences, beam_size=beam_size, nbest=1, batch_size=batch_size)
+    elapsed = time.perf_counter() - start
+    tokens = sum(len(h[0].tokens) + 1 for h in hyps)
+    return {"beam_size": beam_size, "batch_size": batch_size, "sentences": len(sentences), "seconds": round(elapsed, 3),
+            "sentences_per_s": round(len(sentences) / elapsed, 1), "tgt_tokens_per_s": round(tokens / elapsed, 1)}
+
+
+def startup_seconds(model: str, repeats: int) -> float:
+    """Best wall time of `seq2seq-translate` translating one sentence, process start included."""
+    command = [str(Path(sys.executable).parent / "seq2seq-translate"), "--model", model, "--beam-size", "5", "--quiet"]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, input=b"A man is sleeping.\n", capture_output=True, check=True)
+        best = min(best, time.perf_counter() - start)
+    return round(best, 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--src", required=True, help="source sentences, one per line (.gz allowed)")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N sentences (0: all)")
+    parser.add_argument("--batch1-limit", type=int, default=200, help="sentences for the batch-1 runs, which are slow")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    sentences = [s for s in read_lines(args.src) if s.strip()]
+    if args.limit:
+        sentences = sentences[: args.limit]
+    translator = Translator.from_pretrained(args.model, device="cpu")
+    rows = []
+    for beam in (1, 5):
+        for batch in (64, 1):
+            subset = sentences if batch > 1 else sentences[: args.batch1_limit]
+            rows.append(time_translation(translator, subset, beam, batch))
+    results = {
+        "model": args.model, "threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+        "translation": rows, "startup_one_sentence_s": startup_seconds(args.model, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(f"{'search':<8} {'batch':>5} {'sentences':>9} {'sent/s':>8} {'tok/s':>8}")
+    for r in rows:
+        search = "greedy" if r["beam_size"] == 1 else f"beam {r['beam_size']}"
+        print(f"{search:<8} {r['batch_size']:>5} {r['sentences']:>9} {r['sentences_per_s']:>8} {r['tgt_tokens_per_s']:>8}")
+    print(f"start-up + one sentence (seq2seq-translate, beam 5): {results['startup_one_sentence_s']} s")
+    print(f"peak resident memory of this process: {results['peak_rss_mib']} MiB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
