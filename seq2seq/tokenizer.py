@@ -59,8 +59,15 @@ class Tokenizer:
 
 def _encode(sp: spm.SentencePieceProcessor, texts: list[str], alpha: float) -> list[list[int]]:
     if alpha > 0:
-        return sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=-1)
+        # One thread: with several, which sentence gets which random draw would vary run to run.
+        return sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
     return sp.encode(texts)
+
+
+def seed_sampling(*key: int) -> None:
+    """Seed SentencePiece's subword sampling from a key such as (seed, epoch, batch), so the
+    segmentations drawn for a batch are the same in a resumed run."""
+    spm.set_random_generator_seed(hash(key) & 0x7FFFFFFF)
 
 
 def model_files(joint: bool) -> list[str]:

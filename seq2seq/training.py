@@ -52,7 +52,7 @@ from seq2seq.resume import (
     save_state,
     truncate_metrics,
 )
-from seq2seq.tokenizer import Tokenizer, load_tokenizer, tokenizer_sha256, train_tokenizer
+from seq2seq.tokenizer import Tokenizer, load_tokenizer, seed_sampling, tokenizer_sha256, train_tokenizer
 from seq2seq.translate import decode_sources
 
 log = logging.getLogger("seq2seq")
@@ -127,11 +127,13 @@ def train(config: Config) -> Path:
             stream = corpus["train"].shuffle(seed=config.seed, buffer_size=config.data.stream_buffer)
             stream.set_epoch(epoch)
             alpha = config.tokenizer.sample_alpha
+            seed_sampling(config.seed, epoch)  # a resumed stream re-reads the epoch from its start, drawing the same
             batches = stream_batches(stream, lambda t: tokenizer.encode_src(t, alpha), lambda t: tokenizer.encode_tgt(t, alpha),
                                      config.data.max_len, config.data.stream_buffer, tc.batch_tokens, config.seed, epoch)
             return None, itertools.islice(batches, first, None)
         batches = make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, epoch)
-        return len(batches), (batch_pairs(train_split, indices, tokenizer, train_text, config) for indices in batches[first:])
+        return len(batches), (batch_pairs(train_split, indices, tokenizer, train_text, config, (config.seed, epoch, b))
+                              for b, indices in enumerate(batches[first:], first))
 
     if not streaming:
         src_lens = np.array([len(s) + 1 for s in train_split.src])
@@ -410,14 +412,17 @@ def make_warmup_schedule(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> t
     raise ValueError(f"train.scheduler must be one of plateau, warmup_decay, constant; got {scheduler!r}")
 
 
-def batch_pairs(split: EncodedSplit, indices: np.ndarray, tokenizer: Tokenizer, raw: tuple[list[str], list[str]], config: Config) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A batch's token ids; with subword sampling on, a freshly sampled segmentation of its sentences."""
+def batch_pairs(
+    split: EncodedSplit, indices: np.ndarray, tokenizer: Tokenizer, raw: tuple[list[str], list[str]], config: Config, key: tuple[int, ...]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A batch's token ids; with subword sampling on, a segmentation of its sentences sampled from `key`."""
     src = [split.src[i] for i in indices]
     tgt = [split.tgt[i] for i in indices]
     alpha = config.tokenizer.sample_alpha
     if alpha <= 0:
         return src, tgt
     rows = [int(split.rows[i]) for i in indices]
+    seed_sampling(*key)
     sampled_src = tokenizer.encode_src([raw[0][r] for r in rows], alpha)
     sampled_tgt = tokenizer.encode_tgt([raw[1][r] for r in rows], alpha)
     for k, (s, t) in enumerate(zip(sampled_src, sampled_tgt)):

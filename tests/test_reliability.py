@@ -147,3 +147,13 @@ def test_out_of_memory_batches_are_skipped(tmp_path, demo_dir, monkeypatch):
     monkeypatch.setattr(training, "token_loss", out_of_memory)
     with pytest.raises(MemoryError, match=r"2 batches in a row ran out of CUDA memory \(last: source \("):
         train(tiny_config(tmp_path, demo_dir, "train.max_skipped_steps=2"))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_resume_is_exact_with_subword_sampling(tmp_path, demo_dir, streaming):
+    extra = ["tokenizer.sample_alpha=0.2", "train.log_every=1", "model.dropout=0.2", f"data.streaming={str(streaming).lower()}",
+             "data.stream_buffer=150"]
+    train(tiny_config(tmp_path / "whole", demo_dir, *extra, "train.max_steps=8"))
+    train(tiny_config(tmp_path / "parts", demo_dir, *extra, "train.max_steps=3"))
+    train(tiny_config(tmp_path / "parts", demo_dir, *extra, "train.max_steps=8"))
+    assert losses(tmp_path / "parts") == losses(tmp_path / "whole")
