@@ -3,10 +3,10 @@
     python tools/crash_test.py --kills 5 [--work-dir DIR] [--seed 0]
 
 First trains a shortened demo run without interruption. Then, for each of N trials, starts the
-same run in a fresh directory, kills it with SIGKILL at a random moment (mid-step, mid-save or
-mid-validation alike), re-runs the same command until it finishes, and compares the per-step
-training losses and the final weights with the uninterrupted run, bit for bit. Prints how many
-trials ended identical; exits 0 only if all did.
+same run in a fresh directory, kills it with SIGKILL as soon as it has logged a randomly chosen
+step (so the kill lands in the next step, a checkpoint save or a validation), re-runs the same
+command until it finishes, and compares the per-step training losses and the final weights with
+the uninterrupted run, bit for bit. Prints how many trials ended identical; exits 0 only if all did.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from safetensors.torch import load_file
+
+from seq2seq.checkpoint import load_training_state
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT_RUN = [
@@ -56,16 +58,17 @@ def run_to_end(run_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def kill_at(run_dir: Path, delay: float) -> bool:
-    """Start the run and SIGKILL it after `delay` seconds; False if it finished first."""
+def kill_after_step(run_dir: Path, step: int) -> bool:
+    """Start the run and SIGKILL it once it has logged `step`; False if it finished first."""
     proc = subprocess.Popen(train_command(run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        proc.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        return True
+    metrics = run_dir / "metrics.jsonl"
+    while proc.poll() is None:
+        if metrics.exists() and sum(1 for line in metrics.read_text().splitlines() if '"train"' in line) >= step:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def step_losses(run_dir: Path) -> list[tuple[int, float]]:
@@ -96,15 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     identical = 0
     for trial in range(1, args.kills + 1):
         run_dir = work / f"trial-{trial}"
-        # Start-up takes a good part of the run; kill anywhere from early set-up to the end.
-        delay = rng.uniform(0.2, duration)
-        killed = kill_at(run_dir, delay)
+        step = rng.randint(1, len(expected) - 1)
+        killed = kill_after_step(run_dir, step)
         state = run_dir / "last" / "training_state.pt"
-        resumed_from = "no checkpoint yet" if not state.exists() else "a checkpoint"
+        resumed_from = f"step {load_training_state(state)['progress']['step']}" if state.exists() else "the start (no checkpoint yet)"
         run_to_end(run_dir)
         ok = step_losses(run_dir) == expected and same_weights(run_dir, reference)
         identical += ok
-        print(f"trial {trial}: SIGKILL after {delay:.2f} s{'' if killed else ' (finished first)'}, resumed from {resumed_from}: "
+        print(f"trial {trial}: SIGKILL after step {step}{'' if killed else ' (finished first)'}, resumed from {resumed_from}: "
               f"{'identical' if ok else 'DIFFERENT'}")
     print(f"{identical} of {args.kills} resumed runs ended identical to the uninterrupted run")
     return 0 if identical == args.kills else 1
