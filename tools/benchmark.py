@@ -1,11 +1,14 @@
-"""Translation throughput and start-up time of a model directory on this machine.
+"""Training and translation throughput, start-up time and peak memory on this machine.
 
     python tools/benchmark.py --model runs/demo/best --src test.en [--json out.json]
+    python tools/benchmark.py --train-recipe recipes/en-de.yaml --train-steps 60 data.dir=../shared/data/multi30k
 
-Translates the source file greedily and with beam 5, at batch 1 and batch 64, and prints
-sentences/s and target tokens/s (generation only: the model is loaded once, before timing), then
-times `seq2seq-translate` for one sentence from a cold start. A benchmark, not a test: compare
-figures measured side by side in one sitting.
+Translation: translates the source file greedily and with beam 5, at batch 1 and batch 64, and
+prints sentences/s and target tokens/s (generation only: the model is loaded once, before
+timing), then times `seq2seq-translate` for one sentence from a cold start. Training: runs the
+recipe (with any key=value overrides) for a number of steps in a subprocess and reports the
+steady-state target tokens/s (the first log interval, warm-up, left out) and the peak resident
+memory. A benchmark, not a test: compare figures measured side by side in one sitting.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,39 +50,73 @@ def startup_seconds(model: str, repeats: int) -> float:
     return round(best, 3)
 
 
+def train_throughput(recipe: str, overrides: list[str], steps: int, log_every: int) -> dict:
+    """Run `steps` training steps of a recipe; steady-state target tokens/s and peak memory of the run."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [str(Path(sys.executable).parent / "seq2seq-train"), recipe, *overrides, f"run_dir={run_dir}",
+                   f"train.max_steps={steps}", f"train.log_every={log_every}", "data.max_valid_sentences=100"]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["tgt_tokens_per_s"] for r in records if r["type"] == "train"][1:]
+    if not rates:
+        raise SystemExit(f"--train-steps {steps} gives fewer than two log intervals of {log_every} steps; raise it")
+    return {"recipe": recipe, "overrides": overrides, "steps": steps, "wall_s": round(wall, 1),
+            "tgt_tokens_per_s": round(sum(rates) / len(rates), 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--src", required=True, help="source sentences, one per line (.gz allowed)")
+    parser.add_argument("--model", help="a model directory, for the translation benchmark")
+    parser.add_argument("--src", help="source sentences, one per line (.gz allowed)")
+    parser.add_argument("--train-recipe", help="a recipe, for the training benchmark")
+    parser.add_argument("--train-steps", type=int, default=60)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for --train-recipe")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N sentences (0: all)")
     parser.add_argument("--batch1-limit", type=int, default=200, help="sentences for the batch-1 runs, which are slow")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    if not args.train_recipe and not (args.model and args.src):
+        parser.error("give --model and --src (translation), --train-recipe (training), or both")
 
     torch.set_num_threads(args.threads)
-    sentences = [s for s in read_lines(args.src) if s.strip()]
-    if args.limit:
-        sentences = sentences[: args.limit]
-    translator = Translator.from_pretrained(args.model, device="cpu")
+    results: dict = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count()}
+    if args.train_recipe:
+        results["training"] = train_throughput(args.train_recipe, args.overrides, args.train_steps, args.log_every)
+        t = results["training"]
+        print(f"training {t['recipe']} {' '.join(t['overrides'])}: {t['tgt_tokens_per_s']} target tokens/s over {t['steps']} steps, "
+              f"peak resident memory {t['peak_rss_mib']} MiB")
+    if args.model and args.src:
+        results.update(benchmark_translation(args.model, args.src, args.limit, args.batch1_limit))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def benchmark_translation(model: str, src: str, limit: int, batch1_limit: int) -> dict:
+    sentences = [s for s in read_lines(src) if s.strip()]
+    if limit:
+        sentences = sentences[:limit]
+    translator = Translator.from_pretrained(model, device="cpu")
     rows = []
     for beam in (1, 5):
         for batch in (64, 1):
-            subset = sentences if batch > 1 else sentences[: args.batch1_limit]
+            subset = sentences if batch > 1 else sentences[:batch1_limit]
             rows.append(time_translation(translator, subset, beam, batch))
     results = {
-        "model": args.model, "threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
-        "translation": rows, "startup_one_sentence_s": startup_seconds(args.model, 3),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "model": model, "translation": rows, "startup_one_sentence_s": startup_seconds(model, 3),
+        "translation_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(f"{'search':<8} {'batch':>5} {'sentences':>9} {'sent/s':>8} {'tok/s':>8}")
     for r in rows:
         search = "greedy" if r["beam_size"] == 1 else f"beam {r['beam_size']}"
         print(f"{search:<8} {r['batch_size']:>5} {r['sentences']:>9} {r['sentences_per_s']:>8} {r['tgt_tokens_per_s']:>8}")
     print(f"start-up + one sentence (seq2seq-translate, beam 5): {results['startup_one_sentence_s']} s")
-    print(f"peak resident memory of this process: {results['peak_rss_mib']} MiB")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"peak resident memory while translating: {results['translation_peak_rss_mib']} MiB")
+    return results
 
 
 if __name__ == "__main__":
