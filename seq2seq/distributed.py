@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as torch_dist
 
@@ -28,10 +27,10 @@ class Dist:
         """Rank 0 alone writes checkpoints, logs and metrics."""
         return self.rank == 0
 
-    def shard(self, indices: np.ndarray) -> np.ndarray:
+    def shard(self, items: list[Any]) -> list[Any]:
         """This rank's part of a global batch: every world-th sentence, so shards never overlap
         and together cover the batch."""
-        return indices[self.rank :: self.world]
+        return items[self.rank :: self.world]
 
     def sum(self, value: float) -> float:
         if self.world == 1:

@@ -53,7 +53,7 @@ from seq2seq.resume import (
     truncate_metrics,
 )
 from seq2seq.tokenizer import Tokenizer, load_tokenizer, seed_sampling, tokenizer_sha256, train_tokenizer
-from seq2seq.translate import decode_sources
+from seq2seq.translate import SearchOptions, decode_sources
 
 log = logging.getLogger("seq2seq")
 
@@ -151,7 +151,7 @@ def train(config: Config) -> Path:
                     # Rare (one sentence longer than train.batch_tokens): every rank needs a share.
                     log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(src), dist.world)
                     continue
-                batch = collate_pairs(src[dist.rank :: dist.world], tgt[dist.rank :: dist.world]).to(device)
+                batch = collate_pairs(dist.shard(src), dist.shard(tgt)).to(device)
                 num_tokens = sum(len(t) + 1 for t in tgt)  # the whole batch's, over all ranks
                 model.train()
                 optimizer.zero_grad(set_to_none=True)
@@ -392,7 +392,7 @@ def evaluate(model: Seq2Seq, split: EncodedSplit, refs: list[str], tokenizer: To
             total += token_loss(model, features, batch.tgt_out, 0.0).item()
         tokens += batch.num_tokens
     with autocast:
-        hyps = decode_sources(model, split.src, device, beam_size=tc.valid_beam_size, nbest=1, batch_size=64)
+        hyps = decode_sources(model, split.src, device, SearchOptions(beam_size=tc.valid_beam_size), batch_size=64)
     texts = tokenizer.decode_tgt([h[0].tokens for h in hyps])
     bleu = corpus_bleu(texts, refs)
     loss = total / max(tokens, 1)

@@ -29,34 +29,36 @@ class Translation:
     tokens: list[str]  # target subwords, without EOS
 
 
-def decode_sources(
-    model,
-    sources: list[np.ndarray],
-    device: torch.device,
-    beam_size: int = 5,
-    nbest: int = 1,
-    batch_size: int = 64,
-    length_penalty: float = 1.0,
-    max_len_ratio: float = 2.0,
-    mode: Mode = "beam",
-    temperature: float = 1.0,
-    top_k: int = 0,
-    seed: int = 0,
-) -> list[list[Hypothesis]]:
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search: beam search (K, n-best, length penalty) or sampling (temperature, top-k, seed)."""
+
+    beam_size: int = 5
+    nbest: int = 1
+    length_penalty: float = 1.0
+    max_len_ratio: float = 2.0
+    mode: Mode = "beam"
+    temperature: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+
+
+def decode_sources(model, sources: list[np.ndarray], device: torch.device, options: SearchOptions, batch_size: int = 64) -> list[list[Hypothesis]]:
     """Search for each source (token ids without EOS) in batches of similar length; results in input order."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    generator = torch.Generator(device=device).manual_seed(seed) if mode == "sample" else None
+    o = options
+    generator = torch.Generator(device=device).manual_seed(o.seed) if o.mode == "sample" else None
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src, src_len = pad_sources([sources[i] for i in chunk])
         src, src_len = src.to(device), src_len.to(device)
-        if mode == "beam":
-            hyps = beam_search(model, src, src_len, beam_size, max_len_ratio=max_len_ratio, length_penalty=length_penalty, nbest=nbest)
-        elif mode == "sample":
-            hyps = sample(model, src, src_len, temperature=temperature, top_k=top_k, nbest=nbest, max_len_ratio=max_len_ratio, generator=generator)
+        if o.mode == "beam":
+            hyps = beam_search(model, src, src_len, o.beam_size, max_len_ratio=o.max_len_ratio, length_penalty=o.length_penalty, nbest=o.nbest)
+        elif o.mode == "sample":
+            hyps = sample(model, src, src_len, temperature=o.temperature, top_k=o.top_k, nbest=o.nbest, max_len_ratio=o.max_len_ratio, generator=generator)
         else:
-            raise ValueError(f"mode must be one of beam, sample; got {mode!r}")
+            raise ValueError(f"mode must be one of beam, sample; got {o.mode!r}")
         for i, h in zip(chunk, hyps):
             results[i] = h
     return results
@@ -149,8 +151,8 @@ class Translator:
                 pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
                 owner.append(i)
         with torch.inference_mode():
-            hyps = decode_sources(self.model, pieces, self.device, beam_size, nbest, batch_size, length_penalty,
-                                  max_len_ratio, mode, temperature, top_k, seed)
+            options = SearchOptions(beam_size, nbest, length_penalty, max_len_ratio, mode, temperature, top_k, seed)
+            hyps = decode_sources(self.model, pieces, self.device, options, batch_size)
         out: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in sentences]
         joined: dict[int, list[list[Hypothesis]]] = {}
         for i, h in zip(owner, hyps):
