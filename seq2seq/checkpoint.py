@@ -123,6 +123,33 @@ def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu"):
     return model, config, tokenizer, meta
 
 
+def average_model_dirs(model_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
+    """Average the weights of model directories of one run (same recipe, same tokenizer) into a new
+    model directory; return its meta. Checkpoint averaging smooths the last steps' noise."""
+    if len(model_dirs) < 2:
+        raise CheckpointError(f"averaging needs at least 2 model directories; got {len(model_dirs)}")
+    model, config, _, meta = load_model_dir(model_dirs[0])
+    params = dict(model.named_parameters())  # tied weights appear once here
+    total = {name: p.detach().clone().double() for name, p in params.items()}
+    for other_dir in model_dirs[1:]:
+        other, other_config, _, other_meta = load_model_dir(other_dir)
+        if other_config.model != config.model:
+            raise CheckpointError(f"{other_dir} has a different model section from {model_dirs[0]}; only checkpoints of one run can be averaged")
+        if other_meta["tokenizer_sha256"] != meta["tokenizer_sha256"]:
+            raise CheckpointError(f"{other_dir} has a different tokenizer from {model_dirs[0]}; only checkpoints of one run can be averaged")
+        for name, p in other.named_parameters():
+            total[name] += p.detach().double()
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(total[name] / len(model_dirs))
+    fixed = ("format_version", "package_version", "src_lang", "tgt_lang", "tokenizer_files", "tokenizer_sha256", "special_ids", "weights_sha256")
+    last_meta = read_model_dir(model_dirs[-1])[1]
+    averaged = {k: v for k, v in last_meta.items() if k not in fixed and not k.startswith(("valid_", "test_"))}
+    averaged["averaged_from"] = [str(d) for d in model_dirs]
+    save_model_dir(out_dir, model, config, model_dirs[0], averaged, model_card(config, averaged))
+    return averaged
+
+
 def save_training_state(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
@@ -154,7 +181,11 @@ def model_card(config: Config, meta: dict[str, Any]) -> str:
         "metrics": ["bleu"],
         "model-index": [{"name": f"seq2seq-{data.src_lang}-{data.tgt_lang}-{m.attention}", "results": results}],
     }
-    scores = f"- Validation BLEU: {meta['valid_bleu']:.2f} (search with beam {config.train.valid_beam_size}; `{meta['valid_bleu_signature']}`)\n"
+    scores = ""
+    if "averaged_from" in meta:
+        scores += f"- Weights averaged over {len(meta['averaged_from'])} checkpoints: {', '.join(Path(d).name for d in meta['averaged_from'])}\n"
+    if "valid_bleu" in meta:
+        scores += f"- Validation BLEU: {meta['valid_bleu']:.2f} (search with beam {config.train.valid_beam_size}; `{meta['valid_bleu_signature']}`)\n"
     if "test_bleu" in meta:
         scores += f"- Test BLEU: {meta['test_bleu']:.2f} (beam {meta['test_beam_size']}; `{meta['test_bleu_signature']}`)\n"
     return f"""---

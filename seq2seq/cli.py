@@ -137,7 +137,7 @@ def translate_main(argv: list[str] | None = None) -> int:
         "(LINE counts from 0, best first). With --output-type json, each input line gives one JSON object "
         '{"line": i, "source": ..., "hypotheses": [{"text", "score", "tokens"}, ...]}.',
     )
-    parser.add_argument("--model", required=True, help="a model directory written by seq2seq-train")
+    parser.add_argument("--model", required=True, nargs="+", help="a model directory written by seq2seq-train; several: an ensemble")
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
     parser.add_argument("--output", help="write translations to this file instead of stdout")
     parser.add_argument("--beam-size", type=int, default=5)
@@ -172,7 +172,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        translator = Translator.from_pretrained(args.model, device=args.device)
+        translator = Translator.from_pretrained(_one_or_list(args.model), device=args.device)
     except (CheckpointError, ValueError) as err:
         return _fail(str(err), EXIT_USAGE)
     try:
@@ -206,6 +206,10 @@ def translate_main(argv: list[str] | None = None) -> int:
         if args.output:
             sink.close()
     return EXIT_OK
+
+
+def _one_or_list(dirs: list[str]) -> str | list[str]:
+    return dirs[0] if len(dirs) == 1 else dirs
 
 
 def _one_line(text: str) -> str:
@@ -253,7 +257,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         description="Translate a test set with a model directory and score it in both conventions: "
         "sacreBLEU (cased, detokenized) and the Multi30k literature convention (lowercased, Moses-tokenized).",
     )
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, nargs="+", help="a model directory; several: an ensemble")
     parser.add_argument("--src", required=True, help="source sentences (.gz allowed)")
     parser.add_argument("--ref", required=True, help="reference translations (.gz allowed)")
     parser.add_argument("--beam-size", type=int, default=5)
@@ -270,7 +274,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
     try:
         src, ref = read_lines(args.src), read_lines(args.ref)
-        translator = Translator.from_pretrained(args.model, device=args.device)
+        translator = Translator.from_pretrained(_one_or_list(args.model), device=args.device)
     except OSError as err:
         return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
     except (CheckpointError, ValueError) as err:
@@ -289,4 +293,42 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     else:
         for s in scores:
             print(s.format())
+    return EXIT_OK
+
+
+# --- seq2seq-average ----------------------------------------------------------------------------
+
+
+def average_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq-average",
+        description="Average the weights of checkpoints of one run into a new model directory. "
+        "Give the directories, or --run-dir with --last N to take the newest N of RUN_DIR/checkpoints "
+        "(kept when the recipe sets train.keep_checkpoints).",
+    )
+    parser.add_argument("model_dirs", nargs="*", help="model directories of one run")
+    parser.add_argument("--run-dir", help="a run directory whose checkpoints/ to average")
+    parser.add_argument("--last", type=int, default=5, help="with --run-dir: how many of the newest checkpoints")
+    parser.add_argument("--output", required=True, help="the new model directory")
+    args = parser.parse_args(argv)
+    _setup_logging()
+    if bool(args.model_dirs) == bool(args.run_dir):
+        parser.error("give either model directories or --run-dir, not both or neither")
+    from pathlib import Path
+
+    from seq2seq.checkpoint import CheckpointError, average_model_dirs
+
+    if args.run_dir:
+        found = sorted(p for p in (Path(args.run_dir) / "checkpoints").glob("step-*") if p.is_dir())
+        if len(found) < args.last:
+            return _fail(f"{args.run_dir}/checkpoints holds {len(found)} checkpoints, fewer than --last {args.last}; "
+                         "train with train.keep_checkpoints=N (N >= --last)", EXIT_USAGE)
+        dirs = found[-args.last :]
+    else:
+        dirs = [Path(d) for d in args.model_dirs]
+    try:
+        average_model_dirs(dirs, Path(args.output))
+    except CheckpointError as err:
+        return _fail(str(err), EXIT_USAGE)
+    log.info("averaged %d checkpoints (%s) into %s", len(dirs), ", ".join(d.name for d in dirs), args.output)
     return EXIT_OK

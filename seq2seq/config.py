@@ -102,6 +102,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = _num(20, 1)
     max_steps: int = _num(0, 0)
+    max_minutes: float = _num(0.0, 0.0)  # wall-clock budget for training, validation included; 0: none
     batch_tokens: int = _num(3400, 1)
     lr: float = _num(1e-3, 0.0, open_lo=True)
     weight_decay: float = _num(0.0, 0.0)
@@ -115,11 +116,12 @@ class TrainConfig:
     teacher_forcing: float = _num(1.0, 0.0, 1.0)
     eval_every: int = _num(0, 0)  # steps between validations; 0: once per epoch
     save_every: int = _num(0, 0)  # steps between resume checkpoints besides those at validation; 0: none
+    keep_checkpoints: int = _num(0, 0)  # model directories of the last N validations, for seq2seq-average; 0: none
     log_every: int = _num(50, 1)
     patience: int = _num(5, 0)
     valid_beam_size: int = _num(1, 1)
     device: Device = "auto"
-    bf16: bool = False
+    bf16: bool = False  # bf16 autocast, on CUDA and on CPUs with bf16 matrix units
     threads: int = _num(0, 0)
     max_skipped_steps: int = _num(5, 1)  # steps in a row without an update (non-finite, out of memory) before the run stops
     tensorboard: bool = False

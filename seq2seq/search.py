@@ -15,7 +15,7 @@ from functools import partial
 
 import torch
 
-from seq2seq.model import Seq2Seq, reorder_state, select_memory
+from seq2seq.model import Ensemble, Seq2Seq
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = float("-inf")
@@ -37,7 +37,7 @@ class Hypothesis:
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_len: torch.Tensor,
     beam_size: int,
@@ -61,7 +61,7 @@ def beam_search(
 
 
 def greedy_search(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_len: torch.Tensor,
     max_len_ratio: float = 2.0,
@@ -74,7 +74,7 @@ def greedy_search(
 
 @torch.inference_mode()
 def sample(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_len: torch.Tensor,
     temperature: float = 1.0,
@@ -102,7 +102,7 @@ def sample(
     return _search(model, src, src_len, nbest, nbest, max_len_ratio, max_len_offset, length_penalty, select, False, one_start=False)
 
 
-def _check_common(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, ratio: float, offset: int, alpha: float, return_attention: bool) -> None:
+def _check_common(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, ratio: float, offset: int, alpha: float, return_attention: bool) -> None:
     """Argument checks shared by the searches; each error names the argument and what is valid."""
     if src.dim() != 2 or src_len.shape != src.shape[:1]:
         raise ValueError(f"src must be (B, S) and src_len (B,); got {tuple(src.shape)} and {tuple(src_len.shape)}")
@@ -112,12 +112,12 @@ def _check_common(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, rati
         raise ValueError(f"max_len_offset must be an integer >= 0; got {offset!r}")
     if not alpha >= 0:
         raise ValueError(f"length_penalty must be >= 0 (0: none); got {alpha!r}")
-    if return_attention and model.decoder.attention is None:
-        raise ValueError("return_attention needs a model with attention; this one has attention 'none'")
+    if return_attention and not model.has_attention:
+        raise ValueError("return_attention needs a model with attention; this one (or one in the ensemble) has attention 'none'")
 
 
 def _search(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_len: torch.Tensor,
     K: int,
@@ -139,11 +139,11 @@ def _search(
     lengths = src_len.tolist()
     max_len = _max_lengths(src_len, ratio, offset).to(src.device)  # (B,)
     ids = torch.arange(B, device=src.device)  # (B,) each active sentence's row in src
-    memory = select_memory(model.encode(src, src_len), ids.repeat_interleave(K))  # rows (B*K)
+    memory = model.select_memory(model.encode(src, src_len), ids.repeat_interleave(K))  # rows (B*K)
     state = model.init_state(memory)
     # Beam search starts from one live hypothesis, so the K it grows are distinct; samples are
     # independent from the start.
-    score_dtype = torch.promote_types(memory.enc_out.dtype, torch.float32)  # float32 unless the model is float64
+    score_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)  # float32 unless the model is float64
     scores = torch.zeros(B, K, dtype=score_dtype, device=src.device)  # (B, K) summed log-probs; -inf: no live hypothesis
     if one_start:
         scores[:, 1:] = NEG_INF
@@ -153,7 +153,7 @@ def _search(
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     y = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)  # (B*K,)
     for t in range(int(max_len.max()) + 1):
-        logits, state, weights = model.decoder.step(y, state, memory)
+        logits, state, weights = model.step(y, state, memory)
         logp = _log_probs(logits, K, max_len == t)  # (B, K, V)
         origin, y_k, scores = select(scores, logp)  # (B, K) each
         tokens, attn = _extend(tokens, attn, origin, y_k, weights)
@@ -165,9 +165,9 @@ def _search(
         keep = (~done).nonzero().squeeze(1)  # (B',)
         if keep.numel() == 0:
             break
-        state = reorder_state(state, _rows(keep, origin[keep], K))
+        state = model.reorder_state(state, _rows(keep, origin[keep], K))
         if keep.numel() < done.numel():
-            memory = select_memory(memory, _rows(keep, torch.arange(K, device=keep.device).expand(keep.numel(), K), K))
+            memory = model.select_memory(memory, _rows(keep, torch.arange(K, device=keep.device).expand(keep.numel(), K), K))
             ids, max_len, scores, n_finished, tokens = ids[keep], max_len[keep], scores[keep], n_finished[keep], tokens[keep]
             attn = None if attn is None else attn[keep]
         y = y_k[keep].flatten()

@@ -104,11 +104,13 @@ def train(config: Config) -> Path:
         log.info("continuing the finished run: the recipe allows more steps or epochs now")
         progress.finished = False
     if progress.finished:
-        log.info("the run in %s has finished; nothing to do (raise train.epochs or train.max_steps to go on)", run_dir)
+        log.info("the run in %s has finished; nothing to do (raise train.epochs, train.max_steps or train.max_minutes to go on)", run_dir)
         shut_down(dist)
         return run_dir / "best"
     log.info("model: %s parameters on %s%s", f"{num_params:,}", device, f", rank {dist.rank} of {dist.world}" if dist.world > 1 else "")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else contextlib.nullcontext()
+    if tc.bf16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.warning("train.bf16=true but this CPU has no bf16 instructions: training will be slower, not faster; set train.bf16=false")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
     writer = metrics_writer(run_dir, tc.tensorboard, enabled=dist.is_main)
 
     def checkpoint(meta: dict[str, Any] | None = None) -> None:
@@ -191,7 +193,8 @@ def train(config: Config) -> Path:
                     writer.write(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
 
-                last_step = progress.step == tc.max_steps or (epoch == tc.epochs and is_last)
+                out_of_time = tc.max_minutes > 0 and progress.train_seconds + time.time() - clock >= 60 * tc.max_minutes
+                last_step = progress.step == tc.max_steps or (epoch == tc.epochs and is_last) or out_of_time
                 if (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and is_last) or last_step:
                     result = dist.broadcast(evaluate(model, valid_split, valid_refs, tokenizer, device, tc, autocast) if dist.is_main else None)
                     improved = result["bleu"] > progress.best_bleu
@@ -218,6 +221,8 @@ def train(config: Config) -> Path:
                             "num_parameters": num_params, "train_seconds": round(progress.train_seconds, 1)}
                     if improved and dist.is_main:
                         save_model_dir(run_dir / "best", model, config, run_dir, meta, model_card(config, meta))
+                    if tc.keep_checkpoints and dist.is_main:
+                        keep_checkpoint(run_dir, model, config, meta, tc.keep_checkpoints)
                     checkpoint(meta)
                 elif tc.save_every and progress.step % tc.save_every == 0:
                     checkpoint()
@@ -306,9 +311,21 @@ def limits_reached(progress: Progress, tc: TrainConfig) -> bool:
     """Whether a run at `progress` is done under the recipe's (possibly changed) limits."""
     if tc.max_steps and progress.step >= tc.max_steps:
         return True
+    if tc.max_minutes and progress.train_seconds >= 60 * tc.max_minutes:
+        return True
     if tc.patience and progress.bad_evals >= tc.patience:
         return True
     return progress.epoch > tc.epochs or (progress.epoch == tc.epochs and progress.epoch_complete)
+
+
+def keep_checkpoint(run_dir: Path, model: Seq2Seq, config: Config, meta: dict[str, Any], keep: int) -> None:
+    """Save this validation's model as checkpoints/step-NNNNNNNN and delete all but the last `keep`."""
+    import shutil
+
+    folder = run_dir / "checkpoints"
+    save_model_dir(folder / f"step-{meta['step']:08d}", model, config, run_dir, meta, model_card(config, meta))
+    for old in sorted(p for p in folder.glob("step-*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old)
 
 
 def with_last(items: Iterator[Any], start: int = 0) -> Iterator[tuple[int, Any, bool]]:

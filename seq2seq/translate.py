@@ -77,19 +77,38 @@ class Translator:
         self.max_len = config.data.max_len
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, device: str = "auto") -> "Translator":
-        from seq2seq.checkpoint import load_model_dir
+    def from_pretrained(cls, model_dir: str | Path | list[str | Path], device: str = "auto") -> "Translator":
+        """Load a model directory, or a list of them to translate as an ensemble (they must share a
+        tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run)."""
+        from seq2seq.checkpoint import CheckpointError, load_model_dir
+        from seq2seq.model import Ensemble
 
         if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}")
         resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-        model, config, tokenizer, meta = load_model_dir(model_dir, resolved)
-        return cls(model, tokenizer, config, meta, Path(model_dir), resolved)
+        dirs = [Path(d) for d in model_dir] if isinstance(model_dir, (list, tuple)) else [Path(model_dir)]
+        if not dirs:
+            raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
+        model, config, tokenizer, meta = load_model_dir(dirs[0], resolved)
+        if len(dirs) == 1:
+            return cls(model, tokenizer, config, meta, dirs[0], resolved)
+        models, max_len = [model], config.data.max_len
+        for other in dirs[1:]:
+            other_model, other_config, _, other_meta = load_model_dir(other, resolved)
+            if other_meta["tokenizer_sha256"] != meta["tokenizer_sha256"]:
+                raise CheckpointError(f"{other} has a different tokenizer from {dirs[0]}; an ensemble needs models trained with one SentencePiece model")
+            models.append(other_model)
+            max_len = min(max_len, other_config.data.max_len)
+        translator = cls(Ensemble(models).eval(), tokenizer, config, {**meta, "ensemble": [str(d) for d in dirs]}, dirs[0], resolved)
+        translator.max_len = max_len
+        return translator
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         """Copy the model directory to `out_dir` (weights, config, tokenizer, metadata, card)."""
         from seq2seq.checkpoint import CARD, save_model_dir
 
+        if "ensemble" in self.meta:
+            raise ValueError("an ensemble has no single model directory to save; average checkpoints of one run with seq2seq-average instead")
         out_dir = Path(out_dir)
         if out_dir.resolve() == self.model_dir.resolve():
             return

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import ModelConfig
-from seq2seq.model.decoder import Decoder, DecoderState, Memory
+from seq2seq.model.decoder import Decoder, DecoderState, Memory, reorder_state, select_memory
 from seq2seq.model.encoder import Encoder
 from seq2seq.tokenizer import PAD_ID, UNK_ID
 
@@ -42,6 +42,18 @@ class Seq2Seq(nn.Module):
         c = self.bridge_c(c_final).view(B, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
         feed = h.new_zeros(B, self.dec_hidden) if self.decoder.input_feeding else None
         return DecoderState(h, c, feed)
+
+    def step(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """One decoding step: y_prev (B,) → logits (B, V), next state, attention weights (B, S) or None."""
+        return self.decoder.step(y_prev, state, memory)
+
+    @property
+    def has_attention(self) -> bool:
+        return self.decoder.attention is not None
+
+    # The search reorders through the model, so an Ensemble can stand in for a Seq2Seq.
+    reorder_state = staticmethod(reorder_state)
+    select_memory = staticmethod(select_memory)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing: float = 1.0) -> torch.Tensor:
         """Teacher-forced pass: src (B, S), src_len (B,), tgt_in (B, T) → features (B, T, E).
