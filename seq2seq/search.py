@@ -46,18 +46,22 @@ def beam_search(
     length_penalty: float = 1.0,
     nbest: int = 1,
     return_attention: bool = False,
+    early_stop: bool = True,
 ) -> list[list[Hypothesis]]:
     """Beam search: src (B, S) ending in EOS and PAD-padded, src_len (B,) → B n-best lists, best first.
 
     A sentence may emit `ceil(max_len_ratio * (src_len - 1)) + max_len_offset` tokens before EOS;
-    `length_penalty` is GNMT's alpha (0: raw log-probability).
+    `length_penalty` is GNMT's alpha (0: raw log-probability). A sentence is done when K of its
+    hypotheses have ended or, with `early_stop` (as in OpenNMT-py), as soon as its best candidate
+    ends and `nbest` have ended: the rest of the beam is then unlikely to win and costs steps.
     """
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"beam_size must be an integer >= 1; got {beam_size!r}")
     if not isinstance(nbest, int) or not 1 <= nbest <= beam_size:
         raise ValueError(f"nbest must be an integer between 1 and beam_size ({beam_size}); got {nbest!r}")
     _check_common(model, src, src_len, max_len_ratio, max_len_offset, length_penalty, return_attention)
-    return _search(model, src, src_len, beam_size, nbest, max_len_ratio, max_len_offset, length_penalty, _select_topk, return_attention, one_start=True)
+    return _search(model, src, src_len, beam_size, nbest, max_len_ratio, max_len_offset, length_penalty, _select_topk, return_attention,
+                   one_start=True, early_stop=early_stop)
 
 
 def greedy_search(
@@ -99,7 +103,7 @@ def sample(
         raise ValueError(f"nbest must be an integer >= 1; got {nbest!r}")
     _check_common(model, src, src_len, max_len_ratio, max_len_offset, length_penalty, False)
     select = partial(_select_sample, temperature=temperature, top_k=top_k, generator=generator)
-    return _search(model, src, src_len, nbest, nbest, max_len_ratio, max_len_offset, length_penalty, select, False, one_start=False)
+    return _search(model, src, src_len, nbest, nbest, max_len_ratio, max_len_offset, length_penalty, select, False, one_start=False, early_stop=False)
 
 
 def _check_common(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, ratio: float, offset: int, alpha: float, return_attention: bool) -> None:
@@ -128,6 +132,7 @@ def _search(
     select: Select,
     return_attention: bool,
     one_start: bool,
+    early_stop: bool,
 ) -> list[list[Hypothesis]]:
     """The driver: src (B, S), src_len (B,) → B lists of the nbest finished hypotheses, best first.
 
@@ -162,6 +167,8 @@ def _search(
         scores = scores.masked_fill(ended, NEG_INF)
         n_finished += ended.sum(1)
         done = (n_finished >= K) | ~torch.isfinite(scores).any(1)  # (B,)
+        if early_stop:  # candidates come best first from _select_topk
+            done |= ended[:, 0] & (n_finished >= nbest)
         keep = (~done).nonzero().squeeze(1)  # (B',)
         if keep.numel() == 0:
             break

@@ -263,3 +263,33 @@ def test_return_attention_without_attention_is_an_error() -> None:
     src, src_len = pad_sources(TRAIN_SEQS[:2])
     with pytest.raises(ValueError, match="return_attention"):
         beam_search(trained_model("none", False), src, src_len, 2, return_attention=True)
+
+
+def _count_steps(model: Seq2Seq) -> list[int]:
+    calls = [0]
+    step = model.step
+
+    def counting(y, *args):
+        calls[0] += y.numel()  # decoder rows: hypotheses advanced
+        return step(y, *args)
+
+    model.step = counting
+    return calls
+
+
+def test_early_stop_saves_steps_and_loses_nothing_without_length_penalty() -> None:
+    model = trained_model()
+    src, src_len = pad_sources(random_sentences(16, seed=5))
+    calls = _count_steps(model)
+    full = beam_search(model, src, src_len, 4, nbest=4, length_penalty=0.0, early_stop=False)
+    exhaustive_steps = calls[0]
+    assert beam_search(model, src, src_len, 4, nbest=4, length_penalty=0.0, early_stop=True) == full  # it waits for nbest = K anyway
+    calls[0] = 0
+    early = beam_search(model, src, src_len, 4, nbest=1, length_penalty=0.0, early_stop=True)
+    assert calls[0] < exhaustive_steps
+    # Without a length penalty, log-probabilities only fall as hypotheses grow, so once the best
+    # candidate has ended nothing left in the beam can beat it: the 1-best is the exhaustive one.
+    for e, f in zip(early, full):
+        assert len(e) == 1
+        assert e[0].tokens == f[0].tokens
+        assert e[0].score == pytest.approx(f[0].score, abs=1e-5)

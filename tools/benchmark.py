@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="use only the first N sentences (0: all)")
     parser.add_argument("--batch1-limit", type=int, default=200, help="sentences for the batch-1 runs, which are slow")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "int8"], help="translation precisions to time")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if not args.train_recipe and not (args.model and args.src):
@@ -91,29 +92,30 @@ def main() -> None:
         print(f"training {t['recipe']} {' '.join(t['overrides'])}: {t['tgt_tokens_per_s']} target tokens/s over {t['steps']} steps, "
               f"peak resident memory {t['peak_rss_mib']} MiB")
     if args.model and args.src:
-        results.update(benchmark_translation(args.model, args.src, args.limit, args.batch1_limit))
+        results.update(benchmark_translation(args.model, args.src, args.limit, args.batch1_limit, args.precision))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
-def benchmark_translation(model: str, src: str, limit: int, batch1_limit: int) -> dict:
+def benchmark_translation(model: str, src: str, limit: int, batch1_limit: int, precisions: list[str]) -> dict:
     sentences = [s for s in read_lines(src) if s.strip()]
     if limit:
         sentences = sentences[:limit]
-    translator = Translator.from_pretrained(model, device="cpu")
     rows = []
-    for beam in (1, 5):
-        for batch in (64, 1):
-            subset = sentences if batch > 1 else sentences[:batch1_limit]
-            rows.append(time_translation(translator, subset, beam, batch))
+    for precision in precisions:
+        translator = Translator.from_pretrained(model, device="cpu", precision=precision)
+        for beam in (1, 5):
+            for batch in (64, 1):
+                subset = sentences if batch > 1 else sentences[:batch1_limit]
+                rows.append({"precision": precision, **time_translation(translator, subset, beam, batch)})
     results = {
         "model": model, "translation": rows, "startup_one_sentence_s": startup_seconds(model, 3),
         "translation_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    print(f"{'search':<8} {'batch':>5} {'sentences':>9} {'sent/s':>8} {'tok/s':>8}")
+    print(f"{'precision':<9} {'search':<8} {'batch':>5} {'sentences':>9} {'sent/s':>8} {'tok/s':>8}")
     for r in rows:
         search = "greedy" if r["beam_size"] == 1 else f"beam {r['beam_size']}"
-        print(f"{search:<8} {r['batch_size']:>5} {r['sentences']:>9} {r['sentences_per_s']:>8} {r['tgt_tokens_per_s']:>8}")
+        print(f"{r['precision']:<9} {search:<8} {r['batch_size']:>5} {r['sentences']:>9} {r['sentences_per_s']:>8} {r['tgt_tokens_per_s']:>8}")
     print(f"start-up + one sentence (seq2seq-translate, beam 5): {results['startup_one_sentence_s']} s")
     print(f"peak resident memory while translating: {results['translation_peak_rss_mib']} MiB")
     return results

@@ -6,6 +6,12 @@ Trains the tokenizer in a temporary run directory, builds the recipe's model, ru
 steps and then `--steps` profiled steps (forward, loss, backward, clip, Adam) on real batches, and
 prints the operators by self CPU time. The figures are for reading, not for comparing runs: use
 tools/benchmark.py for throughput.
+
+It also counts the FLOPs a training step executes per target token (forward and backward):
+torch's FlopCounterMode for the matrix products, plus the LSTMs, which it does not know, counted
+from their shapes (8·H·(I+H) per position and direction forward, twice that backward). Multiplied
+by a measured tokens/s and divided by the machine's matrix-multiply FLOP/s (`--peak`, measured
+here on 2048² products), this says how close training comes to the CPU's limit.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from seq2seq.config import load_config
 from seq2seq.data import collate_pairs, make_batches
@@ -34,6 +41,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rows", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peak", action="store_true", help="also measure fp32 and bf16 2048² matrix-multiply FLOP/s")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -68,6 +76,43 @@ def main() -> None:
     tokens = sum(len(split.tgt[i]) + 1 for b in profiled for i in b)
     print(f"{len(profiled)} steps, {tokens} target tokens")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+    lstm_flops = [0]
+    hooks = [m.register_forward_hook(lambda m, inputs, _: lstm_flops.__setitem__(0, lstm_flops[0] + _lstm_forward_flops(m, inputs[0])))
+             for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    with FlopCounterMode(display=False) as counter:
+        for indices in profiled:
+            step(indices)
+    for h in hooks:
+        h.remove()
+    total = counter.get_total_flops() + 3 * lstm_flops[0]
+    print(f"FLOPs per target token, forward + backward: {total / tokens / 1e6:.1f} M "
+          f"(matrix products {counter.get_total_flops() / tokens / 1e6:.1f} M, LSTMs {3 * lstm_flops[0] / tokens / 1e6:.1f} M)")
+    if args.peak:
+        for dtype in (torch.float32, torch.bfloat16):
+            print(f"2048² matrix multiply, {dtype}: {matmul_flops(dtype) / 1e9:.0f} GFLOP/s")
+
+
+def _lstm_forward_flops(lstm: torch.nn.LSTM, x) -> int:
+    """Forward FLOPs of one LSTM call: positions × directions × Σ_layers 8·H·(I+H)."""
+    positions = x.data.shape[0] if isinstance(x, torch.nn.utils.rnn.PackedSequence) else x.shape[0] * x.shape[1]
+    directions = 2 if lstm.bidirectional else 1
+    H = lstm.hidden_size
+    per_position = sum(8 * H * ((lstm.input_size if layer == 0 else directions * H) + H) for layer in range(lstm.num_layers))
+    return positions * directions * per_position
+
+
+def matmul_flops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    import time
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    return 2 * n**3 * runs / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

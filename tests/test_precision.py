@@ -1,0 +1,50 @@
+"""Translation in bf16 and int8: the model changes precision, its predictions stay close."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seq2seq.data import pad_sources
+from seq2seq.translate import Translator
+
+SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
+
+
+def first_step_log_probs(translator: Translator, sentences: list[str]) -> torch.Tensor:
+    """The model's log-probabilities for the first target token: (B, V), float32."""
+    import numpy as np
+
+    src, src_len = pad_sources([np.asarray(ids, dtype=np.int64) for ids in translator.tokenizer.encode_src(sentences)])
+    model = translator.model
+    with torch.inference_mode():
+        memory = model.encode(src, src_len)
+        logits, _, _ = model.step(torch.full((len(sentences),), 2), model.init_state(memory), memory)
+    return torch.log_softmax(logits.float(), -1)
+
+
+@pytest.mark.parametrize("precision, tolerance", [("bf16", 0.15), ("int8", 0.15)])
+def test_lower_precision_stays_close_to_fp32(trained_model_dir, precision, tolerance):
+    full = Translator.from_pretrained(trained_model_dir, device="cpu")
+    low = Translator.from_pretrained(trained_model_dir, device="cpu", precision=precision)
+    reference, approx = first_step_log_probs(full, SENTENCES), first_step_log_probs(low, SENTENCES)
+    likely = reference > -5  # compare where the probability is not negligible
+    assert (approx[likely] - reference[likely]).abs().max() < tolerance
+    assert not torch.equal(approx, reference)  # it really ran in another precision
+    out = low.translate(SENTENCES + [""], beam_size=3)
+    assert len(out) == 4 and out[3] == "" and all(out[:3])
+
+
+def test_int8_quantizes_the_lstm_and_linear_layers(trained_model_dir):
+    model = Translator.from_pretrained(trained_model_dir, device="cpu", precision="int8").model
+    plain = [name for name, m in model.named_modules() if type(m) in (torch.nn.Linear, torch.nn.LSTM)]
+    quantized = [name for name, m in model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    assert plain == []
+    assert {"encoder.rnn", "decoder.rnn", "decoder.generator"} <= set(quantized)
+
+
+def test_precision_is_checked_and_low_precision_is_not_saved(trained_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="fp32, bf16, int8"):
+        Translator.from_pretrained(trained_model_dir, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="precision='fp32'"):
+        Translator.from_pretrained(trained_model_dir, device="cpu", precision="bf16").save_pretrained(tmp_path / "x")
