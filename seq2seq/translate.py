@@ -81,7 +81,7 @@ class Translator:
         self.max_len = config.data.max_len
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path | list[str | Path], device: str = "auto", precision: Precision = "fp32") -> "Translator":
+    def from_pretrained(cls, model_dir: str | Path | list[str | Path], device: str = "auto", precision: Precision = "fp32") -> Translator:
         """Load a model directory, or a list of them to translate as an ensemble (they must share a
         tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run).
 

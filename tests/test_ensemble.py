@@ -60,7 +60,7 @@ def test_translate_command_takes_several_models(trained_model_dir):
     data = "\n".join(SENTENCES).encode() + b"\n"
     one = translate_cli(trained_model_dir, data)
     two = subprocess.run([BIN / "seq2seq-translate", "--model", str(trained_model_dir), str(trained_model_dir)],
-                         input=data, capture_output=True, env=ENV, timeout=120)
+                         input=data, capture_output=True, env=ENV, timeout=120, check=False)
     assert one.returncode == two.returncode == 0, two.stderr
     assert two.stdout == one.stdout
 
@@ -86,7 +86,7 @@ def test_keep_checkpoints_keeps_the_newest(run_with_checkpoints):
 def test_average_command_averages_weights(run_with_checkpoints, tmp_path):
     out = tmp_path / "avg"
     proc = subprocess.run([BIN / "seq2seq-average", "--run-dir", str(run_with_checkpoints), "--last", "2", "--output", str(out)],
-                          capture_output=True, env=ENV, timeout=120)
+                          capture_output=True, env=ENV, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     a, b = (load_file(run_with_checkpoints / "checkpoints" / name / "model.safetensors") for name in ("step-00000006", "step-00000008"))
     averaged = load_file(out / "model.safetensors")
@@ -101,7 +101,7 @@ def test_average_command_averages_weights(run_with_checkpoints, tmp_path):
 
 def test_average_command_needs_enough_checkpoints(run_with_checkpoints, tmp_path):
     proc = subprocess.run([BIN / "seq2seq-average", "--run-dir", str(run_with_checkpoints), "--last", "4", "--output", str(tmp_path / "x")],
-                          capture_output=True, env=ENV, timeout=120)
+                          capture_output=True, env=ENV, timeout=120, check=False)
     assert proc.returncode == 2
     assert b"fewer than --last 4" in proc.stderr and b"train.keep_checkpoints" in proc.stderr
 
