@@ -26,6 +26,8 @@ CONFIG = "config.json"
 META = "meta.json"
 CARD = "README.md"
 TRAINING_STATE = "training_state.pt"
+# The meta.json fields save_model_dir writes itself; copies of a model directory rewrite them.
+FIXED_META = ("format_version", "package_version", "src_lang", "tgt_lang", "tokenizer_files", "tokenizer_sha256", "special_ids", "weights_sha256")
 
 
 class CheckpointError(ValueError):
@@ -142,9 +144,8 @@ def average_model_dirs(model_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(total[name] / len(model_dirs))
-    fixed = ("format_version", "package_version", "src_lang", "tgt_lang", "tokenizer_files", "tokenizer_sha256", "special_ids", "weights_sha256")
-    last_meta = read_model_dir(model_dirs[-1])[1]
-    averaged = {k: v for k, v in last_meta.items() if k not in fixed and not k.startswith(("valid_", "test_"))}
+    # Training facts (step, epoch, time) of the newest checkpoint; its scores are not the average's.
+    averaged = {k: v for k, v in other_meta.items() if k not in FIXED_META and not k.startswith(("valid_", "test_"))}
     averaged["averaged_from"] = [str(d) for d in model_dirs]
     save_model_dir(out_dir, model, config, model_dirs[0], averaged, model_card(config, averaged))
     return averaged

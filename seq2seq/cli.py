@@ -176,7 +176,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        translator = Translator.from_pretrained(_one_or_list(args.model), device=args.device, precision=args.precision)
+        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
     except (CheckpointError, ValueError) as err:
         return _fail(str(err), EXIT_USAGE)
     try:
@@ -210,10 +210,6 @@ def translate_main(argv: list[str] | None = None) -> int:
         if args.output:
             sink.close()
     return EXIT_OK
-
-
-def _one_or_list(dirs: list[str]) -> str | list[str]:
-    return dirs[0] if len(dirs) == 1 else dirs
 
 
 def _one_line(text: str) -> str:
@@ -280,7 +276,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
     try:
         src, ref = read_lines(args.src), read_lines(args.ref)
-        translator = Translator.from_pretrained(_one_or_list(args.model), device=args.device, precision=args.precision)
+        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
     except OSError as err:
         return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
     except (CheckpointError, ValueError) as err:

@@ -217,11 +217,7 @@ def stream_batches(stream, encode_src, encode_tgt, max_len: int, buffer_size: in
         if pair is not None:
             buffer.append(pair)
         if buffer and (len(buffer) == buffer_size or pair is None):
-            src = encode_src([p["src"] for p in buffer])
-            tgt = encode_tgt([p["tgt"] for p in buffer])
-            keep = [i for i in range(len(buffer)) if 0 < len(src[i]) <= max_len and 0 < len(tgt[i]) <= max_len]
-            src_arr = [np.asarray(src[i], dtype=np.int64) for i in keep]
-            tgt_arr = [np.asarray(tgt[i], dtype=np.int64) for i in keep]
+            src_arr, tgt_arr, keep = _filter_by_length(encode_src([p["src"] for p in buffer]), encode_tgt([p["tgt"] for p in buffer]), max_len)
             src_lens = np.fromiter((len(a) + 1 for a in src_arr), dtype=np.int64, count=len(keep))
             tgt_lens = np.fromiter((len(a) for a in tgt_arr), dtype=np.int64, count=len(keep))
             if keep:
@@ -263,15 +259,16 @@ def encode_split(ds: "datasets.Dataset", encode_src, encode_tgt, max_len: int, n
     """Tokenize a split and drop pairs with an empty side or more than `max_len` tokens on a side."""
     src_ids = encode_src(list(ds["src"]))
     tgt_ids = encode_tgt(list(ds["tgt"]))
-    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if 0 < len(s) <= max_len and 0 < len(t) <= max_len]
+    src, tgt, keep = _filter_by_length(src_ids, tgt_ids, max_len)
     if not keep:
         raise DataError(f"the {name} is empty after length filtering: 0 of {len(src_ids)} pairs have 1 to {max_len} tokens on both sides (data.max_len={max_len}); raise data.max_len or check the files")
-    return EncodedSplit(
-        src=[np.asarray(src_ids[i], dtype=np.int64) for i in keep],
-        tgt=[np.asarray(tgt_ids[i], dtype=np.int64) for i in keep],
-        rows=np.asarray(keep, dtype=np.int64),
-        dropped=len(src_ids) - len(keep),
-    )
+    return EncodedSplit(src=src, tgt=tgt, rows=np.asarray(keep, dtype=np.int64), dropped=len(src_ids) - len(keep))
+
+
+def _filter_by_length(src_ids: list[list[int]], tgt_ids: list[list[int]], max_len: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """The pairs with 1 to `max_len` tokens on both sides, as arrays, and their row numbers."""
+    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if 0 < len(s) <= max_len and 0 < len(t) <= max_len]
+    return [np.asarray(src_ids[i], dtype=np.int64) for i in keep], [np.asarray(tgt_ids[i], dtype=np.int64) for i in keep], keep
 
 
 def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, seed: int, epoch: int, part: int = 0) -> list[np.ndarray]:

@@ -118,7 +118,7 @@ class Translator:
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         """Copy the model directory to `out_dir` (weights, config, tokenizer, metadata, card)."""
-        from seq2seq.checkpoint import CARD, save_model_dir
+        from seq2seq.checkpoint import CARD, FIXED_META, save_model_dir
 
         if "ensemble" in self.meta:
             raise ValueError("an ensemble has no single model directory to save; average checkpoints of one run with seq2seq-average instead")
@@ -128,8 +128,7 @@ class Translator:
         if out_dir.resolve() == self.model_dir.resolve():
             return
         card = (self.model_dir / CARD).read_text(encoding="utf-8") if (self.model_dir / CARD).is_file() else ""
-        fixed = ("precision", "format_version", "package_version", "src_lang", "tgt_lang", "tokenizer_files", "tokenizer_sha256", "special_ids", "weights_sha256")
-        extra = {k: v for k, v in self.meta.items() if k not in fixed}
+        extra = {k: v for k, v in self.meta.items() if k not in FIXED_META and k != "precision"}
         save_model_dir(out_dir, self.model, self.config, self.model_dir, extra, card)
 
     def translate(

@@ -34,7 +34,7 @@ def main() -> None:
     src, ref = read_lines(args.src), read_lines(args.ref)
     if len(src) != len(ref):
         raise SystemExit(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
-    translator = Translator.from_pretrained(args.model if len(args.model) > 1 else args.model[0], device="cpu", precision=args.precision)
+    translator = Translator.from_pretrained(args.model, device="cpu", precision=args.precision)
     rows = []
     print(f"{'alpha':>5} {'BLEU':>6} {'chrF2++':>7} {'lit-BLEU':>8}")
     for alpha in args.alphas:
