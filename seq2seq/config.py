@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 Attention = Literal["bahdanau", "luong", "none"]
-Scheduler = Literal["plateau", "warmup_decay", "constant"]
+Scheduler = Literal["plateau", "warmup_decay", "linear", "constant"]
 Device = Literal["auto", "cpu", "cuda"]
 SpmModelType = Literal["unigram", "bpe", "char", "word"]
 
@@ -120,6 +120,7 @@ class TrainConfig:
     log_every: int = _num(50, 1)
     patience: int = _num(5, 0)
     valid_beam_size: int = _num(1, 1)
+    score_test: bool = True  # score the best model on the test split (beam 5) when training ends, if there is one
     device: Device = "auto"
     bf16: bool = False  # bf16 autocast, on CUDA and on CPUs with bf16 matrix units
     threads: int = _num(0, 0)
@@ -162,6 +163,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             continue
         _set_dotted(raw, key.strip(), _parse_override_value(value), problems)
     config = _build(Config, raw, "", problems)
+    if not problems and config.train.scheduler == "linear" and config.data.streaming and not (config.train.max_minutes or config.train.max_steps):
+        problems.append("train.scheduler=linear decays over the run, but a streamed corpus has no known epoch length: "
+                        "set train.max_minutes or train.max_steps")
     if problems:
         raise ConfigError(problems)
     return config

@@ -20,8 +20,8 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = float("-inf")
 
-# (scores (B, K), log-probs (B, K, V)) → origin beam, token, new score: (B, K) each
-Select = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+# (scores (B, K), logits (B*K, V), at_max (B,)) → origin beam, token, new score: (B, K) each
+Select = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -158,9 +158,8 @@ def _search(
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     y = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)  # (B*K,)
     for t in range(int(max_len.max()) + 1):
-        logits, state, weights = model.step(y, state, memory)
-        logp = _log_probs(logits, K, max_len == t)  # (B, K, V)
-        origin, y_k, scores = select(scores, logp)  # (B, K) each
+        logits, state, weights = model.step(y, state, memory)  # (B*K, V)
+        origin, y_k, scores = select(scores, logits, max_len == t)  # (B, K) each
         tokens, attn = _extend(tokens, attn, origin, y_k, weights)
         ended = (y_k == EOS_ID) & torch.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, attn, scores, ended, lengths, _length_penalty(t + 1, alpha))
@@ -194,30 +193,44 @@ def _log_probs(logits: torch.Tensor, K: int, at_max: torch.Tensor) -> torch.Tens
     have reached their maximum length, at_max (B,), may only end: every token but EOS gets -inf,
     so they finish with EOS and its log-probability counted.
     """
-    logp = torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32)).view(-1, K, logits.size(-1))
-    logp[..., PAD_ID] = NEG_INF
-    logp[..., BOS_ID] = NEG_INF
+    logp = torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+    return _forbid(logp, K, at_max).view(-1, K, logits.size(-1))
+
+
+def _forbid(x: torch.Tensor, K: int, at_max: torch.Tensor) -> torch.Tensor:
+    """x (B*K, V) → x with -inf for PAD and BOS, and for all but EOS in the rows of sentences at their maximum length (B,)."""
+    x[:, PAD_ID] = NEG_INF
+    x[:, BOS_ID] = NEG_INF
     if at_max.any():
-        not_eos = torch.arange(logp.size(-1), device=logp.device) != EOS_ID  # (V,)
-        logp = logp.masked_fill(at_max[:, None, None] & not_eos, NEG_INF)
-    return logp
+        not_eos = torch.arange(x.size(-1), device=x.device) != EOS_ID  # (V,)
+        x = x.masked_fill(at_max.repeat_interleave(K)[:, None] & not_eos, NEG_INF)
+    return x
 
 
-def _select_topk(scores: torch.Tensor, logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _select_topk(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Beam step: the K best continuations of each sentence over all its beams.
 
-    scores (B, K) + logp (B, K, V) → origin beam, token, summed log-prob: (B, K) each. Dead beams
-    (-inf) offer only -inf, so their slots are refilled from live ones. All candidates have the same
-    length, so the length penalty cannot change their order and is left to `_set_aside`.
+    scores (B, K), logits (B*K, V), at_max (B,) → origin beam, token, summed log-prob: (B, K) each.
+    Each of a sentence's K best continuations is among the K best of its own beam, so the search
+    takes the K best tokens per beam from the raw logits, then the K best of those K·K: no
+    (B, K, V) log-probabilities are written. Log-probabilities are as in `_log_probs`. Dead beams
+    (-inf) offer only -inf, so their slots are refilled from live ones. All candidates have the
+    same length, so the length penalty cannot change their order and is left to `_set_aside`.
     """
-    B, K, V = logp.shape
-    top, flat = (scores.unsqueeze(2) + logp).view(B, K * V).topk(K, dim=1)  # (B, K)
-    return flat // V, flat % V, top
+    B, K = scores.shape
+    log_norm = torch.logsumexp(logits.float(), dim=-1, keepdim=True)  # (B*K, 1) before any -inf
+    # The step's logits are fresh and read only here, so _forbid may write into them.
+    values, tokens = _forbid(logits, K, at_max).topk(K, dim=-1)  # (B*K, K)
+    candidates = scores.reshape(B * K, 1) + (values.to(scores.dtype) - log_norm)  # (B*K, K)
+    top, flat = candidates.view(B, K * K).topk(K, dim=1)  # (B, K)
+    return flat // K, tokens.view(B, K * K).gather(1, flat), top
 
 
-def _select_sample(scores: torch.Tensor, logp: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _select_sample(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sampling step: each hypothesis draws its own next token; shapes as `_select_topk`, origin = k."""
-    B, K, V = logp.shape
+    B, K = scores.shape
+    logp = _log_probs(logits, K, at_max)  # (B, K, V)
+    V = logp.size(-1)
     tempered = logp / temperature  # (B, K, V)
     if 0 < top_k < V:
         kth = tempered.topk(top_k, dim=-1).values[..., -1:]  # (B, K, 1)

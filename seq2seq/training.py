@@ -21,7 +21,6 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from seq2seq.atomic import write_text_atomic
 from seq2seq.checkpoint import model_card, save_model_dir
@@ -39,6 +38,7 @@ from seq2seq.data import (
 )
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.distributed import Dist, init_distributed, shut_down
+from seq2seq.loss import linear_cross_entropy
 from seq2seq.reporting import metrics_writer, progress_bar, window_record
 from seq2seq.resume import (
     Progress,
@@ -142,6 +142,7 @@ def train(config: Config) -> Path:
         tgt_lens = np.array([len(t) for t in train_split.tgt])
     clock = time.time()
     window_start = time.time()
+    eval_seconds = 0.0  # the last validation's duration
     with StopFlag() as stop_flag:
         for epoch in range(progress.epoch + progress.epoch_complete, tc.epochs + 1):
             first = progress.batch_in_epoch if epoch == progress.epoch else 0
@@ -170,6 +171,8 @@ def train(config: Config) -> Path:
                         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
                         finite = bool(torch.isfinite(grad_norm))
                     if finite:
+                        if tc.scheduler == "linear":
+                            set_lr(optimizer, linear_lr(tc, progress, progress.train_seconds + time.time() - clock, total))
                         optimizer.step()
                         progress.skipped_in_row = 0
                         progress.window_loss += loss_value
@@ -193,10 +196,13 @@ def train(config: Config) -> Path:
                     writer.write(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
 
-                out_of_time = tc.max_minutes > 0 and progress.train_seconds + time.time() - clock >= 60 * tc.max_minutes
+                # The last validation's duration is kept free, so the final one ends within the budget.
+                out_of_time = tc.max_minutes > 0 and progress.train_seconds + time.time() - clock + eval_seconds >= 60 * tc.max_minutes
                 last_step = progress.step == tc.max_steps or (epoch == tc.epochs and is_last) or out_of_time
                 if (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and is_last) or last_step:
+                    eval_start = time.time()
                     result = dist.broadcast(evaluate(model, valid_split, valid_refs, tokenizer, device, tc, autocast) if dist.is_main else None)
+                    eval_seconds = time.time() - eval_start
                     improved = result["bleu"] > progress.best_bleu
                     if improved:
                         progress.best_bleu, progress.bad_evals = result["bleu"], 0
@@ -240,7 +246,7 @@ def train(config: Config) -> Path:
                 break
     writer.close()
     log.info("done: %d steps in %.1f s; best validation BLEU %.2f; model in %s", progress.step, progress.train_seconds, progress.best_bleu, run_dir / "best")
-    if "test" in corpus and dist.is_main:
+    if tc.score_test and "test" in corpus and dist.is_main:
         score_test_split(run_dir / "best", corpus["test"], device)
     dist.barrier()
     shut_down(dist)
@@ -391,8 +397,8 @@ def token_loss(model: Seq2Seq, features: torch.Tensor, tgt_out: torch.Tensor, la
     which skips the largest matrix product for every padded position.
     """
     mask = tgt_out != 0
-    logits = model.decoder.logits(features[mask])  # (N, V)
-    return F.cross_entropy(logits.float(), tgt_out[mask], label_smoothing=label_smoothing, reduction="sum")
+    generator = model.decoder.generator
+    return linear_cross_entropy(features[mask], generator.weight, generator.bias, tgt_out[mask], label_smoothing)
 
 
 @torch.inference_mode()
@@ -417,7 +423,8 @@ def evaluate(model: Seq2Seq, split: EncodedSplit, refs: list[str], tokenizer: To
 
 
 def make_warmup_schedule(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR | None:
-    """Linear warmup, then inverse-square-root decay (warmup_decay); linear warmup alone otherwise."""
+    """Linear warmup, then inverse-square-root decay (warmup_decay); linear warmup alone for
+    plateau and constant; nothing for linear, whose `linear_lr` includes its warmup."""
     scheduler = tc.scheduler
     if scheduler == "warmup_decay":
         warm = max(tc.warmup_steps, 1)
@@ -426,7 +433,30 @@ def make_warmup_schedule(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> t
         if tc.warmup_steps:
             return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / tc.warmup_steps))
         return None
-    raise ValueError(f"train.scheduler must be one of plateau, warmup_decay, constant; got {scheduler!r}")
+    elif scheduler == "linear":
+        return None  # linear_lr sets the rate at every step, from where the run stands
+    raise ValueError(f"train.scheduler must be one of plateau, warmup_decay, linear, constant; got {scheduler!r}")
+
+
+def linear_lr(tc: TrainConfig, progress: Progress, seconds: float, batches_per_epoch: int | None) -> float:
+    """The `linear` schedule: warmup, then a straight line from train.lr down to train.min_lr at
+    the end of the run. The end is the first limit the run will reach: train.max_minutes (so a
+    time budget ends with a decayed model, whatever the machine's speed), train.max_steps or
+    train.epochs. Computed afresh at every step, so a resumed run needs no scheduler state."""
+    done = 0.0
+    if tc.max_minutes:
+        done = max(done, seconds / (60 * tc.max_minutes))
+    if tc.max_steps:
+        done = max(done, progress.step / tc.max_steps)
+    if batches_per_epoch:
+        done = max(done, (progress.epoch - 1 + progress.batch_in_epoch / batches_per_epoch) / tc.epochs)
+    warm = min(1.0, (progress.step + 1) / tc.warmup_steps) if tc.warmup_steps else 1.0
+    return warm * (tc.min_lr + (tc.lr - tc.min_lr) * max(0.0, 1.0 - done))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def batch_pairs(

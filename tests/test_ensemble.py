@@ -116,6 +116,32 @@ def test_time_budget_stops_and_can_be_raised(tmp_path, demo_dir):
     assert load_state(tmp_path)["progress"]["step"] == 3
 
 
+def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, monkeypatch):
+    import time
+
+    from seq2seq import training
+
+    real_evaluate = training.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        time.sleep(1.0)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", slow_evaluate)
+    # 1.5 s: step 1 and its 1 s validation leave 0.4 s, less than a validation, so step 2 is the
+    # last; without the reservation step 2 would start a validation that ends past the budget, then step 3.
+    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.eval_every=1", "train.max_minutes=0.025"))
+    progress = load_state(tmp_path)["progress"]
+    assert progress["step"] == 2 and progress["finished"]
+
+
+def test_score_test_false_leaves_the_test_split_alone(tmp_path, demo_dir):
+    best = train(tiny_config(tmp_path / "off", demo_dir, "train.max_steps=2", "train.score_test=false"))
+    assert "test_bleu" not in json.loads((best / "meta.json").read_text())
+    best = train(tiny_config(tmp_path / "on", demo_dir, "train.max_steps=2"))
+    assert "test_bleu" in json.loads((best / "meta.json").read_text())
+
+
 def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir):
     train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "train.bf16=true", "train.log_every=1"))
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rows", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--by-shape", action="store_true", help="also list the operators by input shape")
     parser.add_argument("--peak", action="store_true", help="also measure fp32 and bf16 2048² matrix-multiply FLOP/s")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -70,12 +71,14 @@ def main() -> None:
     for indices in batches[: args.warmup]:
         step(indices)
     profiled = batches[args.warmup : args.warmup + args.steps]
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=args.by_shape) as prof:
         for indices in profiled:
             step(indices)
     tokens = sum(len(split.tgt[i]) + 1 for b in profiled for i in b)
     print(f"{len(profiled)} steps, {tokens} target tokens")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    if args.by_shape:
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
     lstm_flops = [0]
     hooks = [m.register_forward_hook(lambda m, inputs, _: lstm_flops.__setitem__(0, lstm_flops[0] + _lstm_forward_flops(m, inputs[0])))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from seq2seq.model.attention import BahdanauAttention, LuongAttention
+from seq2seq.model.dropout import Dropout
 
 
 class Memory(NamedTuple):
@@ -73,7 +74,7 @@ class Decoder(nn.Module):
         self.attention_kind = attention
         self.input_feeding = input_feeding and attention != "none"
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         if attention == "bahdanau":
             self.attention: nn.Module | None = BahdanauAttention(hidden_dim, context_dim, attention_dim)
         elif attention == "luong":
@@ -85,7 +86,7 @@ class Decoder(nn.Module):
         input_dim = emb_dim + (hidden_dim if self.input_feeding else 0) + (context_dim if attention == "none" else 0)
         self.rnn = nn.LSTM(input_dim, hidden_dim, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         self.combine = nn.Linear(hidden_dim + context_dim, hidden_dim, bias=False) if self.attention is not None else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pre_output = nn.Linear(hidden_dim, emb_dim)
         self.generator = nn.Linear(emb_dim, vocab_size)
 

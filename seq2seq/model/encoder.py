@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.model.dropout import Dropout
+
 
 class Encoder(nn.Module):
     """Embeddings → bidirectional LSTM over packed sequences.
@@ -17,9 +19,9 @@ class Encoder(nn.Module):
     def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, num_layers: int, dropout: float, emb_dropout: float, pad_id: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         self.rnn = nn.LSTM(emb_dim, hidden_dim, num_layers, batch_first=True, bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
-        self.out_dropout = nn.Dropout(dropout)
+        self.out_dropout = Dropout(dropout)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """src: (B, S), src_len: (B,) → enc_out (B, S, 2H), final h and c of the last layer (B, 2H) each."""
