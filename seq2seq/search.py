@@ -202,8 +202,9 @@ def _forbid(x: torch.Tensor, K: int, at_max: torch.Tensor) -> torch.Tensor:
     x[:, PAD_ID] = NEG_INF
     x[:, BOS_ID] = NEG_INF
     if at_max.any():
-        not_eos = torch.arange(x.size(-1), device=x.device) != EOS_ID  # (V,)
-        x = x.masked_fill(at_max.repeat_interleave(K)[:, None] & not_eos, NEG_INF)
+        V = x.size(-1)
+        not_eos = torch.arange(V, device=x.device) != EOS_ID  # (V,)
+        x = x.view(-1, K, V).masked_fill(at_max[:, None, None] & not_eos, NEG_INF).view(-1, V)
     return x
 
 
@@ -229,8 +230,8 @@ def _select_topk(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tenso
 def _select_sample(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sampling step: each hypothesis draws its own next token; shapes as `_select_topk`, origin = k."""
     B, K = scores.shape
+    V = logits.size(-1)
     logp = _log_probs(logits, K, at_max)  # (B, K, V)
-    V = logp.size(-1)
     tempered = logp / temperature  # (B, K, V)
     if 0 < top_k < V:
         kth = tempered.topk(top_k, dim=-1).values[..., -1:]  # (B, K, 1)

@@ -431,7 +431,7 @@ def make_warmup_schedule(optimizer: torch.optim.Optimizer, tc: TrainConfig) -> t
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warm, math.sqrt(warm / (s + 1))))
     elif scheduler in ("plateau", "constant"):
         if tc.warmup_steps:
-            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / tc.warmup_steps))
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, tc.warmup_steps))
         return None
     elif scheduler == "linear":
         return None  # linear_lr sets the rate at every step, from where the run stands
@@ -450,8 +450,12 @@ def linear_lr(tc: TrainConfig, progress: Progress, seconds: float, batches_per_e
         done = max(done, progress.step / tc.max_steps)
     if batches_per_epoch:
         done = max(done, (progress.epoch - 1 + progress.batch_in_epoch / batches_per_epoch) / tc.epochs)
-    warm = min(1.0, (progress.step + 1) / tc.warmup_steps) if tc.warmup_steps else 1.0
-    return warm * (tc.min_lr + (tc.lr - tc.min_lr) * max(0.0, 1.0 - done))
+    return warmup_factor(progress.step, tc.warmup_steps) * (tc.min_lr + (tc.lr - tc.min_lr) * max(0.0, 1.0 - done))
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """The learning rate's fraction at `step` of a linear warmup over `warmup_steps` (0: none)."""
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
