@@ -211,7 +211,8 @@ def train(config: Config) -> Path:
                     progress.train_seconds += time.time() - clock
                     clock = time.time()
                     result.update(type="valid", step=progress.step, epoch=epoch, best_bleu=progress.best_bleu,
-                                  skipped_steps=progress.skipped_steps, elapsed_s=round(progress.train_seconds, 1))
+                                  skipped_steps=progress.skipped_steps, elapsed_s=round(progress.train_seconds, 1),
+                                  valid_s=round(eval_seconds, 1))
                     writer.write(result)
                     bar.clear()
                     log.info("valid step %d epoch %d: loss %.3f ppl %.2f BLEU %.2f (best %.2f%s) after %.0f s",

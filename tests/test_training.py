@@ -39,7 +39,8 @@ def test_run_directory_contents(trained_model_dir):
     assert len(meta["tokenizer_sha256"]) == 64
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in records if r["type"] == "valid"]
-    assert len(valid) == 2 and all("bleu" in r and r["loss"] > 0 for r in valid)
+    assert len(valid) == 2 and all("bleu" in r and r["loss"] > 0 and r["valid_s"] >= 0 for r in valid)
+    assert valid[1]["elapsed_s"] > valid[0]["elapsed_s"] + valid[1]["valid_s"]
     state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
     assert state["progress"]["epoch"] == 2 and state["progress"]["finished"]
 
