@@ -23,6 +23,7 @@ Attention = Literal["bahdanau", "luong", "none"]
 Scheduler = Literal["plateau", "warmup_decay", "linear", "constant"]
 Device = Literal["auto", "cpu", "cuda"]
 SpmModelType = Literal["unigram", "bpe", "char", "word"]
+OutputVocab = Literal["full", "target"]
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,9 @@ class ModelConfig:
     emb_dropout: float = _num(0.3, 0.0, 0.9)
     word_dropout: float = _num(0.0, 0.0, 0.9)
     tie_embeddings: bool = True
+    # target: the output layer scores only the pieces that the training targets can hold (a
+    # smaller softmax, faster training); full: every piece of the target vocabulary.
+    output_vocab: OutputVocab = "full"
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if not problems and config.train.scheduler == "linear" and config.data.streaming and not (config.train.max_minutes or config.train.max_steps):
         problems.append("train.scheduler=linear decays over the run, but a streamed corpus has no known epoch length: "
                         "set train.max_minutes or train.max_steps")
+    if not problems and config.model.output_vocab == "target" and config.data.streaming:
+        problems.append("model.output_vocab=target reads every training target before training, which a streamed corpus "
+                        "never holds: set model.output_vocab=full or data.streaming=false")
     if problems:
         raise ConfigError(problems)
     return config

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import sentencepiece as spm
@@ -62,6 +63,30 @@ def _encode(sp: spm.SentencePieceProcessor, texts: list[str], alpha: float) -> l
         # One thread: with several, which sentence gets which random draw would vary run to run.
         return sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
     return sp.encode(texts)
+
+
+def reachable_target_ids(tokenizer: Tokenizer, segmented: Iterable[Sequence[int]]) -> list[int]:
+    """The target ids that any segmentation of these sentences can hold, sampled ones included.
+
+    `segmented` is each sentence's best segmentation. Every segmentation of a sentence cuts the
+    same normalized text, and a piece never spans a word boundary (SentencePiece splits on
+    whitespace; "▁" only starts a piece), so a piece can occur only as a substring of one of the
+    text's words. Returns the special ids, the ids seen (byte-fallback pieces among them) and the
+    pieces found inside the words, ascending.
+    """
+    sp = tokenizer.tgt
+    ids = set(SPECIAL_IDS.values())
+    words: set[str] = set()
+    for sentence in segmented:
+        sentence = [int(i) for i in sentence]
+        ids.update(sentence)
+        words.update("".join(sp.id_to_piece(sentence)).replace("▁", "\n▁").split("\n"))
+    piece_ids = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    longest = max(map(len, piece_ids))
+    # Every substring up to the longest piece: linear in the words' length, whatever the vocabulary.
+    found = {w[a:b] for w in words for a in range(len(w)) for b in range(a + 1, min(len(w), a + longest) + 1)}
+    ids.update(piece_ids[piece] for piece in found.intersection(piece_ids))
+    return sorted(ids)
 
 
 def seed_sampling(*key: int) -> None:

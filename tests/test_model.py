@@ -107,3 +107,43 @@ def test_scheduled_sampling_runs_and_changes_inputs():
     sampled = model(src, lens, tgt_in, teacher_forcing=0.0)
     torch.testing.assert_close(forced[:, 0], sampled[:, 0])
     assert not torch.allclose(forced[:, 1:], sampled[:, 1:])
+
+
+def test_restricted_output_scores_only_the_masked_pieces():
+    from seq2seq.training import token_loss
+
+    model = tiny(attention="luong", input_feeding=False, output_vocab="target")
+    allowed = [0, 1, 2, 3, *range(10, 30)]
+    model.decoder.restrict_output_to(allowed)
+    src, lens = padded_batch()
+    tgt_in = torch.tensor([[BOS_ID, 12, 20], [BOS_ID, 25, 11], [BOS_ID, 14, PAD_ID], [BOS_ID, 29, 17]])
+    tgt_out = torch.tensor([[12, 20, EOS_ID], [25, 11, EOS_ID], [14, EOS_ID, PAD_ID], [29, 17, EOS_ID]])
+    features = model(src, lens, tgt_in)
+    logits = model.decoder.logits(features)  # (B, T, V)
+    outside = torch.ones(V, dtype=torch.bool)
+    outside[allowed] = False
+    assert torch.isneginf(logits[..., outside]).all() and torch.isfinite(logits[..., ~outside]).all()
+    # The loss is cross-entropy over the allowed pieces only: label smoothing spreads over them too.
+    real = tgt_out != PAD_ID
+    rows = torch.tensor(allowed)
+    to_row = torch.full((V,), -1, dtype=torch.long)
+    to_row[rows] = torch.arange(len(allowed))
+    expected = F.cross_entropy(logits[real][:, rows], to_row[tgt_out[real]], label_smoothing=0.1, reduction="sum")
+    loss = token_loss(model, features, tgt_out, 0.1)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
+    loss.backward()
+    bias_grad = model.decoder.generator.bias.grad  # the bias, unlike the tied weight, is the output layer's alone
+    assert bias_grad[outside].abs().sum() == 0 and bias_grad[~outside].abs().sum() > 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_restricted_output_in_every_translation_precision(precision):
+    from seq2seq.translate import with_precision
+
+    model = tiny(attention="luong", input_feeding=False, output_vocab="target")
+    model.decoder.restrict_output_to([0, 1, 2, 3, *range(10, 30)])
+    model = with_precision(model.eval(), precision)
+    features = torch.randn(5, 16, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+    logits = model.decoder.logits(features)  # (5, V)
+    outside = ~model.decoder.output_mask
+    assert torch.isneginf(logits[:, outside]).all() and torch.isfinite(logits[:, ~outside]).all()

@@ -28,3 +28,20 @@ def test_separate_vocabularies(tmp_path, demo_dir):
     assert tok.src is not tok.tgt
     assert "▁Hund" in {tok.tgt.id_to_piece(i) for i in range(tok.tgt_vocab_size)}
     assert "▁Hund" not in {tok.src.id_to_piece(i) for i in range(tok.src_vocab_size)}
+
+
+def test_reachable_target_ids_cover_every_sampled_segmentation_and_leave_source_pieces_out(tmp_path, demo_dir):
+    from seq2seq.tokenizer import SPECIAL_IDS, reachable_target_ids, seed_sampling
+
+    tok = _train(tmp_path, demo_dir)
+    tgt = read_text_lines(demo_dir / "train.de.gz")
+    best = tok.encode_tgt(tgt)
+    reachable = set(reachable_target_ids(tok, best))
+    assert set(SPECIAL_IDS.values()) | {i for s in best for i in s} <= reachable
+    seed_sampling(0)
+    sampled = {i for s in tok.encode_tgt(tgt, alpha=0.1) for i in s}
+    assert sampled <= reachable and sampled - {i for s in best for i in s}  # sampling reached pieces beyond the best
+    # Pieces of English words that no German word contains are unreachable.
+    english_only = {i for s in tok.encode_src(["the dog sees"]) for i in s} - {i for s in best for i in s}
+    assert english_only and not english_only & reachable
+    assert len(reachable) < tok.tgt_vocab_size

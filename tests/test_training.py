@@ -156,3 +156,30 @@ def test_linear_schedule_on_a_stream_needs_a_length(demo_dir):
     with pytest.raises(ConfigError, match="train.max_minutes or train.max_steps"):
         load_config(None, ["data.streaming=true", "train.scheduler=linear"])
     load_config(None, ["data.streaming=true", "train.scheduler=linear", "train.max_steps=10"])
+
+
+def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
+    from seq2seq.tokenizer import reachable_target_ids
+
+    best = train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "model.output_vocab=target"))
+    model, _, tokenizer, _ = load_model_dir(best)
+    mask = load_file(str(best / "model.safetensors"))["decoder.output_mask"]
+    assert torch.equal(model.decoder.output_mask, mask)
+    from seq2seq.data import read_text_lines
+
+    reachable = reachable_target_ids(tokenizer, tokenizer.encode_tgt(read_text_lines(demo_dir / "train.de.gz")))
+    assert mask.nonzero().squeeze(1).tolist() == reachable and len(reachable) < tokenizer.tgt_vocab_size
+    # Sampling from the whole distribution still draws only pieces inside the mask.
+    translator = Translator.from_pretrained(best, device="cpu")
+    drawn = translator.translate_nbest(["The dog sees the cat."] * 8, mode="sample", nbest=4, temperature=2.0)
+    pieces = {p for hyps in drawn for h in hyps for p in h.tokens}
+    assert pieces and pieces <= {tokenizer.tgt.id_to_piece(i) for i in reachable}
+
+
+def test_target_output_vocabulary_needs_the_whole_training_set():
+    from seq2seq.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="model.output_vocab=full or data.streaming=false"):
+        load_config(None, ["data.streaming=true", "model.output_vocab=target"])
+    with pytest.raises(ConfigError, match="full.*target|target.*full"):
+        load_config(None, ["model.output_vocab=seen"])

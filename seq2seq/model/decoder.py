@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seq2seq.model.attention import BahdanauAttention, LuongAttention
@@ -69,6 +70,7 @@ class Decoder(nn.Module):
         dropout: float,
         emb_dropout: float,
         pad_id: int,
+        restrict_output: bool,
     ):
         super().__init__()
         self.attention_kind = attention
@@ -89,6 +91,13 @@ class Decoder(nn.Module):
         self.dropout = Dropout(dropout)
         self.pre_output = nn.Linear(hidden_dim, emb_dim)
         self.generator = nn.Linear(emb_dim, vocab_size)
+        # True for the pieces the output layer may produce; training sets it to those the training
+        # targets can hold (seq2seq.tokenizer.reachable_target_ids), and it travels with the weights.
+        self.output_mask: torch.Tensor | None
+        if restrict_output:
+            self.register_buffer("output_mask", torch.ones(vocab_size, dtype=torch.bool))
+        else:
+            self.output_mask = None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor | None:
         return None if self.attention is None else self.attention.project_keys(enc_out)
@@ -141,8 +150,32 @@ class Decoder(nn.Module):
         return self.logits(features), state, weights
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
-        """features (..., E) → logits (..., V)."""
-        return self.generator(features)
+        """features (..., E) → logits (..., V); −inf for the pieces outside the output mask."""
+        if self.output_mask is None:
+            return self.generator(features)
+        if isinstance(self.generator, nn.Linear):
+            # −inf enters through the bias: no extra pass over the (N, V) logits.
+            bias = self.generator.bias.masked_fill(~self.output_mask, float("-inf"))
+            return F.linear(features, self.generator.weight, bias)
+        return self.generator(features).masked_fill_(~self.output_mask, float("-inf"))  # int8: a quantized Linear
+
+    def restrict_output_to(self, ids: list[int]) -> None:
+        """Let the output layer produce only these target ids (model.output_vocab=target)."""
+        assert self.output_mask is not None, "built with output_vocab=full"
+        self.output_mask.zero_()[torch.tensor(ids, device=self.output_mask.device)] = True
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The generator's rows that the loss needs: weight (V', E), bias (V',), and the map from
+        target ids to those rows, (V,) with −1 outside the mask (None when every row is used).
+
+        Training only ever scores the pieces in the mask, so a softmax over V' of the V rows gives
+        the same model for less work: German takes 5,575 of the joint vocabulary's 8,000 pieces.
+        """
+        weight, bias = self.generator.weight, self.generator.bias
+        if self.output_mask is None:
+            return weight, bias, None
+        rows = self.output_mask.nonzero().squeeze(1)  # (V',)
+        return weight[rows], bias[rows], self.output_mask.cumsum(0) - 1
 
     def _attend(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor | None]:
         """LSTM outputs (B, T, D) → attentional hidden states (B, T, D), attention weights (B, T, S) or None."""

@@ -91,6 +91,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, shar
         cfg.dropout,
         cfg.emb_dropout,
         PAD_ID,
+        cfg.output_vocab == "target",
     )
     model = Seq2Seq(encoder, decoder, cfg.enc_hidden, cfg.dec_hidden, cfg.dec_layers, cfg.word_dropout)
     # Uniform init in ±0.1, the classic choice for LSTM NMT (PyTorch's default LSTM init trains slowly here).
