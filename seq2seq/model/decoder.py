@@ -168,8 +168,8 @@ class Decoder(nn.Module):
         """The generator's rows that the loss needs: weight (V', E), bias (V',), and the map from
         target ids to those rows, (V,) with −1 outside the mask (None when every row is used).
 
-        Training only ever scores the pieces in the mask, so a softmax over V' of the V rows gives
-        the same model for less work: German takes 5,575 of the joint vocabulary's 8,000 pieces.
+        No target lies outside the mask, so the softmax runs over those V' rows only, for less
+        work (Multi30k's German can use 5,575 of its joint vocabulary's 8,000 pieces).
         """
         weight, bias = self.generator.weight, self.generator.bias
         if self.output_mask is None:
