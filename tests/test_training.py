@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 
 from conftest import tiny_config
 from seq2seq.checkpoint import CheckpointError, load_model_dir
+from seq2seq.data import read_text_lines
 from seq2seq.training import train
 from seq2seq.translate import Translator
 
@@ -165,8 +166,6 @@ def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
     model, _, tokenizer, _ = load_model_dir(best)
     mask = load_file(str(best / "model.safetensors"))["decoder.output_mask"]
     assert torch.equal(model.decoder.output_mask, mask)
-    from seq2seq.data import read_text_lines
-
     reachable = reachable_target_ids(tokenizer, tokenizer.encode_tgt(read_text_lines(demo_dir / "train.de.gz")))
     assert mask.nonzero().squeeze(1).tolist() == reachable and len(reachable) < tokenizer.tgt_vocab_size
     # Sampling from the whole distribution still draws only pieces inside the mask.

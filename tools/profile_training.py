@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from seq2seq.config import load_config
 from seq2seq.data import collate_pairs, make_batches
 from seq2seq.distributed import Dist
-from seq2seq.training import new_model, prepare_data, seed_everything, token_loss
+from seq2seq.training import new_model, new_optimizer, prepare_data, seed_everything, token_loss
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
         data = prepare_data(config, Path(run_dir), Dist(), None)
     tc = config.train
     model = new_model(config, data.tokenizer, data.train_split)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)  # as seq2seq.training does
+    optimizer = new_optimizer(model, tc)
     split = data.train_split
     batches = make_batches(np.array([len(s) + 1 for s in split.src]), np.array([len(t) for t in split.tgt]), tc.batch_tokens, config.seed, 1)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
