@@ -182,9 +182,9 @@ def test_write_demo_corpus_layout_and_held_out_splits(tmp_path):
                                test_size=60)
     assert out == tmp_path / "demo"
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"{s}.{l}.gz" for s in ("train", "val", "test") for l in ("en", "de"))
-    lines = {(s, l): read_lines(out / f"{s}.{l}.gz")
-             for s in ("train", "val", "test") for l in ("en", "de")}
+    assert names == sorted(f"{s}.{lang}.gz" for s in ("train", "val", "test") for lang in ("en", "de"))
+    lines = {(s, lang): read_lines(out / f"{s}.{lang}.gz")
+             for s in ("train", "val", "test") for lang in ("en", "de")}
     for split, size in (("train", 400), ("val", 50), ("test", 60)):
         assert len(lines[split, "en"]) == len(lines[split, "de"]) == size
     train, val, test = (set(lines[s, "en"]) for s in ("train", "val", "test"))

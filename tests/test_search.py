@@ -240,17 +240,17 @@ def test_bfloat16_model_gives_float32_scores() -> None:
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda m, s, l: beam_search(m, s, l, beam_size=0), "beam_size"),
-        (lambda m, s, l: beam_search(m, s, l, beam_size=2, nbest=3), "nbest"),
-        (lambda m, s, l: beam_search(m, s, l, beam_size=2, nbest=0), "nbest"),
-        (lambda m, s, l: beam_search(m, s, l, beam_size=2, length_penalty=-1.0), "length_penalty"),
-        (lambda m, s, l: beam_search(m, s, l, beam_size=2, max_len_ratio=-0.5), "max_len_ratio"),
-        (lambda m, s, l: beam_search(m, s, l, beam_size=2, max_len_offset=-1), "max_len_offset"),
-        (lambda m, s, l: beam_search(m, s, l[:1], beam_size=2), "src_len"),
-        (lambda m, s, l: greedy_search(m, s[0], l), "src"),
-        (lambda m, s, l: sample(m, s, l, temperature=0.0), "temperature"),
-        (lambda m, s, l: sample(m, s, l, top_k=-1), "top_k"),
-        (lambda m, s, l: sample(m, s, l, nbest=0), "nbest"),
+        (lambda m, s, lens: beam_search(m, s, lens, beam_size=0), "beam_size"),
+        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, nbest=3), "nbest"),
+        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, nbest=0), "nbest"),
+        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, length_penalty=-1.0), "length_penalty"),
+        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, max_len_ratio=-0.5), "max_len_ratio"),
+        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, max_len_offset=-1), "max_len_offset"),
+        (lambda m, s, lens: beam_search(m, s, lens[:1], beam_size=2), "src_len"),
+        (lambda m, s, lens: greedy_search(m, s[0], lens), "src"),
+        (lambda m, s, lens: sample(m, s, lens, temperature=0.0), "temperature"),
+        (lambda m, s, lens: sample(m, s, lens, top_k=-1), "top_k"),
+        (lambda m, s, lens: sample(m, s, lens, nbest=0), "nbest"),
     ],
 )
 def test_invalid_arguments_name_the_argument(call, message: str) -> None:
