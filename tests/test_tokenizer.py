@@ -36,12 +36,13 @@ def test_reachable_target_ids_cover_every_sampled_segmentation_and_leave_source_
     tok = _train(tmp_path, demo_dir)
     tgt = read_text_lines(demo_dir / "train.de.gz")
     best = tok.encode_tgt(tgt)
+    seen = {i for s in best for i in s}
     reachable = set(reachable_target_ids(tok, best))
-    assert set(SPECIAL_IDS.values()) | {i for s in best for i in s} <= reachable
+    assert set(SPECIAL_IDS.values()) | seen <= reachable
     seed_sampling(0)
     sampled = {i for s in tok.encode_tgt(tgt, alpha=0.1) for i in s}
-    assert sampled <= reachable and sampled - {i for s in best for i in s}  # sampling reached pieces beyond the best
+    assert sampled <= reachable and sampled - seen  # sampling reached pieces beyond the best
     # Pieces of English words that no German word contains are unreachable.
-    english_only = {i for s in tok.encode_src(["the dog sees"]) for i in s} - {i for s in best for i in s}
+    english_only = {i for s in tok.encode_src(["the dog sees"]) for i in s} - seen
     assert english_only and not english_only & reachable
     assert len(reachable) < tok.tgt_vocab_size

@@ -166,7 +166,8 @@ class Decoder(nn.Module):
 
     def output_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The generator's rows that the loss needs: weight (V', E), bias (V',), and the map from
-        target ids to those rows, (V,) with −1 outside the mask (None when every row is used).
+        target ids to those rows, (V,) (None when every row is used). The map is the mask's running
+        count, so its entries outside the mask name a neighbouring row: only ids inside it are looked up.
 
         No target lies outside the mask, so the softmax runs over those V' rows only, for less
         work (Multi30k's German can use 5,575 of its joint vocabulary's 8,000 pieces).
