@@ -133,13 +133,10 @@ def train(config: Config) -> Path:
             batches = stream_batches(stream, lambda t: tokenizer.encode_src(t, alpha), lambda t: tokenizer.encode_tgt(t, alpha),
                                      config.data.max_len, config.data.stream_buffer, tc.batch_tokens, config.seed, epoch)
             return None, itertools.islice(batches, first, None)
-        batches = make_batches(src_lens, tgt_lens, tc.batch_tokens, config.seed, epoch)
-        return len(batches), (batch_pairs(train_split, indices, tokenizer, train_text, config, (config.seed, epoch, b))
-                              for b, indices in enumerate(batches[first:], first))
+        src, tgt = sampled_split(train_split, tokenizer, train_text, config, epoch)
+        batches = make_batches(np.array([len(s) + 1 for s in src]), np.array([len(t) for t in tgt]), tc.batch_tokens, config.seed, epoch)
+        return len(batches), (([src[i] for i in indices], [tgt[i] for i in indices]) for indices in batches[first:])
 
-    if not streaming:
-        src_lens = np.array([len(s) + 1 for s in train_split.src])
-        tgt_lens = np.array([len(t) for t in train_split.tgt])
     clock = time.time()
     window_start = time.time()
     eval_seconds = 0.0  # the last validation's duration
@@ -481,19 +478,24 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def batch_pairs(
-    split: EncodedSplit, indices: np.ndarray, tokenizer: Tokenizer, raw: tuple[list[str], list[str]], config: Config, key: tuple[int, ...]
+def sampled_split(
+    split: EncodedSplit, tokenizer: Tokenizer, raw: tuple[list[str], list[str]], config: Config, epoch: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A batch's token ids; with subword sampling on, a segmentation of its sentences sampled from `key`."""
-    src = [split.src[i] for i in indices]
-    tgt = [split.tgt[i] for i in indices]
+    """The training pairs' token ids for one epoch; with subword sampling on, a segmentation of every
+    sentence drawn for (seed, epoch), so a resumed epoch draws the same.
+
+    The whole epoch is drawn before batching because a sampled segmentation is often longer than
+    the fixed one: on Multi30k, batches built from the fixed lengths held 26% target padding
+    (0.7% when built from the sampled ones) and trained 16-20% slower.
+    """
     alpha = config.tokenizer.sample_alpha
     if alpha <= 0:
-        return src, tgt
-    rows = [int(split.rows[i]) for i in indices]
-    seed_sampling(*key)
+        return split.src, split.tgt
+    rows = [int(r) for r in split.rows]
+    seed_sampling(config.seed, epoch)
     sampled_src = tokenizer.encode_src([raw[0][r] for r in rows], alpha)
     sampled_tgt = tokenizer.encode_tgt([raw[1][r] for r in rows], alpha)
+    src, tgt = list(split.src), list(split.tgt)
     for k, (s, t) in enumerate(zip(sampled_src, sampled_tgt)):
         # A sampled segmentation can be longer than the filter allowed; keep the fixed one then.
         if len(s) <= config.data.max_len and len(t) <= config.data.max_len:
