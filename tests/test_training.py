@@ -182,3 +182,26 @@ def test_target_output_vocabulary_needs_the_whole_training_set():
         load_config(None, ["data.streaming=true", "model.output_vocab=target"])
     with pytest.raises(ConfigError, match="full.*target|target.*full"):
         load_config(None, ["model.output_vocab=seen"])
+
+
+def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit(tmp_path, demo_dir):
+    from seq2seq.data import encode_split
+    from seq2seq.tokenizer import train_tokenizer
+    from seq2seq.training import sampled_split
+
+    src_text, tgt_text = read_text_lines(demo_dir / "train.en.gz"), read_text_lines(demo_dir / "train.de.gz")
+    tok = train_tokenizer(tmp_path / "spm", src_text, tgt_text, 150, "unigram", 1.0, False, True, 1)
+    split = encode_split({"src": src_text, "tgt": tgt_text}, tok.encode_src, tok.encode_tgt, 30, "train")
+    config = tiny_config(tmp_path, demo_dir, "tokenizer.sample_alpha=0.5", "data.max_len=30")
+    first = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
+    again = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
+    second = sampled_split(split, tok, (src_text, tgt_text), config, epoch=2)
+    as_lists = lambda pairs: [[a.tolist() for a in side] for side in pairs]  # noqa: E731
+    assert as_lists(first) == as_lists(again)  # a resumed epoch draws the same
+    assert as_lists(first) != as_lists(second)
+    fixed = as_lists((split.src, split.tgt))
+    assert sum(s != f for s, f in zip(as_lists(first)[1], fixed[1])) > len(split) // 4
+    # A draw longer than data.max_len falls back to the fixed segmentation.
+    assert max(len(t) for t in first[1]) <= 30 and max(len(s) for s in first[0]) <= 30
+    no_sampling = tiny_config(tmp_path, demo_dir, "data.max_len=30")
+    assert sampled_split(split, tok, (src_text, tgt_text), no_sampling, epoch=1) == (split.src, split.tgt)
