@@ -32,6 +32,16 @@ def demo_dir(tmp_path_factory) -> Path:
     return write_demo_corpus(tmp_path_factory.mktemp("demo"), seed=0, train_size=400, valid_size=40, test_size=40)
 
 
+def tiny_tokenizer(out: Path, data_dir: Path, joint: bool = True, seed: int = 1):
+    """A 150-piece SentencePiece model trained on the generated corpus's training split."""
+    from seq2seq.data import read_text_lines
+    from seq2seq.tokenizer import train_tokenizer
+
+    src = read_text_lines(data_dir / "train.en.gz")
+    tgt = read_text_lines(data_dir / "train.de.gz")
+    return train_tokenizer(out, src, tgt, 150, "unigram", 1.0, False, joint, seed)
+
+
 def tiny_config(run_dir: Path, data_dir: Path, *extra: str):
     return load_config("recipes/demo.yaml", ["data.demo=false", f"data.dir={data_dir}", f"run_dir={run_dir}", *TINY, *extra])
 

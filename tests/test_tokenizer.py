@@ -1,21 +1,16 @@
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, train_tokenizer
+from conftest import tiny_tokenizer
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from seq2seq.data import read_text_lines
 
 
-def _train(out, demo_dir, joint=True, seed=1):
-    src = read_text_lines(demo_dir / "train.en.gz")
-    tgt = read_text_lines(demo_dir / "train.de.gz")
-    return train_tokenizer(out, src, tgt, 150, "unigram", 1.0, False, joint, seed)
-
-
 def test_same_data_and_seed_give_the_same_model(tmp_path, demo_dir):
-    _train(tmp_path / "a", demo_dir)
-    _train(tmp_path / "b", demo_dir)
+    tiny_tokenizer(tmp_path / "a", demo_dir)
+    tiny_tokenizer(tmp_path / "b", demo_dir)
     assert (tmp_path / "a" / "spm.model").read_bytes() == (tmp_path / "b" / "spm.model").read_bytes()
 
 
 def test_special_ids_and_round_trip(tmp_path, demo_dir):
-    tok = _train(tmp_path, demo_dir)
+    tok = tiny_tokenizer(tmp_path, demo_dir)
     sp = tok.src
     assert (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
     text = "Der kleine Hund sieht die Katze."
@@ -23,7 +18,7 @@ def test_special_ids_and_round_trip(tmp_path, demo_dir):
 
 
 def test_separate_vocabularies(tmp_path, demo_dir):
-    tok = _train(tmp_path, demo_dir, joint=False)
+    tok = tiny_tokenizer(tmp_path, demo_dir, joint=False)
     assert (tmp_path / "spm.src.model").is_file() and (tmp_path / "spm.tgt.model").is_file()
     assert tok.src is not tok.tgt
     assert "▁Hund" in {tok.tgt.id_to_piece(i) for i in range(tok.tgt_vocab_size)}
@@ -33,7 +28,7 @@ def test_separate_vocabularies(tmp_path, demo_dir):
 def test_reachable_target_ids_cover_every_sampled_segmentation_and_leave_source_pieces_out(tmp_path, demo_dir):
     from seq2seq.tokenizer import SPECIAL_IDS, reachable_target_ids, seed_sampling
 
-    tok = _train(tmp_path, demo_dir)
+    tok = tiny_tokenizer(tmp_path, demo_dir)
     tgt = read_text_lines(demo_dir / "train.de.gz")
     best = tok.encode_tgt(tgt)
     seen = {i for s in best for i in s}

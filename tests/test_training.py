@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_tokenizer
 from seq2seq.checkpoint import CheckpointError, load_model_dir
 from seq2seq.data import read_text_lines
 from seq2seq.training import train
@@ -186,17 +186,19 @@ def test_target_output_vocabulary_needs_the_whole_training_set():
 
 def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit(tmp_path, demo_dir):
     from seq2seq.data import encode_split
-    from seq2seq.tokenizer import train_tokenizer
     from seq2seq.training import sampled_split
 
     src_text, tgt_text = read_text_lines(demo_dir / "train.en.gz"), read_text_lines(demo_dir / "train.de.gz")
-    tok = train_tokenizer(tmp_path / "spm", src_text, tgt_text, 150, "unigram", 1.0, False, True, 1)
+    tok = tiny_tokenizer(tmp_path / "spm", demo_dir)
     split = encode_split({"src": src_text, "tgt": tgt_text}, tok.encode_src, tok.encode_tgt, 30, "train")
     config = tiny_config(tmp_path, demo_dir, "tokenizer.sample_alpha=0.5", "data.max_len=30")
     first = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
     again = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
     second = sampled_split(split, tok, (src_text, tgt_text), config, epoch=2)
-    as_lists = lambda pairs: [[a.tolist() for a in side] for side in pairs]  # noqa: E731
+
+    def as_lists(pairs):
+        return [[a.tolist() for a in side] for side in pairs]
+
     assert as_lists(first) == as_lists(again)  # a resumed epoch draws the same
     assert as_lists(first) != as_lists(second)
     fixed = as_lists((split.src, split.tgt))
