@@ -43,6 +43,21 @@ def test_fused_loss_under_bf16_autocast_stays_close_and_keeps_parameter_dtypes()
         assert (o.float() - e.float()).abs().max() <= 0.02 * e.float().abs().max()
 
 
+def test_fused_loss_stays_exact_where_the_target_probability_underflows():
+    # Logits 200 apart: the targets of rows 0 and 2 get a probability of exp(-200), which fp32 holds
+    # only as 0, so their log-sum-exp cannot be read off p_t.
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    weight = torch.tensor([[200.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    bias = torch.tensor([0.0, 0.5, -1.0])
+    target = torch.tensor([2, 0, 1])
+    for smoothing in (0.0, 0.1):
+        expected = grads(reference, x, weight, bias, target, smoothing, autocast=False)
+        got = grads(linear_cross_entropy, x, weight, bias, target, smoothing, autocast=False)
+        assert got[0] > 199
+        for e, o in zip(expected, got):
+            torch.testing.assert_close(o, e, rtol=1e-5, atol=1e-5)
+
+
 def test_fused_loss_without_gradients_skips_the_gradient_buffer():
     x, weight, bias = torch.randn(5, 4), torch.randn(9, 4), torch.zeros(9)
     target = torch.tensor([0, 1, 2, 3, 8])
