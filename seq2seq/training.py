@@ -75,6 +75,8 @@ def train(config: Config) -> Path:
     seed_everything(config.seed + dist.rank)
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    if device.type == "cpu":
+        keep_freed_memory()
 
     corpus, tokenizer, train_split, valid_split, valid_refs, train_text = prepare_data(config, run_dir, dist, saved)
     streaming = config.data.streaming
@@ -511,6 +513,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+
+    Each CPU training step allocates and frees the same large tensors (the loss's gradient buffer
+    alone is 38 MB on the en-de recipe). With glibc's defaults, blocks above its mmap threshold,
+    and free space at the top of a heap, go back to the kernel, and the next step faults fresh
+    zeroed pages in: on the en-de recipe about a million page faults per 40 steps and 7% of the
+    process's CPU time spent in the kernel; with these settings, a fifth of the faults and a
+    quarter of the kernel time. Anywhere but Linux with glibc this does nothing.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)  # blocks below 1 GiB come from the heap
+    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # and freed ones stay there
+    libc.mallopt(M_TOP_PAD, 256 << 20)  # grow a heap 256 MiB at a time (address space; pages on use)
 
 
 def pick_device(name: str) -> torch.device:

@@ -1,4 +1,6 @@
+import ctypes
 import json
+import platform
 import shutil
 
 import pytest
@@ -8,7 +10,7 @@ from safetensors.torch import load_file
 from conftest import tiny_config, tiny_tokenizer
 from seq2seq.checkpoint import CheckpointError, load_model_dir
 from seq2seq.data import read_text_lines
-from seq2seq.training import train
+from seq2seq.training import keep_freed_memory, train
 from seq2seq.translate import Translator
 
 
@@ -207,3 +209,24 @@ def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit
     assert max(len(t) for t in first[1]) <= 30 and max(len(s) for s in first[0]) <= 30
     no_sampling = tiny_config(tmp_path, demo_dir, "data.max_len=30")
     assert sampled_split(split, tok, (src_text, tgt_text), no_sampling, epoch=1) == (split.src, split.tgt)
+
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
+def test_large_tensors_come_from_the_heap_and_stay_there_when_freed():
+    # A 64 MB tensor, like the per-step buffers of a training step: with glibc's defaults it is
+    # mapped on its own (hblkhd) and unmapped when freed, to be faulted in afresh the next step.
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    keep_freed_memory()
+    before = libc.mallinfo2()
+    x = torch.ones(16 << 20)
+    during = libc.mallinfo2()
+    del x
+    after = libc.mallinfo2()
+    assert during.hblkhd - before.hblkhd < 1 << 20
+    assert after.arena >= during.arena >= 64 << 20

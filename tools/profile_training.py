@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from seq2seq.config import load_config
 from seq2seq.data import collate_pairs, make_batches
 from seq2seq.distributed import Dist
-from seq2seq.training import new_model, new_optimizer, prepare_data, seed_everything, token_loss
+from seq2seq.training import keep_freed_memory, new_model, new_optimizer, prepare_data, seed_everything, token_loss
 
 
 def main() -> None:
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--peak", action="store_true", help="also measure fp32 and bf16 2048² matrix-multiply FLOP/s")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as seq2seq-train does on the CPU
 
     with tempfile.TemporaryDirectory() as run_dir:
         config = load_config(args.recipe, [*args.overrides, f"run_dir={run_dir}"])
