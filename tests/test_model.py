@@ -60,6 +60,23 @@ def test_padding_invariance_of_the_encoder():
         assert (enc_out[i, n:] == 0).all()
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_left_padded_fused_encoder_equals_the_packed_lstm(layers):
+    encoder = tiny(enc_layers=layers).encoder
+    with torch.no_grad():
+        encoder.embed.weight[PAD_ID].uniform_(-1, 1)  # tied embeddings can train the padding row: it must not leak in
+    src, lens = padded_batch()
+    results = []
+    for run in (encoder._run_left_padded, encoder._run_packed):
+        encoder.zero_grad()
+        emb = encoder.embed(src)
+        out = run(emb, src != PAD_ID, lens) if run == encoder._run_left_padded else run(emb, lens)
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in out).backward()
+        results.append([o.detach() for o in out] + [p.grad.clone() for p in encoder.parameters()])
+    for fused, packed in zip(*results):
+        torch.testing.assert_close(fused, packed, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
 def test_fused_decoder_equals_stepwise(attention):
     model = tiny(attention, input_feeding=False).eval()
