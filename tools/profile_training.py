@@ -81,8 +81,10 @@ def main() -> None:
         print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
     lstm_flops = [0]
-    hooks = [m.register_forward_hook(lambda m, inputs, _: lstm_flops.__setitem__(0, lstm_flops[0] + _lstm_forward_flops(m, inputs[0])))
-             for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    # The decoder calls its nn.LSTM; the encoder runs its LSTM's weights through the fused kernel
+    # itself, so it is counted from its input, over the real source tokens only.
+    hooks = [model.decoder.rnn.register_forward_hook(lambda m, inputs, _: lstm_flops.__setitem__(0, lstm_flops[0] + _lstm_forward_flops(m, inputs[0].shape[0] * inputs[0].shape[1]))),
+             model.encoder.register_forward_hook(lambda m, inputs, _: lstm_flops.__setitem__(0, lstm_flops[0] + _lstm_forward_flops(m.rnn, int(inputs[1].sum()))))]
     with FlopCounterMode(display=False) as counter:
         for indices in profiled:
             step(indices)
@@ -96,9 +98,8 @@ def main() -> None:
             print(f"2048² matrix multiply, {dtype}: {matmul_flops(dtype) / 1e9:.0f} GFLOP/s")
 
 
-def _lstm_forward_flops(lstm: torch.nn.LSTM, x) -> int:
-    """Forward FLOPs of one LSTM call: positions × directions × Σ_layers 8·H·(I+H)."""
-    positions = x.data.shape[0] if isinstance(x, torch.nn.utils.rnn.PackedSequence) else x.shape[0] * x.shape[1]
+def _lstm_forward_flops(lstm: torch.nn.LSTM, positions: int) -> int:
+    """Forward FLOPs of one LSTM call over `positions` tokens: positions × directions × Σ_layers 8·H·(I+H)."""
     directions = 2 if lstm.bidirectional else 1
     H = lstm.hidden_size
     per_position = sum(8 * H * ((lstm.input_size if layer == 0 else directions * H) + H) for layer in range(lstm.num_layers))
