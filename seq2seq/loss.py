@@ -36,6 +36,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_logits = torch.empty(N, V, dtype=dtype, device=x.device) if need_grad else None
         grad_bias = torch.zeros(V, device=x.device) if need_grad else None
         loss = torch.zeros((), device=x.device)
+        target_step = torch.full((min(N, _CHUNK_ROWS), 1), -(1 - smoothing), dtype=dtype, device=x.device)  # the −(1 − ε)·onehot
         with torch.autocast(device, enabled=False):
             for start in range(0, N, _CHUNK_ROWS):
                 rows = slice(start, start + _CHUNK_ROWS)
@@ -54,7 +55,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     # d loss / d logits = softmax − ((1 − ε)·onehot + ε / V), written straight into the buffer.
                     grad_bias += p.sum(0)
                     g = torch.sub(p, smoothing / V, out=grad_logits[rows])
-                    g.scatter_add_(1, t, torch.full(t.shape, -(1 - smoothing), dtype=dtype, device=x.device))
+                    g.scatter_add_(1, t, target_step[: t.size(0)])
         if need_grad:
             grad_bias -= N * smoothing / V
             grad_bias.index_add_(0, target, torch.full(target.shape, -(1 - smoothing), device=x.device))

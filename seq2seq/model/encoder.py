@@ -33,22 +33,23 @@ class Encoder(nn.Module):
         """src: (B, S), src_len: (B,) → enc_out (B, S, 2H), final h and c of the last layer (B, 2H) each."""
         emb = self.emb_dropout(self.embed(src))  # (B, S, E)
         if type(self.rnn) is nn.LSTM:
-            enc_out, h_final, c_final = self._run_left_padded(emb, src != self.embed.padding_idx, src_len)
+            enc_out, h_final, c_final = self._run_left_padded(emb, src_len)
         else:  # int8 translation: a dynamically quantized LSTM, which keeps the packed path
             enc_out, h_final, c_final = self._run_packed(emb, src_len)
         return self.out_dropout(enc_out), h_final, c_final
 
-    def _run_left_padded(self, emb: torch.Tensor, real: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """emb (B, S, E) right-padded, real (B, S) True on tokens → outputs (B, S, 2H) right-padded, h and c (B, 2H)."""
-        B, S = real.shape
+    def _run_left_padded(self, emb: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """emb (B, S, E) right-padded, src_len (B,) → outputs (B, S, 2H) right-padded, h and c (B, 2H)."""
+        B, S = emb.shape[:2]
         H = self.rnn.hidden_size
+        src_len = src_len.to(emb.device)[:, None]  # (B, 1)
+        positions = torch.arange(S, device=emb.device)[None, :]  # (1, S)
         # Sentence b sits at positions shift_b.. of its left-padded row: row p of the left-padded
         # layout is row (p − shift_b) mod S of the right-padded one, which is padding for p < shift_b.
-        shift = (S - src_len.to(real.device))[:, None]  # (B, 1)
-        positions = torch.arange(S, device=real.device)[None, :]  # (1, S)
+        shift = S - src_len
         to_left = ((positions - shift) % S)[:, :, None]  # (B, S, 1)
         to_right = ((positions + shift) % S)[:, :, None]
-        bias_feature = real.unsqueeze(-1).to(emb.dtype)  # (B, S, 1)
+        bias_feature = (positions < src_len).unsqueeze(-1).to(emb.dtype)  # (B, S, 1): 1 on tokens
         x = emb * bias_feature  # (B, S, I): zeros on padding, whatever the padding embedding holds
         zeros = emb.new_zeros(1, B, H)
         for layer in range(self.rnn.num_layers):
