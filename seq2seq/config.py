@@ -81,6 +81,10 @@ class TokenizerConfig:
     joint: bool = True
     # SentencePiece subword sampling during training (unigram only); 0 turns it off.
     sample_alpha: float = _num(0.0, 0.0, 1.0)
+    # A run or model directory whose SentencePiece model(s) this run encodes with instead of
+    # training its own (vocab_size, model_type, character_coverage and byte_fallback then come
+    # from them): models trained on new data, distilled data for one, stay ensemble-compatible.
+    reuse: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from seq2seq.atomic import atomic_write
+from seq2seq.config import ConfigError
 
 PAD_ID = 0
 UNK_ID = 1
@@ -155,6 +156,23 @@ def _train_one(
     )
     data = model.getvalue()
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def copy_tokenizer(source: Path, out_dir: Path, joint: bool) -> Tokenizer:
+    """Copy another run's SentencePiece model(s) into `out_dir` and load them (`tokenizer.reuse`)."""
+    names = model_files(joint)
+    missing = [name for name in names if not (source / name).is_file()]
+    if missing:
+        layout = "joint" if joint else "separate"
+        raise ConfigError([
+            f"tokenizer.reuse: {source} holds no {' or '.join(missing)}, which a {layout} vocabulary "
+            f"(tokenizer.joint={str(joint).lower()}) needs; point it at a run or model directory trained with that layout"
+        ])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        data = (source / name).read_bytes()
+        atomic_write(out_dir / name, lambda tmp: tmp.write_bytes(data))
+    return load_tokenizer(out_dir, joint)
 
 
 def load_tokenizer(directory: Path, joint: bool) -> Tokenizer:

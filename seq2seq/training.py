@@ -52,7 +52,7 @@ from seq2seq.resume import (
     save_state,
     truncate_metrics,
 )
-from seq2seq.tokenizer import Tokenizer, load_tokenizer, reachable_target_ids, seed_sampling, tokenizer_sha256, train_tokenizer
+from seq2seq.tokenizer import Tokenizer, copy_tokenizer, load_tokenizer, reachable_target_ids, seed_sampling, tokenizer_sha256, train_tokenizer
 from seq2seq.translate import SearchOptions, decode_sources
 
 log = logging.getLogger("seq2seq")
@@ -372,6 +372,8 @@ def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str]
     tok = config.tokenizer
     if saved is not None and saved["tokenizer_sha256"] is None:
         return load_tokenizer(run_dir, tok.joint)  # a non-main rank: rank 0 has just trained or checked it
+    if saved is None and tok.reuse is not None:
+        return copy_tokenizer(Path(tok.reuse), run_dir, tok.joint)
     if saved is None:
         return train_tokenizer(run_dir, *train_text, tok.vocab_size, tok.model_type, tok.character_coverage, tok.byte_fallback, tok.joint, config.seed)
     sha = tokenizer_sha256(run_dir, tok.joint)

@@ -230,3 +230,20 @@ def test_large_tensors_come_from_the_heap_and_stay_there_when_freed():
     after = libc.mallinfo2()
     assert during.hblkhd - before.hblkhd < 1 << 20
     assert after.arena >= during.arena >= 64 << 20
+
+
+def test_reused_tokenizer_is_copied_not_trained(trained_model_dir, tmp_path, demo_dir):
+    from seq2seq.config import ConfigError
+    from seq2seq.tokenizer import JOINT_MODEL
+    from seq2seq.training import prepare_tokenizer
+
+    # Other training text and another vocabulary size: training would give a different model.
+    text = (read_text_lines(demo_dir / "val.en.gz"), read_text_lines(demo_dir / "val.de.gz"))
+    config = tiny_config(tmp_path / "run", demo_dir, f"tokenizer.reuse={trained_model_dir}", "tokenizer.vocab_size=90")
+    tokenizer = prepare_tokenizer(config, tmp_path / "run", text, None)
+    assert (tmp_path / "run" / JOINT_MODEL).read_bytes() == (trained_model_dir / JOINT_MODEL).read_bytes()
+    assert tokenizer.src_vocab_size != 90
+
+    separate = tiny_config(tmp_path / "sep", demo_dir, f"tokenizer.reuse={trained_model_dir}", "tokenizer.joint=false")
+    with pytest.raises(ConfigError, match=r"tokenizer\.reuse: .* holds no spm\.src\.model or spm\.tgt\.model"):
+        prepare_tokenizer(separate, tmp_path / "sep", text, None)
