@@ -18,7 +18,7 @@ import torch
 from seq2seq.atomic import atomic_write, write_text_atomic
 from seq2seq.config import Config, config_from_dict, config_to_dict
 from seq2seq.data import describe_source
-from seq2seq.tokenizer import SPECIAL_IDS, load_tokenizer, model_files, tokenizer_sha256
+from seq2seq.tokenizer import SPECIAL_IDS, copy_model_files, load_tokenizer, model_files, tokenizer_sha256
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -49,10 +49,7 @@ def save_model_dir(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     joint = config.tokenizer.joint
-    for name in model_files(joint):
-        if tokenizer_dir.resolve() != out_dir.resolve():
-            data = (tokenizer_dir / name).read_bytes()
-            atomic_write(out_dir / name, lambda tmp, data=data: tmp.write_bytes(data))
+    copy_model_files(tokenizer_dir, out_dir, joint)
     # save_model drops the duplicate names of tied weights, which save_file would refuse.
     atomic_write(out_dir / WEIGHTS, lambda tmp: save_model(model, str(tmp), metadata={"format": "pt"}))
     write_text_atomic(out_dir / CONFIG, json.dumps(config_to_dict(config), indent=2, ensure_ascii=False) + "\n")

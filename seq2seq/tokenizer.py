@@ -168,11 +168,18 @@ def copy_tokenizer(source: Path, out_dir: Path, joint: bool) -> Tokenizer:
             f"tokenizer.reuse: {source} holds no {' or '.join(missing)}, which a {layout} vocabulary "
             f"(tokenizer.joint={str(joint).lower()}) needs; point it at a run or model directory trained with that layout"
         ])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        data = (source / name).read_bytes()
-        atomic_write(out_dir / name, lambda tmp: tmp.write_bytes(data))
+    copy_model_files(source, out_dir, joint)
     return load_tokenizer(out_dir, joint)
+
+
+def copy_model_files(source: Path, out_dir: Path, joint: bool) -> None:
+    """Copy the SentencePiece file(s) of this layout from `source` into `out_dir`, each atomically."""
+    if source.resolve() == out_dir.resolve():
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in model_files(joint):
+        data = (source / name).read_bytes()
+        atomic_write(out_dir / name, lambda tmp, data=data: tmp.write_bytes(data))
 
 
 def load_tokenizer(directory: Path, joint: bool) -> Tokenizer:

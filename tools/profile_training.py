@@ -81,10 +81,14 @@ def main() -> None:
         print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
     lstm_flops = [0]
+
+    def count(lstm: torch.nn.LSTM, positions: int) -> None:
+        lstm_flops[0] += _lstm_forward_flops(lstm, positions)
+
     # The decoder calls its nn.LSTM; the encoder runs its LSTM's weights through the fused kernel
     # itself, so it is counted from its input, over the real source tokens only.
-    hooks = [model.decoder.rnn.register_forward_hook(lambda m, inputs, _: lstm_flops.__setitem__(0, lstm_flops[0] + _lstm_forward_flops(m, inputs[0].shape[0] * inputs[0].shape[1]))),
-             model.encoder.register_forward_hook(lambda m, inputs, _: lstm_flops.__setitem__(0, lstm_flops[0] + _lstm_forward_flops(m.rnn, int(inputs[1].sum()))))]
+    hooks = [model.decoder.rnn.register_forward_hook(lambda m, inputs, _: count(m, inputs[0].shape[0] * inputs[0].shape[1])),
+             model.encoder.register_forward_hook(lambda m, inputs, _: count(m.rnn, int(inputs[1].sum())))]
     with FlopCounterMode(display=False) as counter:
         for indices in profiled:
             step(indices)
