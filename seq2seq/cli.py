@@ -171,6 +171,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     import torch
 
     from seq2seq.checkpoint import CheckpointError
+    from seq2seq.reporting import progress_bar
     from seq2seq.translate import Translator
 
     if args.threads:
@@ -188,8 +189,12 @@ def translate_main(argv: list[str] | None = None) -> int:
                    max_len_ratio=args.max_len_ratio, mode="sample" if args.sample else "beam", temperature=args.temperature,
                    top_k=args.top_k, seed=args.seed, early_stop=not args.no_early_stop)
     # Interactive use answers each line at once; piped input is read in large sorted chunks.
-    max_lines = 1 if source.isatty() else 16 * args.batch_size
+    interactive = source.isatty()
+    max_lines = 1 if interactive else 16 * args.batch_size
+    # A file's line count gives the bar an end; a long job (distilling a corpus) shows how far it is.
+    bar = progress_bar(_count_lines(args.input) if args.input else None, "translating", enabled=not interactive, unit="line")
     line_no = 0
+    start = time.perf_counter()
     try:
         for batch in micro_batches(read_lines(source), max_lines, args.wait):
             texts = []
@@ -202,14 +207,27 @@ def translate_main(argv: list[str] | None = None) -> int:
                 _write_result(sink, line_no, text, hyps, args.nbest, args.output_type)
                 line_no += 1
             sink.flush()
+            bar.update(len(batch))
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     finally:
+        bar.close()
         if args.output:
             sink.close()
+    seconds = time.perf_counter() - start
+    log.info("translated %d lines in %.1f s (%.1f lines/s)", line_no, seconds, line_no / max(seconds, 1e-9))
     return EXIT_OK
+
+
+def _count_lines(path: str) -> int:
+    """Lines as read_lines yields them: a last line without b'\\n' counts too."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            count, last = count + chunk.count(b"\n"), chunk
+    return count + (not last.endswith(b"\n"))
 
 
 def _one_line(text: str) -> str:

@@ -63,8 +63,9 @@ def metrics_writer(run_dir: Path, tensorboard: bool, enabled: bool) -> MetricsWr
     return MetricsWriter(run_dir / "metrics.jsonl" if enabled else None, run_dir / "tensorboard" if tensorboard and enabled else None)
 
 
-def progress_bar(total: int, desc: str, initial: int = 0, enabled: bool = True):
+def progress_bar(total: int | None, desc: str, initial: int = 0, enabled: bool = True, unit: str = "batch"):
+    """A tqdm bar on stderr, shown only when stderr is a terminal (never in logs or pipes)."""
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
-                leave=False, dynamic_ncols=True, unit="batch")
+                leave=False, dynamic_ncols=True, unit=unit)

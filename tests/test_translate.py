@@ -100,6 +100,15 @@ def test_files_instead_of_pipes(trained_model_dir, tmp_path):
     result = translate_cli(trained_model_dir, b"", "--input", str(src), "--output", str(out))
     assert result.returncode == 0 and result.stdout == b""
     assert len(out.read_text().splitlines()) == 2
+    assert b"translated 2 lines in" in result.stderr  # a long file job says what it did
+
+
+def test_count_lines_counts_a_last_line_without_newline(tmp_path):
+    from seq2seq.cli import _count_lines
+
+    for content, expected in [(b"", 0), (b"a\n", 1), (b"a\nb", 2), (b"a\r\n\nb\n", 3)]:
+        (tmp_path / "f").write_bytes(content)
+        assert _count_lines(str(tmp_path / "f")) == expected
 
 
 def test_streams_before_stdin_closes(trained_model_dir):
