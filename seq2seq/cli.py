@@ -17,7 +17,8 @@ import sys
 import threading
 import time
 import unicodedata
-from typing import BinaryIO, Iterator, TextIO
+from collections.abc import Iterator
+from typing import BinaryIO, TextIO
 
 log = logging.getLogger("seq2seq")
 

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import gzip
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from seq2seq.config import DataConfig
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    import datasets  # imported where used: the translation path never loads it
 
 SPLITS = ("train", "valid", "test")
 # Names a split goes by in corpus directories, tried after the recipe's own name.
@@ -31,7 +36,7 @@ class DataError(ValueError):
     """The corpus cannot be used as given; the message names the files and what to change."""
 
 
-def load_corpus(data: DataConfig, work_dir: Path) -> dict[str, "datasets.Dataset"]:  # noqa: F821
+def load_corpus(data: DataConfig, work_dir: Path) -> dict[str, datasets.Dataset]:
     """Load the train, valid and (when present) test splits as Datasets with `src`/`tgt` columns.
 
     With data.streaming the train split is a `datasets.IterableDataset` read as it is used, so a
@@ -66,7 +71,7 @@ def describe_source(data: DataConfig) -> str:
     return data.dir or data.hub or "no corpus"
 
 
-def _load_hub(data: DataConfig) -> dict[str, "datasets.Dataset"]:  # noqa: F821
+def _load_hub(data: DataConfig) -> dict[str, datasets.Dataset]:
     import datasets
 
     corpus = {}
@@ -89,7 +94,7 @@ def _load_hub(data: DataConfig) -> dict[str, "datasets.Dataset"]:  # noqa: F821
     return corpus
 
 
-def _to_pairs(ds: "datasets.Dataset", data: DataConfig, where: str) -> "datasets.Dataset":  # noqa: F821
+def _to_pairs(ds: datasets.Dataset, data: DataConfig, where: str) -> datasets.Dataset:
     """Map a dataset's language columns (`en`/`de`, or a `translation` dict) onto `src`/`tgt`."""
     import datasets
 
@@ -110,7 +115,7 @@ def _to_pairs(ds: "datasets.Dataset", data: DataConfig, where: str) -> "datasets
     return ds
 
 
-def _load_dir(directory: Path, data: DataConfig, required: bool) -> dict[str, "datasets.Dataset"]:  # noqa: F821
+def _load_dir(directory: Path, data: DataConfig, required: bool) -> dict[str, datasets.Dataset]:
     if not directory.is_dir():
         raise DataError(f"data.dir: {directory} is not a directory")
     corpus = {}
@@ -137,7 +142,7 @@ def _dir_pair(directory: Path, name: str, data: DataConfig) -> tuple[str, str] |
     return None
 
 
-def _load_files(files: tuple[str, ...], data: DataConfig) -> "datasets.Dataset":  # noqa: F821
+def _load_files(files: tuple[str, ...], data: DataConfig) -> datasets.Dataset:
     import datasets
 
     for f in files:
@@ -161,7 +166,7 @@ def _load_files(files: tuple[str, ...], data: DataConfig) -> "datasets.Dataset":
     raise DataError(f"corpus files {list(files)}: give two files [source, target] with one sentence per line (plain or .gz), or one .tsv or .jsonl file")
 
 
-def _load_tsv(path: str) -> "datasets.Dataset":  # noqa: F821
+def _load_tsv(path: str) -> datasets.Dataset:
     import datasets
 
     src, tgt = [], []
@@ -176,7 +181,7 @@ def _load_tsv(path: str) -> "datasets.Dataset":  # noqa: F821
     return datasets.Dataset.from_dict({"src": src, "tgt": tgt})
 
 
-def _stream_files(files: tuple[str, ...], data: DataConfig) -> "datasets.IterableDataset":  # noqa: F821
+def _stream_files(files: tuple[str, ...], data: DataConfig) -> datasets.IterableDataset:
     """Local training files as an IterableDataset of `src`/`tgt` pairs, read line by line."""
     import datasets
 
@@ -255,7 +260,7 @@ class EncodedSplit:
         return int(sum(len(t) + 1 for t in self.tgt))
 
 
-def encode_split(ds: "datasets.Dataset", encode_src, encode_tgt, max_len: int, name: str) -> EncodedSplit:  # noqa: F821
+def encode_split(ds: datasets.Dataset, encode_src, encode_tgt, max_len: int, name: str) -> EncodedSplit:
     """Tokenize a split and drop pairs with an empty side or more than `max_len` tokens on a side."""
     src_ids = encode_src(list(ds["src"]))
     tgt_ids = encode_tgt(list(ds["tgt"]))
@@ -299,7 +304,7 @@ class Batch:
     tgt_out: torch.Tensor  # (B, T) target ids + EOS
     num_tokens: int  # non-pad target tokens
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """Copy to `device`; to a GPU from pinned memory, without blocking the host."""
         nb = device.type == "cuda"
         if nb:

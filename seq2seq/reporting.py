@@ -57,7 +57,7 @@ class MetricsWriter:
 def metrics_writer(run_dir: Path, tensorboard: bool, enabled: bool) -> MetricsWriter:
     if tensorboard:
         try:
-            import tensorboard  # noqa: F401  (SummaryWriter needs the package)
+            import tensorboard  # SummaryWriter needs the package
         except ImportError:
             raise ConfigError(["train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard, or set train.tensorboard=false"]) from None
     return MetricsWriter(run_dir / "metrics.jsonl" if enabled else None, run_dir / "tensorboard" if tensorboard and enabled else None)

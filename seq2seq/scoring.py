@@ -12,8 +12,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, TextIO
+from typing import Literal, TextIO
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 import sentencepiece as spm
 
 from seq2seq.atomic import atomic_write

@@ -16,8 +16,9 @@ import os
 import random
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -36,9 +37,9 @@ from seq2seq.data import (
     make_batches,
     stream_batches,
 )
-from seq2seq.model import Seq2Seq, build_model
 from seq2seq.distributed import Dist, init_distributed, shut_down
 from seq2seq.loss import linear_cross_entropy
+from seq2seq.model import Seq2Seq, build_model
 from seq2seq.reporting import metrics_writer, progress_bar, window_record
 from seq2seq.resume import (
     Progress,

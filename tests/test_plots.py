@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from seq2seq.checkpoint import read_model_dir, save_model_dir  # noqa: E402
-from seq2seq.model import build_model  # noqa: E402
-from seq2seq.tokenizer import load_tokenizer  # noqa: E402
+from seq2seq.checkpoint import read_model_dir, save_model_dir
+from seq2seq.model import build_model
+from seq2seq.tokenizer import load_tokenizer
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, tiny_config
 from seq2seq.atomic import atomic_write
 from seq2seq.resume import ResumeError
 from seq2seq.training import train
+
+from conftest import TINY, tiny_config
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent

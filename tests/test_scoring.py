@@ -129,7 +129,7 @@ def test_read_lines_gzip_keeps_empty_lines_and_strips_only_line_ends(tmp_path: P
 
 def test_read_lines_plain_file_with_trailing_empty_line(tmp_path: Path) -> None:
     path = tmp_path / "corpus.de"
-    path.write_bytes("eins\n\n".encode("utf-8"))
+    path.write_bytes(b"eins\n\n")
     assert read_lines(path) == ["eins", ""]
 
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from conftest import tiny_config
 from seq2seq.config import DataConfig
 from seq2seq.data import DataError, load_corpus, stream_batches
 from seq2seq.training import train
+
+from conftest import tiny_config
 
 STREAM = ["data.streaming=true", "data.stream_buffer=150", "data.tokenizer_sample=300", "train.log_every=1"]
 

@@ -1,6 +1,7 @@
-from conftest import tiny_tokenizer
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from seq2seq.data import read_text_lines
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
+from conftest import tiny_tokenizer
 
 
 def test_same_data_and_seed_give_the_same_model(tmp_path, demo_dir):

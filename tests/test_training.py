@@ -7,11 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import tiny_config, tiny_tokenizer
 from seq2seq.checkpoint import CheckpointError, load_model_dir
 from seq2seq.data import read_text_lines
 from seq2seq.training import keep_freed_memory, train
 from seq2seq.translate import Translator
+
+from conftest import tiny_config, tiny_tokenizer
 
 
 def train_losses(run_dir):
@@ -107,8 +108,9 @@ def test_model_card_front_matter(trained_model_dir):
 def test_tensorboard_missing_is_a_clear_config_error(tmp_path, demo_dir, monkeypatch):
     import builtins
 
-    from conftest import tiny_config
     from seq2seq.config import ConfigError
+
+    from conftest import tiny_config
 
     real_import = builtins.__import__
 
