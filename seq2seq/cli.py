@@ -290,7 +290,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging()
     from seq2seq.checkpoint import CheckpointError
-    from seq2seq.scoring import read_lines, score_all
+    from seq2seq.scoring import score_all
+    from seq2seq.textfiles import read_lines
     from seq2seq.translate import Translator
 
     try:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from seq2seq.config import DataConfig
+from seq2seq.textfiles import read_lines
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def _load_files(files: tuple[str, ...], data: DataConfig) -> datasets.Dataset:
         if not Path(f).is_file():
             raise DataError(f"corpus file {f} does not exist")
     if len(files) == 2:
-        src, tgt = read_text_lines(files[0]), read_text_lines(files[1])
+        src, tgt = read_lines(files[0], errors="replace"), read_lines(files[1], errors="replace")
         if not src or not tgt:
             empty = [f for f, lines in zip(files, (src, tgt)) if not lines]
             raise DataError(f"empty corpus file: {', '.join(empty)}")
@@ -170,7 +171,7 @@ def _load_tsv(path: str) -> datasets.Dataset:
     import datasets
 
     src, tgt = [], []
-    for number, line in enumerate(read_text_lines(path), 1):
+    for number, line in enumerate(read_lines(path, errors="replace"), 1):
         cells = line.split("\t")
         if len(cells) != 2:
             raise DataError(f"{path} line {number}: expected 2 tab-separated columns (source, target), found {len(cells)}")
@@ -229,18 +230,6 @@ def stream_batches(stream, encode_src, encode_tgt, max_len: int, buffer_size: in
                 for indices in make_batches(src_lens, tgt_lens, batch_tokens, seed, epoch, part):
                     yield [src_arr[i] for i in indices], [tgt_arr[i] for i in indices]
             buffer, part = [], part + 1
-
-
-def read_text_lines(path: str | Path) -> list[str]:
-    """One entry per line, UTF-8 (invalid bytes replaced), .gz aware; only '\\n' ends a line."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
 
 
 @dataclass(frozen=True)

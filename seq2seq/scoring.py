@@ -9,9 +9,7 @@ labelled as such, because it is not comparable with sacrebleu's BLEU.
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TextIO
@@ -19,6 +17,8 @@ from typing import Literal, TextIO
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 from sacremoses import MosesPunctNormalizer, MosesTokenizer
+
+from seq2seq.textfiles import read_lines, split_lines
 
 LITERATURE_BLEU_NAME = "BLEU (Multi30k literature convention)"
 METRICS = ("bleu", "chrf", "ter", "lit-bleu")
@@ -102,25 +102,6 @@ def score_all(hyps: list[str], refs: list[str], lang: str = "de") -> list[Score]
     ]
 
 
-def _split_lines(text: str) -> list[str]:
-    """Split on "\\n" only, so empty lines and other Unicode separators survive.
-
-    str.splitlines() would also split on characters such as U+2028 and so
-    misalign a corpus; a single final newline does not start another line.
-    """
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-def read_lines(path: str | os.PathLike[str]) -> list[str]:
-    """Read a UTF-8 corpus (gzip-compressed if the name ends in .gz), one segment a line."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        return _split_lines(f.read())
-
-
 def run_score(
     ref_path: str,
     hyp_path: str | None,
@@ -141,7 +122,7 @@ def run_score(
             f"invalid metric(s) {', '.join(invalid) or '(none given)'}; "
             f"choose from {', '.join(METRICS)}"
         )
-    hyps = read_lines(hyp_path) if hyp_path is not None else _split_lines(stdin.read())
+    hyps = read_lines(hyp_path) if hyp_path is not None else split_lines(stdin.read())
     refs = read_lines(ref_path)
     scorers: dict[str, Callable[[list[str], list[str]], Score]] = {
         "bleu": corpus_bleu,

@@ -34,11 +34,11 @@ def demo_dir(tmp_path_factory) -> Path:
 
 def tiny_tokenizer(out: Path, data_dir: Path, joint: bool = True, seed: int = 1):
     """A 150-piece SentencePiece model trained on the generated corpus's training split."""
-    from seq2seq.data import read_text_lines
+    from seq2seq.textfiles import read_lines
     from seq2seq.tokenizer import train_tokenizer
 
-    src = read_text_lines(data_dir / "train.en.gz")
-    tgt = read_text_lines(data_dir / "train.de.gz")
+    src = read_lines(data_dir / "train.en.gz")
+    tgt = read_lines(data_dir / "train.de.gz")
     return train_tokenizer(out, src, tgt, 150, "unigram", 1.0, False, joint, seed)
 
 

@@ -133,6 +133,14 @@ def test_read_lines_plain_file_with_trailing_empty_line(tmp_path: Path) -> None:
     assert read_lines(path) == ["eins", ""]
 
 
+def test_invalid_utf8_fails_a_score_but_is_replaced_in_training_data(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.de"
+    path.write_bytes(b"gut\nkaputt \xff\n")
+    with pytest.raises(UnicodeDecodeError):
+        read_lines(path)
+    assert read_lines(path, errors="replace") == ["gut", "kaputt \ufffd"]
+
+
 def test_run_score_text_from_stdin(tmp_path: Path) -> None:
     ref = tmp_path / "ref.de.gz"
     with gzip.open(ref, "wt", encoding="utf-8") as f:

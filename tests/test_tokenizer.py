@@ -1,4 +1,4 @@
-from seq2seq.data import read_text_lines
+from seq2seq.textfiles import read_lines
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 from conftest import tiny_tokenizer
@@ -30,7 +30,7 @@ def test_reachable_target_ids_cover_every_sampled_segmentation_and_leave_source_
     from seq2seq.tokenizer import SPECIAL_IDS, reachable_target_ids, seed_sampling
 
     tok = tiny_tokenizer(tmp_path, demo_dir)
-    tgt = read_text_lines(demo_dir / "train.de.gz")
+    tgt = read_lines(demo_dir / "train.de.gz")
     best = tok.encode_tgt(tgt)
     seen = {i for s in best for i in s}
     reachable = set(reachable_target_ids(tok, best))

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from seq2seq.checkpoint import CheckpointError, load_model_dir
-from seq2seq.data import read_text_lines
+from seq2seq.textfiles import read_lines
 from seq2seq.training import keep_freed_memory, train
 from seq2seq.translate import Translator
 
@@ -65,10 +65,10 @@ def test_model_directory_round_trip(trained_model_dir, tmp_path):
 def test_mismatched_tokenizer_fails_clearly(trained_model_dir, tmp_path, demo_dir):
     copy = tmp_path / "model"
     shutil.copytree(trained_model_dir, copy)
-    from seq2seq.data import read_text_lines
+    from seq2seq.textfiles import read_lines
     from seq2seq.tokenizer import train_tokenizer
 
-    other = train_tokenizer(tmp_path / "other", read_text_lines(demo_dir / "val.en.gz"), read_text_lines(demo_dir / "val.de.gz"), 100, "unigram", 1.0, False, True, 1)
+    other = train_tokenizer(tmp_path / "other", read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"), 100, "unigram", 1.0, False, True, 1)
     assert other is not None
     shutil.copyfile(tmp_path / "other" / "spm.model", copy / "spm.model")
     with pytest.raises(CheckpointError, match="tokenizer does not match the weights"):
@@ -170,7 +170,7 @@ def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
     model, _, tokenizer, _ = load_model_dir(best)
     mask = load_file(str(best / "model.safetensors"))["decoder.output_mask"]
     assert torch.equal(model.decoder.output_mask, mask)
-    reachable = reachable_target_ids(tokenizer, tokenizer.encode_tgt(read_text_lines(demo_dir / "train.de.gz")))
+    reachable = reachable_target_ids(tokenizer, tokenizer.encode_tgt(read_lines(demo_dir / "train.de.gz")))
     assert mask.nonzero().squeeze(1).tolist() == reachable and len(reachable) < tokenizer.tgt_vocab_size
     # Sampling from the whole distribution still draws only pieces inside the mask.
     translator = Translator.from_pretrained(best, device="cpu")
@@ -192,7 +192,7 @@ def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit
     from seq2seq.data import encode_split
     from seq2seq.training import sampled_split
 
-    src_text, tgt_text = read_text_lines(demo_dir / "train.en.gz"), read_text_lines(demo_dir / "train.de.gz")
+    src_text, tgt_text = read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz")
     tok = tiny_tokenizer(tmp_path / "spm", demo_dir)
     split = encode_split({"src": src_text, "tgt": tgt_text}, tok.encode_src, tok.encode_tgt, 30, "train")
     config = tiny_config(tmp_path, demo_dir, "tokenizer.sample_alpha=0.5", "data.max_len=30")
@@ -240,7 +240,7 @@ def test_reused_tokenizer_is_copied_not_trained(trained_model_dir, tmp_path, dem
     from seq2seq.training import prepare_tokenizer
 
     # Other training text and another vocabulary size: training would give a different model.
-    text = (read_text_lines(demo_dir / "val.en.gz"), read_text_lines(demo_dir / "val.de.gz"))
+    text = (read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"))
     config = tiny_config(tmp_path / "run", demo_dir, f"tokenizer.reuse={trained_model_dir}", "tokenizer.vocab_size=90")
     tokenizer = prepare_tokenizer(config, tmp_path / "run", text, None)
     assert (tmp_path / "run" / JOINT_MODEL).read_bytes() == (trained_model_dir / JOINT_MODEL).read_bytes()

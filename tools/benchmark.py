@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.scoring import read_lines
+from seq2seq.textfiles import read_lines
 from seq2seq.translate import Translator
 
 

@@ -15,7 +15,8 @@ import json
 
 import torch
 
-from seq2seq.scoring import corpus_bleu, corpus_chrf, literature_bleu, read_lines
+from seq2seq.scoring import corpus_bleu, corpus_chrf, literature_bleu
+from seq2seq.textfiles import read_lines
 from seq2seq.translate import Translator
 
 

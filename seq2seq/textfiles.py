@@ -1,0 +1,29 @@
+"""Corpus files as lists of lines, split exactly as the toolkit counts lines everywhere."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from typing import Literal
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on "\\n" only, so empty lines and other Unicode separators survive.
+
+    str.splitlines() would also split on characters such as U+2028 and so misalign a corpus; a
+    single final newline does not start another line, and a CRLF line end loses its "\\r".
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def read_lines(path: str | os.PathLike[str], errors: Literal["strict", "replace"] = "strict") -> list[str]:
+    """Read a UTF-8 corpus (gzip-compressed if the name ends in .gz), one entry a line.
+
+    errors="strict" raises on invalid UTF-8 (scoring: a broken file must not score); "replace"
+    turns it into U+FFFD (training data: one bad byte should not stop a run)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors=errors, newline="") as f:
+        return split_lines(f.read())
