@@ -192,8 +192,10 @@ def translate_main(argv: list[str] | None = None) -> int:
     # Interactive use answers each line at once; piped input is read in large sorted chunks.
     interactive = source.isatty()
     max_lines = 1 if interactive else 16 * args.batch_size
-    # A file's line count gives the bar an end; a long job (distilling a corpus) shows how far it is.
-    bar = progress_bar(_count_lines(args.input) if args.input else None, "translating", enabled=not interactive, unit="line")
+    # A regular file's line count gives the bar an end, so a long job (distilling a corpus) shows how
+    # far it is; a pipe or FIFO given as --input must not be read twice.
+    total = _count_lines(args.input) if args.input and os.path.isfile(args.input) else None
+    bar = progress_bar(total, "translating", enabled=not interactive, unit="line")
     line_no = 0
     start = time.perf_counter()
     try:
