@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,17 @@ def test_files_instead_of_pipes(trained_model_dir, tmp_path):
     assert result.returncode == 0 and result.stdout == b""
     assert len(out.read_text().splitlines()) == 2
     assert b"translated 2 lines in" in result.stderr  # a long file job says what it did
+
+
+def test_fifo_as_input_is_read_once(trained_model_dir, tmp_path):
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"The dog sees the cat.\nWe laugh.\n"), daemon=True)
+    writer.start()
+    result = translate_cli(trained_model_dir, b"", "--input", str(fifo), "--beam-size", "1")
+    writer.join(timeout=10)
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(result.stdout.decode().splitlines()) == 2
 
 
 def test_count_lines_counts_a_last_line_without_newline(tmp_path):
