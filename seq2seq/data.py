@@ -7,7 +7,6 @@ the generated demo corpus. Problems with the data stop the run before training, 
 
 from __future__ import annotations
 
-import gzip
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from seq2seq.config import DataConfig
-from seq2seq.textfiles import read_lines
+from seq2seq.textfiles import open_text, read_lines
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -198,9 +197,8 @@ def _stream_files(files: tuple[str, ...], data: DataConfig) -> datasets.Iterable
 
 def _pair_lines(src_path: str, tgt_path: str) -> Iterator[dict[str, str]]:
     """Parallel lines of two files; misaligned files fail when the shorter one ends."""
-    opener = lambda p: gzip.open(p, "rt", encoding="utf-8", errors="replace", newline="\n") if p.endswith(".gz") else open(p, encoding="utf-8", errors="replace", newline="\n")  # noqa: E731
     count = 0
-    with opener(src_path) as src, opener(tgt_path) as tgt:
+    with open_text(src_path, errors="replace") as src, open_text(tgt_path, errors="replace") as tgt:
         for s, t in itertools.zip_longest(src, tgt):
             if s is None or t is None:
                 longer, shorter = (src_path, tgt_path) if t is None else (tgt_path, src_path)

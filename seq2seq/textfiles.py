@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from typing import Literal
+from typing import Literal, TextIO
 
 
 def split_lines(text: str) -> list[str]:
@@ -19,11 +19,17 @@ def split_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def read_lines(path: str | os.PathLike[str], errors: Literal["strict", "replace"] = "strict") -> list[str]:
-    """Read a UTF-8 corpus (gzip-compressed if the name ends in .gz), one entry a line.
+def open_text(path: str | os.PathLike[str], errors: Literal["strict", "replace"] = "strict") -> TextIO:
+    """Open a UTF-8 corpus for reading, gzip-compressed if the name ends in .gz. Only "\n" ends a
+    line when it is iterated, and line ends reach the caller untranslated.
 
     errors="strict" raises on invalid UTF-8 (scoring: a broken file must not score); "replace"
     turns it into U+FFFD (training data: one bad byte should not stop a run)."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors=errors, newline="") as f:
+    return opener(path, "rt", encoding="utf-8", errors=errors, newline="\n")
+
+
+def read_lines(path: str | os.PathLike[str], errors: Literal["strict", "replace"] = "strict") -> list[str]:
+    """Read a UTF-8 corpus (see open_text), one entry a line."""
+    with open_text(path, errors) as f:
         return split_lines(f.read())
