@@ -172,8 +172,9 @@ def test_output_does_not_depend_on_the_batch(attention: str, input_feeding: bool
 
     Scores are not bit-identical: the packed encoder LSTM, the decoder's matrix products and the
     attention softmax over a row padded to the batch's S round differently for different batch
-    shapes (~1e-7), and these overfit models amplify that over the steps. So scores are compared
-    within 1e-5 and tokens exactly. Over 1024 sentences per configuration, an n-best list differed
+    shapes (~1e-7), and these overfit models amplify that over the steps, by how much depends on the
+    CPU's kernels (an Intel Xeon gave 1.3e-5 relative with input feeding, an AMD EPYC under 1e-5
+    absolute). So scores are compared within 1e-4 relative and tokens exactly. Over 1024 sentences per configuration, an n-best list differed
     in 0-6 sentences (attention models, mostly K=5; never with attention "none"); these seeds give none.
     """
     model = trained_model(attention, input_feeding)
@@ -183,7 +184,7 @@ def test_output_does_not_depend_on_the_batch(attention: str, input_feeding: bool
         alone = [beam_search(model, *pad_sources([s]), beam_size, nbest=beam_size)[0] for s in sentences]
     assert [[h.tokens for h in hyps] for hyps in batched] == [[h.tokens for h in hyps] for hyps in alone]
     for b_hyps, a_hyps in zip(batched, alone):
-        assert [h.score for h in b_hyps] == pytest.approx([h.score for h in a_hyps], abs=1e-5)
+        assert [h.score for h in b_hyps] == pytest.approx([h.score for h in a_hyps], rel=1e-4, abs=1e-5)
 
 
 def test_sampling_is_reproducible_and_scored_by_the_model() -> None:
