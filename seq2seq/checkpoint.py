@@ -8,6 +8,7 @@ weights in training_state.pt and loads with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -50,6 +51,10 @@ def save_model_dir(
     out_dir.mkdir(parents=True, exist_ok=True)
     joint = config.tokenizer.joint
     copy_model_files(tokenizer_dir, out_dir, joint)
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        # On CUDA an LSTM's weights are views into one flat buffer, which safetensors refuses to
+        # save as shared storage that no single weight covers; on the CPU each has its own.
+        model = copy.deepcopy(model).cpu()
     # save_model drops the duplicate names of tied weights, which save_file would refuse.
     atomic_write(out_dir / WEIGHTS, lambda tmp: save_model(model, str(tmp), metadata={"format": "pt"}))
     write_text_atomic(out_dir / CONFIG, json.dumps(config_to_dict(config), indent=2, ensure_ascii=False) + "\n")

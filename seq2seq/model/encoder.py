@@ -19,7 +19,8 @@ class Encoder(nn.Module):
     left-padded instead, in one fused call. The LSTM's biases ride on an extra input feature that
     is 1 on real tokens and 0 on padding, so over the padding every gate's input is exactly 0 and
     the state stays exactly (0, 0): each sentence starts from the zero state at its first token,
-    as if alone, and ends at the last position. The parameters stay those of `nn.LSTM`.
+    as if alone, and ends at the last position. The parameters stay those of `nn.LSTM`. On CUDA the
+    packed sequence runs in cuDNN's fused kernels, which also want the LSTM's own flat weights.
     """
 
     def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, num_layers: int, dropout: float, emb_dropout: float, pad_id: int):
@@ -32,9 +33,9 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """src: (B, S), src_len: (B,) → enc_out (B, S, 2H), final h and c of the last layer (B, 2H) each."""
         emb = self.emb_dropout(self.embed(src))  # (B, S, E)
-        if type(self.rnn) is nn.LSTM:
+        if type(self.rnn) is nn.LSTM and not emb.is_cuda:
             enc_out, h_final, c_final = self._run_left_padded(emb, src_len)
-        else:  # int8 translation: a dynamically quantized LSTM, which keeps the packed path
+        else:  # cuDNN runs packed sequences fused; int8 translation's quantized LSTM has only this path
             enc_out, h_final, c_final = self._run_packed(emb, src_len)
         return self.out_dropout(enc_out), h_final, c_final
 
