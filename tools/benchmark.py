@@ -42,9 +42,9 @@ def time_translation(translator: Translator, sentences: list[str], beam_size: in
             "sentences_per_s": round(len(sentences) / elapsed, 1), "tgt_tokens_per_s": round(tokens / elapsed, 1)}
 
 
-def startup_seconds(model: str, repeats: int) -> float:
+def startup_seconds(model: str, repeats: int, device: str) -> float:
     """Best wall time of `seq2seq-translate` translating one sentence, process start included."""
-    command = [str(Path(sys.executable).parent / "seq2seq-translate"), "--model", model, "--beam-size", "5", "--quiet"]
+    command = [str(Path(sys.executable).parent / "seq2seq-translate"), "--model", model, "--beam-size", "5", "--device", device, "--quiet"]
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="use only the first N sentences (0: all)")
     parser.add_argument("--batch1-limit", type=int, default=200, help="sentences for the batch-1 runs, which are slow")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where the translation benchmark runs: cpu, cuda or auto")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "int8"], help="translation precisions to time")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -97,24 +98,24 @@ def main() -> None:
               f"{t['intervals']} intervals ({t['tgt_tokens_per_s_min']}–{t['tgt_tokens_per_s_max']}) over {t['steps']} steps, "
               f"peak resident memory {t['peak_rss_mib']} MiB")
     if args.model and args.src:
-        results.update(benchmark_translation(args.model, args.src, args.limit, args.batch1_limit, args.precision))
+        results.update(benchmark_translation(args.model, args.src, args.limit, args.batch1_limit, args.precision, args.device))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
-def benchmark_translation(model: str, src: str, limit: int, batch1_limit: int, precisions: list[str]) -> dict:
+def benchmark_translation(model: str, src: str, limit: int, batch1_limit: int, precisions: list[str], device: str) -> dict:
     sentences = [s for s in read_lines(src) if s.strip()]
     if limit:
         sentences = sentences[:limit]
     rows = []
     for precision in precisions:
-        translator = Translator.from_pretrained(model, device="cpu", precision=precision)
+        translator = Translator.from_pretrained(model, device=device, precision=precision)
         for beam in (1, 5):
             for batch in (64, 1):
                 subset = sentences if batch > 1 else sentences[:batch1_limit]
                 rows.append({"precision": precision, **time_translation(translator, subset, beam, batch)})
     results = {
-        "model": model, "translation": rows, "startup_one_sentence_s": startup_seconds(model, 3),
+        "model": model, "translation": rows, "device": device, "startup_one_sentence_s": startup_seconds(model, 3, device),
         "translation_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(f"{'precision':<9} {'search':<8} {'batch':>5} {'sentences':>9} {'sent/s':>8} {'tok/s':>8}")

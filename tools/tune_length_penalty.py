@@ -1,7 +1,7 @@
 """Pick the beam-search length penalty on a validation set (never on the test set).
 
     python tools/tune_length_penalty.py --model DIR [DIR ...] --src val.en.gz --ref val.de.gz \\
-        [--alphas 0 0.4 0.8 1.0 1.2 1.6 2.0] [--beam-size 5] [--precision fp32]
+        [--alphas 0 0.4 0.8 1.0 1.2 1.6 2.0] [--beam-size 5] [--precision fp32] [--device cpu]
 
 Translates the source once per GNMT alpha and prints sacreBLEU BLEU, chrF++ and the literature
 convention's BLEU for each, then the alpha with the best literature-convention BLEU (ties: the
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.4, 0.8, 1.0, 1.2, 1.6, 2.0])
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when there is one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -35,7 +36,7 @@ def main() -> None:
     src, ref = read_lines(args.src), read_lines(args.ref)
     if len(src) != len(ref):
         raise SystemExit(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}")
-    translator = Translator.from_pretrained(args.model, device="cpu", precision=args.precision)
+    translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
     rows = []
     print(f"{'alpha':>5} {'BLEU':>6} {'chrF2++':>7} {'lit-BLEU':>8}")
     for alpha in args.alphas:
