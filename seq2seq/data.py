@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from seq2seq.config import DataConfig
-from seq2seq.textfiles import open_text, read_lines
+from seq2seq.textfiles import open_text, read_lines, strip_line_end
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def _pair_lines(src_path: str, tgt_path: str) -> Iterator[dict[str, str]]:
                 longer, shorter = (src_path, tgt_path) if t is None else (tgt_path, src_path)
                 raise DataError(f"misaligned corpus: {shorter} has {count} lines but {longer} has more; parallel files need one sentence per line, in the same order")
             count += 1
-            yield {"src": s.rstrip("\n").rstrip("\r"), "tgt": t.rstrip("\n").rstrip("\r")}
+            yield {"src": strip_line_end(s), "tgt": strip_line_end(t)}
     if count == 0:
         raise DataError(f"empty corpus files: {src_path}, {tgt_path}")
 

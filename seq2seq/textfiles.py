@@ -16,7 +16,13 @@ def split_lines(text: str) -> list[str]:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return [strip_line_end(line) for line in lines]
+
+
+def strip_line_end(line: str) -> str:
+    """A line without its "\n" or "\r\n" end; any other "\r" is the line's own."""
+    line = line[:-1] if line.endswith("\n") else line
+    return line[:-1] if line.endswith("\r") else line
 
 
 def open_text(path: str | os.PathLike[str], errors: Literal["strict", "replace"] = "strict") -> TextIO:

@@ -45,6 +45,18 @@ def test_misaligned_stream_fails_naming_the_files(tmp_path):
         list(corpus["train"])
 
 
+def test_streamed_and_loaded_lines_agree_on_line_ends(tmp_path):
+    """A stream reads the pairs a loaded corpus holds: CRLF and LF ends go, a "\r" of the text stays."""
+    (tmp_path / "a.en").write_bytes(b"one\r\ntwo\r\r\nthree\rx\n\xff four")
+    (tmp_path / "a.de").write_bytes(b"eins\nzwei\r\ndrei\nvier\r\n")
+    files = (str(tmp_path / "a.en"), str(tmp_path / "a.de"))
+    streamed = list(load_corpus(DataConfig(train=files, valid=files, streaming=True), tmp_path)["train"])
+    loaded = load_corpus(DataConfig(train=files, valid=files), tmp_path)["train"]
+    assert streamed == [{"src": s, "tgt": t} for s, t in zip(loaded["src"], loaded["tgt"])]
+    assert [p["src"] for p in streamed] == ["one", "two\r", "three\rx", "\ufffd four"]
+    assert [p["tgt"] for p in streamed] == ["eins", "zwei", "drei", "vier"]
+
+
 def test_streaming_training_resumes_exactly(tmp_path, demo_dir):
     train(tiny_config(tmp_path / "whole", demo_dir, *STREAM, "train.max_steps=12"))
     expected = losses(tmp_path / "whole")
