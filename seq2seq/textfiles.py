@@ -20,7 +20,7 @@ def split_lines(text: str) -> list[str]:
 
 
 def strip_line_end(line: str) -> str:
-    """A line without its "\n" or "\r\n" end; any other "\r" is the line's own."""
+    """A line without its "\\n" or "\\r\\n" end; any other "\\r" is the line's own."""
     line = line[:-1] if line.endswith("\n") else line
     return line[:-1] if line.endswith("\r") else line
 

@@ -43,7 +43,8 @@ def run(command: list[str]) -> float:
 
 
 def tune(name: str, models: list[Path], data: Path, out: Path, device: str) -> dict:
-    """Tune the length penalty on val; return {"models", "alpha", "lit_bleu"} of the best alpha."""
+    """Tune the length penalty on val; return the candidate's name and models with its best alpha and
+    that alpha's literature-convention BLEU."""
     result = out / f"tune-{name}.json"
     run([sys.executable, "tools/tune_length_penalty.py", "--model", *map(str, models), "--src", str(data / "val.en.gz"),
          "--ref", str(data / "val.de.gz"), "--alphas", *ALPHAS, "--device", device, "--json", str(result)])
