@@ -18,6 +18,8 @@ import pathlib
 import random
 from typing import NamedTuple
 
+from seq2seq.textfiles import write_lines
+
 # English singular -> (English plural, German singular, German plural, gender). No weak
 # masculines (Junge -> den Jungen), so a noun's form depends on number and case only.
 NOUNS: dict[str, tuple[str, str, str, str]] = {
@@ -375,16 +377,6 @@ def _line_count(path: pathlib.Path) -> int:
         return -1
 
 
-def _write_gzip_lines(path: pathlib.Path, lines: list[str]) -> None:
-    # mtime=0 and an empty filename make the bytes reproducible; writing to a temporary
-    # name first means an interrupted run never leaves a truncated split behind.
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                              mtime=0) as gz:
-        gz.write("".join(line + "\n" for line in lines).encode("utf-8"))
-    tmp.replace(path)
-
-
 def write_demo_corpus(out_dir: str | os.PathLike, seed: int = 0, train_size: int = 20000,
                       valid_size: int = 500, test_size: int = 500) -> pathlib.Path:
     """Write train/val/test splits in the Multi30k task-1 layout: {split}.en.gz and {split}.de.gz
@@ -409,6 +401,6 @@ def write_demo_corpus(out_dir: str | os.PathLike, seed: int = 0, train_size: int
     for split in SPLITS:
         chunk = pairs[start:start + sizes[split]]
         start += sizes[split]
-        _write_gzip_lines(files[split, "en"], [en for en, _ in chunk])
-        _write_gzip_lines(files[split, "de"], [de for _, de in chunk])
+        write_lines(files[split, "en"], [en for en, _ in chunk])
+        write_lines(files[split, "de"], [de for _, de in chunk])
     return out

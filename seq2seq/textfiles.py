@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from pathlib import Path
 from typing import Literal, TextIO
 
 
@@ -39,3 +40,20 @@ def read_lines(path: str | os.PathLike[str], errors: Literal["strict", "replace"
     """Read a UTF-8 corpus (see open_text), one entry a line."""
     with open_text(path, errors) as f:
         return split_lines(f.read())
+
+
+def write_lines(path: str | os.PathLike[str], lines: list[str]) -> None:
+    """Write a UTF-8 corpus, each line "\\n"-terminated, gzip-compressed if the name ends in .gz.
+
+    mtime=0 and an empty filename make gzip's bytes reproducible; writing to a temporary name first
+    means an interrupted run never leaves a truncated file behind."""
+    path = Path(path)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as raw:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                gz.write(data)
+        else:
+            raw.write(data)
+    tmp.replace(path)

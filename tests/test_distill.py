@@ -3,11 +3,12 @@ val tuning and one test score each for the chosen single model and ensemble."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from seq2seq.textfiles import read_lines
 
 from conftest import TINY
 
@@ -28,16 +29,11 @@ def test_distill_pipeline(tmp_path, demo_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     kd = tmp_path / "kd"
-    with gzip.open(data / "train.en.gz", "rt", encoding="utf-8") as f:
-        sources = f.read().splitlines()
-    with gzip.open(data / "train.de.gz", "rt", encoding="utf-8") as f:
-        references = f.read().splitlines()
-    with gzip.open(kd / "kd" / "data" / "train.en.gz", "rt", encoding="utf-8") as f:
-        assert f.read().splitlines() == sources + sources
-    with gzip.open(kd / "kd" / "data" / "train.de.gz", "rt", encoding="utf-8") as f:
-        student_targets = f.read().splitlines()
+    sources, references = read_lines(data / "train.en.gz"), read_lines(data / "train.de.gz")
+    assert read_lines(kd / "kd" / "data" / "train.en.gz") == sources + sources
+    student_targets = read_lines(kd / "kd" / "data" / "train.de.gz")
     assert student_targets[: len(references)] == references
-    assert student_targets[len(references) :] == (kd / "kd" / "train.distilled.de").read_text(encoding="utf-8").splitlines()
+    assert student_targets[len(references) :] == read_lines(kd / "kd" / "train.distilled.de")
     assert len(student_targets) == 2 * len(references)
     assert f"tokenizer.reuse={kd / 'teacher' / 'best'}" in out
     assert (kd / "student" / "averaged" / "model.safetensors").is_file()

@@ -18,13 +18,14 @@ exact commands behind each figure. The data directory is in the Multi30k task-1 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from seq2seq.textfiles import read_lines, write_lines
 
 ALPHAS = ["1.0", "1.2", "1.4", "1.6", "1.8"]
 # The budgeted runs of README Results: the rate decays linearly to the budget's end, every evaluation
@@ -76,19 +77,14 @@ def main() -> None:
     run(["seq2seq-train", args.recipe, f"data.dir={data}", f"run_dir={teacher}", "seed=7", f"train.max_minutes={args.teacher_minutes}",
          *BUDGETED, *args.overrides])
 
-    with gzip.open(data / "train.en.gz", "rt", encoding="utf-8") as f:
-        (kd / "train.en").write_text(f.read(), encoding="utf-8")
+    sources = read_lines(data / "train.en.gz")
+    write_lines(kd / "train.en", sources)
     run(["seq2seq-translate", "--model", str(teacher / "best"), "--beam-size", "5", "--length-penalty", "1.6", "--batch-size", str(args.batch_size),
          "--precision", "bf16", "--device", args.device, "--input", str(kd / "train.en"), "--output", str(kd / "train.distilled.de"), "--quiet"])
     # The student's corpus: each source twice, once with its reference and once with the teacher's translation.
     (kd / "data").mkdir(exist_ok=True)
-    sources = (kd / "train.en").read_text(encoding="utf-8")
-    with gzip.open(kd / "data" / "train.en.gz", "wt", encoding="utf-8") as f:
-        f.write(sources + sources)
-    with gzip.open(data / "train.de.gz", "rt", encoding="utf-8") as f:
-        references = f.read()
-    with gzip.open(kd / "data" / "train.de.gz", "wt", encoding="utf-8") as f:
-        f.write(references + (kd / "train.distilled.de").read_text(encoding="utf-8"))
+    write_lines(kd / "data" / "train.en.gz", sources + sources)
+    write_lines(kd / "data" / "train.de.gz", read_lines(data / "train.de.gz") + read_lines(kd / "train.distilled.de"))
     for split in ("val", "test_2016_flickr"):
         for lang in ("en", "de"):
             link = kd / "data" / f"{split}.{lang}.gz"
