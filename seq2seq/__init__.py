@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "Translator", "load_config", "train", "__version__"]
+__all__ = ["Config", "ConfigError", "SearchOptions", "Translator", "load_config", "train", "__version__"]
 
 if TYPE_CHECKING:
     from seq2seq.config import Config, ConfigError, load_config
+    from seq2seq.options import SearchOptions
     from seq2seq.training import train
     from seq2seq.translate import Translator
 
@@ -20,6 +21,7 @@ _LAZY = {
     "Config": "seq2seq.config",
     "ConfigError": "seq2seq.config",
     "load_config": "seq2seq.config",
+    "SearchOptions": "seq2seq.options",
     "train": "seq2seq.training",  # not seq2seq.train: a submodule of that name would shadow the function
     "Translator": "seq2seq.translate",
 }

@@ -1,9 +1,9 @@
-"""Model directories and training state: atomic saves, checked loads.
+"""Model directories: one directory is one model, and all that translation needs.
 
-A model directory holds everything translation needs and nothing else:
-model.safetensors, config.json (the resolved recipe), the SentencePiece model(s), meta.json and a
-README.md model card. Training state (optimizer, scheduler, RNG states, position) sits beside the
-weights in training_state.pt and loads with `torch.load(weights_only=True)`.
+It holds model.safetensors, config.json (the resolved recipe), the SentencePiece model(s),
+meta.json (a `ModelMeta`) and a README.md model card. `save_model_dir` writes a directory and
+`record_test_score` adds the test score to one; both write meta.json and the card through one
+function, so the two never disagree. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +19,78 @@ import torch
 
 from seq2seq.atomic import atomic_write, write_text_atomic
 from seq2seq.config import Config, config_from_dict, config_to_dict
-from seq2seq.data import describe_source
-from seq2seq.tokenizer import SPECIAL_IDS, copy_model_files, load_tokenizer, model_files, tokenizer_sha256
+from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, copy_model_files, load_tokenizer, model_files, tokenizer_sha256
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 META = "meta.json"
 CARD = "README.md"
-TRAINING_STATE = "training_state.pt"
-# The meta.json fields save_model_dir writes itself; copies of a model directory rewrite them.
-FIXED_META = ("format_version", "package_version", "src_lang", "tgt_lang", "tokenizer_files", "tokenizer_sha256", "special_ids", "weights_sha256")
 
 
 class CheckpointError(ValueError):
     """A model directory cannot be loaded; the message says what is wrong and what to do."""
 
 
-def save_model_dir(
-    out_dir: Path,
-    model: torch.nn.Module,
-    config: Config,
-    tokenizer_dir: Path,
-    meta: dict[str, Any],
-    card: str,
-) -> None:
-    """Write a self-contained model directory; `meta` adds training facts to the fixed fields."""
+@dataclass(frozen=True, kw_only=True)
+class TrainingRecord:
+    """What training records about a model: where the run stood and how the model scored."""
+
+    step: int
+    epoch: int
+    num_parameters: int
+    train_seconds: float
+    valid_bleu: float | None = None
+    valid_bleu_signature: str | None = None
+    test_bleu: float | None = None
+    test_bleu_signature: str | None = None
+    test_beam_size: int | None = None
+    averaged_from: tuple[str, ...] | None = None  # the checkpoints whose weights were averaged into this model
+
+    def without_scores(self) -> TrainingRecord:
+        """The run's position without the scores, which belong to other weights (e.g. before averaging)."""
+        return TrainingRecord(step=self.step, epoch=self.epoch, num_parameters=self.num_parameters, train_seconds=self.train_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelMeta:
+    """meta.json: what the directory's files are (written by `save_model_dir` from the files
+    themselves) and, for a trained model, its `TrainingRecord`. In the file both are one flat object."""
+
+    format_version: int
+    package_version: str
+    src_lang: str
+    tgt_lang: str
+    tokenizer_files: tuple[str, ...]
+    tokenizer_sha256: str
+    special_ids: dict[str, int]
+    weights_sha256: str
+    training: TrainingRecord | None = None
+
+    def to_json(self) -> str:
+        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "training"}
+        flat["tokenizer_files"] = list(self.tokenizer_files)
+        if self.training is not None:
+            flat.update({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.training).items() if v is not None})
+        return json.dumps(flat, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, flat: dict[str, Any], where: Path) -> ModelMeta:
+        own = {f.name for f in fields(cls)} - {"training"}
+        missing = sorted(own - set(flat))
+        if missing:
+            raise CheckpointError(f"{where} lacks {', '.join(missing)}; it was not written by seq2seq (re-run training or copy the whole model directory)")
+        record_keys = {f.name for f in fields(TrainingRecord)}
+        record = {k: v for k, v in flat.items() if k in record_keys}
+        if record.get("averaged_from") is not None:
+            record["averaged_from"] = tuple(record["averaged_from"])
+        values = {k: flat[k] for k in own}
+        values["tokenizer_files"] = tuple(values["tokenizer_files"])
+        return cls(**values, training=TrainingRecord(**record) if record else None)
+
+
+def save_model_dir(out_dir: Path, model: torch.nn.Module, config: Config, *, tokenizer_dir: Path, record: TrainingRecord | None) -> ModelMeta:
+    """Write a self-contained model directory: weights, recipe, tokenizer, meta.json and card."""
     from safetensors.torch import save_model
 
     from seq2seq import __version__
@@ -58,19 +105,36 @@ def save_model_dir(
     # save_model drops the duplicate names of tied weights, which save_file would refuse.
     atomic_write(out_dir / WEIGHTS, lambda tmp: save_model(model, str(tmp), metadata={"format": "pt"}))
     write_text_atomic(out_dir / CONFIG, json.dumps(config_to_dict(config), indent=2, ensure_ascii=False) + "\n")
-    full_meta = {
-        "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "src_lang": config.data.src_lang,
-        "tgt_lang": config.data.tgt_lang,
-        "tokenizer_files": model_files(joint),
-        "tokenizer_sha256": tokenizer_sha256(out_dir, joint),
-        "special_ids": SPECIAL_IDS,
-        "weights_sha256": _file_sha256(out_dir / WEIGHTS),
-        **meta,
-    }
-    write_text_atomic(out_dir / META, json.dumps(full_meta, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(out_dir / CARD, card)
+    meta = ModelMeta(
+        format_version=FORMAT_VERSION,
+        package_version=__version__,
+        src_lang=config.data.src_lang,
+        tgt_lang=config.data.tgt_lang,
+        tokenizer_files=tuple(model_files(joint)),
+        tokenizer_sha256=tokenizer_sha256(out_dir, joint),
+        special_ids=SPECIAL_IDS,
+        weights_sha256=_file_sha256(out_dir / WEIGHTS),
+        training=record,
+    )
+    _write_meta(out_dir, config, meta)
+    return meta
+
+
+def record_test_score(model_dir: Path, bleu: float, signature: str, beam_size: int) -> ModelMeta:
+    """Add a test BLEU to a trained model's meta.json and card."""
+    config, meta = read_model_dir(model_dir)
+    assert meta.training is not None, "test scores are recorded for trained models"
+    meta = replace(meta, training=replace(meta.training, test_bleu=bleu, test_bleu_signature=signature, test_beam_size=beam_size))
+    _write_meta(model_dir, config, meta)
+    return meta
+
+
+def _write_meta(model_dir: Path, config: Config, meta: ModelMeta) -> None:
+    """The one writer of meta.json and of the card, which is made from it."""
+    from seq2seq.card import model_card
+
+    write_text_atomic(model_dir / META, meta.to_json())
+    write_text_atomic(model_dir / CARD, model_card(config, meta))
 
 
 def _file_sha256(path: Path) -> str:
@@ -81,15 +145,15 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_model_dir(model_dir: Path) -> tuple[Config, dict[str, Any]]:
+def read_model_dir(model_dir: Path) -> tuple[Config, ModelMeta]:
     """Check a model directory's files and format, and return its recipe and metadata."""
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir} is not a directory; pass the model directory that training wrote (e.g. runs/demo/best)")
     for name in (WEIGHTS, CONFIG, META):
         if not (model_dir / name).is_file():
             raise CheckpointError(f"{model_dir} has no {name}; it is not a complete model directory (re-run training or copy the whole directory)")
-    meta = json.loads((model_dir / META).read_text(encoding="utf-8"))
-    version = meta.get("format_version")
+    flat = json.loads((model_dir / META).read_text(encoding="utf-8"))
+    version = flat.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{model_dir} has format version {version!r}; this seq2seq reads versions up to {FORMAT_VERSION}: upgrade the package")
     config = config_from_dict(json.loads((model_dir / CONFIG).read_text(encoding="utf-8")))
@@ -97,17 +161,17 @@ def read_model_dir(model_dir: Path) -> tuple[Config, dict[str, Any]]:
         if not (model_dir / name).is_file():
             raise CheckpointError(f"{model_dir} has no tokenizer file {name}; copy it from the training run directory")
     sha = tokenizer_sha256(model_dir, config.tokenizer.joint)
-    if sha != meta.get("tokenizer_sha256"):
+    if sha != flat.get("tokenizer_sha256"):
         raise CheckpointError(
             f"{model_dir}: the tokenizer does not match the weights (SHA-256 {sha[:12]}… but meta.json "
-            f"records {str(meta.get('tokenizer_sha256'))[:12]}…); use the SentencePiece model saved with these weights"
+            f"records {str(flat.get('tokenizer_sha256'))[:12]}…); use the SentencePiece model saved with these weights"
         )
-    if meta.get("special_ids") != SPECIAL_IDS:
-        raise CheckpointError(f"{model_dir}: special ids {meta.get('special_ids')} differ from this package's {SPECIAL_IDS}")
-    return config, meta
+    if flat.get("special_ids") != SPECIAL_IDS:
+        raise CheckpointError(f"{model_dir}: special ids {flat.get('special_ids')} differ from this package's {SPECIAL_IDS}")
+    return config, ModelMeta.from_json(flat, model_dir / META)
 
 
-def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu"):
+def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config, Tokenizer, ModelMeta]:
     """Load (model, config, tokenizer, meta) from a model directory; the model is in eval mode."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
@@ -125,112 +189,3 @@ def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu"):
     model.to(device)
     model.eval()
     return model, config, tokenizer, meta
-
-
-def average_model_dirs(model_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
-    """Average the weights of model directories of one run (same recipe, same tokenizer) into a new
-    model directory; return its meta. Checkpoint averaging smooths the last steps' noise."""
-    if len(model_dirs) < 2:
-        raise CheckpointError(f"averaging needs at least 2 model directories; got {len(model_dirs)}")
-    model, config, _, meta = load_model_dir(model_dirs[0])
-    params = dict(model.named_parameters())  # tied weights appear once here
-    total = {name: p.detach().clone().double() for name, p in params.items()}
-    for other_dir in model_dirs[1:]:
-        other, other_config, _, other_meta = load_model_dir(other_dir)
-        if other_config.model != config.model:
-            raise CheckpointError(f"{other_dir} has a different model section from {model_dirs[0]}; only checkpoints of one run can be averaged")
-        if other_meta["tokenizer_sha256"] != meta["tokenizer_sha256"]:
-            raise CheckpointError(f"{other_dir} has a different tokenizer from {model_dirs[0]}; only checkpoints of one run can be averaged")
-        for name, p in other.named_parameters():
-            total[name] += p.detach().double()
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(total[name] / len(model_dirs))
-    # Training facts (step, epoch, time) of the newest checkpoint; its scores are not the average's.
-    averaged = {k: v for k, v in other_meta.items() if k not in FIXED_META and not k.startswith(("valid_", "test_"))}
-    averaged["averaged_from"] = [str(d) for d in model_dirs]
-    save_model_dir(out_dir, model, config, model_dirs[0], averaged, model_card(config, averaged))
-    return averaged
-
-
-def save_training_state(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_training_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def model_card(config: Config, meta: dict[str, Any]) -> str:
-    """A Hugging Face model card: YAML front matter (languages, license, metrics, pipeline tag,
-    results), then the data, recipe, size, training time, scores, intended use and limitations."""
-    import yaml
-
-    from seq2seq.config import dump_yaml
-
-    data, m = config.data, config.model
-    source = describe_source(data)
-    results = [{"task": {"type": "translation", "name": f"Translation {data.src_lang}-{data.tgt_lang}"},
-                "dataset": {"type": data.hub or "local", "name": source, "split": split},
-                "metrics": [{"type": "bleu", "value": round(meta[key], 2), "name": f"{split} BLEU (sacreBLEU)"}]}
-               for split, key in (("validation", "valid_bleu"), ("test", "test_bleu")) if key in meta]
-    front = {
-        "language": [data.src_lang, data.tgt_lang],
-        "license": "mit",
-        "library_name": "seq2seq",
-        "pipeline_tag": "translation",
-        "tags": ["translation", "lstm", "seq2seq"],
-        "datasets": [data.hub] if data.hub and not (data.demo or data.train or data.dir) else [],
-        "metrics": ["bleu"],
-        "model-index": [{"name": f"seq2seq-{data.src_lang}-{data.tgt_lang}-{m.attention}", "results": results}],
-    }
-    scores = ""
-    if "averaged_from" in meta:
-        scores += f"- Weights averaged over {len(meta['averaged_from'])} checkpoints: {', '.join(Path(d).name for d in meta['averaged_from'])}\n"
-    if "valid_bleu" in meta:
-        scores += f"- Validation BLEU: {meta['valid_bleu']:.2f} (search with beam {config.train.valid_beam_size}; `{meta['valid_bleu_signature']}`)\n"
-    if "test_bleu" in meta:
-        scores += f"- Test BLEU: {meta['test_bleu']:.2f} (beam {meta['test_beam_size']}; `{meta['test_bleu_signature']}`)\n"
-    return f"""---
-{yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()}
----
-
-# {data.src_lang}→{data.tgt_lang} BiLSTM translation model
-
-A bidirectional-LSTM encoder and an LSTM decoder ({"attention: " + m.attention if m.attention != "none" else "no attention: the decoder reads the source only through the context vector"}), trained with `seq2seq-train`.
-
-## Data
-
-{source} ({data.src_lang}→{data.tgt_lang}); SentencePiece {config.tokenizer.model_type}, {config.tokenizer.vocab_size} pieces, {"one joint vocabulary" if config.tokenizer.joint else "separate vocabularies"}.
-
-## Model and training
-
-- Encoder {m.enc_layers}×2×{m.enc_hidden}, decoder {m.dec_layers}×{m.dec_hidden}, embeddings {m.emb_dim}, attention `{m.attention}`, input feeding {m.input_feeding}; {meta['num_parameters']:,} parameters.
-- {meta['step']} steps, {meta['epoch']} epochs, {meta['train_seconds']} s of training (validation included).
-
-## Scores
-
-{scores}
-## Use
-
-```bash
-seq2seq-translate --model THIS_DIR < input.{data.src_lang} > output.{data.tgt_lang}
-```
-
-```python
-from seq2seq import Translator
-Translator.from_pretrained("THIS_DIR").translate(["..."])
-```
-
-## Intended use and limitations
-
-Research and teaching: translating short {data.src_lang} sentences of the training domain into {data.tgt_lang}.
-A small RNN trained on one corpus: expect poor output on text unlike its training data (other
-domains, long documents, rare names), and do not use it where errors matter without review.
-
-## Recipe
-
-```yaml
-{dump_yaml(config).strip()}
-```
-"""

@@ -20,7 +20,11 @@ import unicodedata
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
+from seq2seq.options import BATCH_SIZE, PRECISIONS, SearchOptions, check_batch_size
+
 log = logging.getLogger("seq2seq")
+
+DEFAULTS = SearchOptions()
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -32,6 +36,27 @@ def _setup_logging(quiet: bool = False) -> None:
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """The beam search and batch options that seq2seq-translate and seq2seq-evaluate share."""
+    parser.add_argument("--beam-size", type=int, default=DEFAULTS.beam_size)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="sentences per batch")
+    parser.add_argument("--length-penalty", type=float, default=DEFAULTS.length_penalty, help="GNMT length penalty alpha (0 = none)")
+    parser.add_argument("--no-early-stop", action="store_true",
+                        help="search each sentence until beam-size hypotheses have ended, not only until its best candidate ends")
+
+
+def _search_options(parser: argparse.ArgumentParser, args: argparse.Namespace, **more: object) -> SearchOptions:
+    """The SearchOptions the arguments describe; an invalid value is a usage error naming its flag."""
+    try:
+        check_batch_size(args.batch_size)
+        return SearchOptions(beam_size=args.beam_size, length_penalty=args.length_penalty, early_stop=not args.no_early_stop, **more)
+    except ValueError as err:
+        message = str(err)
+        for name in ("beam_size", "batch_size", "nbest", "length_penalty", "max_len_ratio", "temperature", "top_k", "seed"):
+            message = message.replace(name, "--" + name.replace("_", "-"))
+        parser.error(message)
 
 
 # --- seq2seq-train -----------------------------------------------------------------------------
@@ -54,7 +79,7 @@ def train_main(argv: list[str] | None = None) -> int:
         sys.stdout.write(dump_yaml(config))
         return EXIT_OK
     _setup_logging()
-    from seq2seq.data import DataError
+    from seq2seq.corpus import DataError
     from seq2seq.resume import ResumeError, TrainingInterrupted
     from seq2seq.training import train
 
@@ -80,7 +105,7 @@ def clean_line(text: str) -> str:
     return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
 
 
-def read_lines(stream: BinaryIO) -> Iterator[tuple[str, bool]]:
+def read_stream_lines(stream: BinaryIO) -> Iterator[tuple[str, bool]]:
     """Lines of a byte stream as (text, had_invalid_utf8); only b'\\n' ends a line, '\\r\\n' too."""
     for raw in iter(stream.readline, b""):
         if raw.endswith(b"\n"):
@@ -141,32 +166,23 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, nargs="+", help="a model directory written by seq2seq-train; several: an ensemble")
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
     parser.add_argument("--output", help="write translations to this file instead of stdout")
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    parser.add_argument("--nbest", type=int, default=1)
-    parser.add_argument("--length-penalty", type=float, default=1.0, help="GNMT length penalty alpha (0 = none)")
-    parser.add_argument("--max-len-ratio", type=float, default=2.0, help="longest output, relative to the source length")
-    parser.add_argument("--no-early-stop", action="store_true",
-                        help="search each sentence until beam-size hypotheses have ended, not only until its best candidate ends")
+    _add_search_arguments(parser)
+    parser.add_argument("--nbest", type=int, default=DEFAULTS.nbest)
+    parser.add_argument("--max-len-ratio", type=float, default=DEFAULTS.max_len_ratio, help="longest output, relative to the source length")
     parser.add_argument("--sample", action="store_true", help="sample instead of searching (see --temperature, --top-k)")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0, help="seed for --sample")
+    parser.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
+    parser.add_argument("--top-k", type=int, default=DEFAULTS.top_k)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed for --sample")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16: faster on CUDA and CPUs with bf16 instructions; int8: dynamic quantization, CPU only")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--output-type", choices=["text", "json"], default="text")
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     args = parser.parse_args(argv)
-    for name in ("beam_size", "batch_size", "nbest"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not args.sample and args.nbest > args.beam_size:
-        parser.error(f"--nbest ({args.nbest}) cannot exceed --beam-size ({args.beam_size})")
-    if args.sample and args.temperature <= 0:
-        parser.error("--temperature must be > 0")
+    options = _search_options(parser, args, mode="sample" if args.sample else "beam", nbest=args.nbest, max_len_ratio=args.max_len_ratio,
+                              temperature=args.temperature, top_k=args.top_k, seed=args.seed)
     _setup_logging(args.quiet)
 
     import torch
@@ -186,9 +202,6 @@ def translate_main(argv: list[str] | None = None) -> int:
         sink = open(args.output, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
     except OSError as err:
         return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
-    options = dict(beam_size=args.beam_size, nbest=args.nbest, batch_size=args.batch_size, length_penalty=args.length_penalty,
-                   max_len_ratio=args.max_len_ratio, mode="sample" if args.sample else "beam", temperature=args.temperature,
-                   top_k=args.top_k, seed=args.seed, early_stop=not args.no_early_stop)
     # Interactive use answers each line at once; piped input is read in large sorted chunks.
     interactive = source.isatty()
     max_lines = 1 if interactive else 16 * args.batch_size
@@ -199,13 +212,13 @@ def translate_main(argv: list[str] | None = None) -> int:
     line_no = 0
     start = time.perf_counter()
     try:
-        for batch in micro_batches(read_lines(source), max_lines, args.wait):
+        for batch in micro_batches(read_stream_lines(source), max_lines, args.wait):
             texts = []
             for offset, (text, invalid) in enumerate(batch):
                 if invalid:
                     log.warning("line %d: invalid UTF-8 replaced by U+FFFD", line_no + offset + 1)
                 texts.append(clean_line(text))
-            results = translator.translate_nbest(texts, **options)
+            results = translator.translate_nbest(texts, options, batch_size=args.batch_size)
             for text, hyps in zip(texts, results):
                 _write_result(sink, line_no, text, hyps, args.nbest, args.output_type)
                 line_no += 1
@@ -281,15 +294,13 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, nargs="+", help="a model directory; several: an ensemble")
     parser.add_argument("--src", required=True, help="source sentences (.gz allowed)")
     parser.add_argument("--ref", required=True, help="reference translations (.gz allowed)")
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--length-penalty", type=float, default=1.0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
-    parser.add_argument("--no-early-stop", action="store_true", help="search until beam-size hypotheses have ended")
+    _add_search_arguments(parser)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--output", help="also write the translations to this file")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     args = parser.parse_args(argv)
+    options = _search_options(parser, args)
     _setup_logging()
     from seq2seq.checkpoint import CheckpointError
     from seq2seq.scoring import score_all
@@ -306,13 +317,12 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     if len(src) != len(ref):
         return _fail(f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; they must be aligned", EXIT_USAGE)
     start = time.perf_counter()
-    hyps = translator.translate([clean_line(s) for s in src], beam_size=args.beam_size, batch_size=args.batch_size, length_penalty=args.length_penalty,
-                                early_stop=not args.no_early_stop)
+    hyps = translator.translate([clean_line(s) for s in src], options, batch_size=args.batch_size)
     log.info("translated %d sentences in %.1f s", len(src), time.perf_counter() - start)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.writelines(_one_line(h) + "\n" for h in hyps)
-    scores = score_all(hyps, ref, lang=translator.meta.get("tgt_lang", "de"))
+    scores = score_all(hyps, ref, lang=translator.meta.tgt_lang)
     if args.format == "json":
         print(json.dumps({s.name: {"score": s.score, "signature": s.signature} for s in scores}, ensure_ascii=False))
     else:
@@ -341,12 +351,13 @@ def average_main(argv: list[str] | None = None) -> int:
         parser.error("give either model directories or --run-dir, not both or neither")
     from pathlib import Path
 
-    from seq2seq.checkpoint import CheckpointError, average_model_dirs
+    from seq2seq.averaging import CHECKPOINTS, average_model_dirs, kept_checkpoints
+    from seq2seq.checkpoint import CheckpointError
 
     if args.run_dir:
-        found = sorted(p for p in (Path(args.run_dir) / "checkpoints").glob("step-*") if p.is_dir())
+        found = kept_checkpoints(Path(args.run_dir))
         if len(found) < args.last:
-            return _fail(f"{args.run_dir}/checkpoints holds {len(found)} checkpoints, fewer than --last {args.last}; "
+            return _fail(f"{args.run_dir}/{CHECKPOINTS} holds {len(found)} checkpoints, fewer than --last {args.last}; "
                          "train with train.keep_checkpoints=N (N >= --last)", EXIT_USAGE)
         dirs = found[-args.last :]
     else:

@@ -80,3 +80,15 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     reduction="sum")`, in the autocast dtype where autocast is on.
     """
     return _LinearCrossEntropy.apply(x, weight, bias, target, smoothing)
+
+
+def token_loss(model: torch.nn.Module, features: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Summed label-smoothed cross-entropy over the real target tokens.
+
+    features (B, T, E), tgt_out (B, T); only non-pad positions are projected to the vocabulary,
+    which skips the largest matrix product for every padded position.
+    """
+    mask = tgt_out != 0
+    weight, bias, to_row = model.decoder.output_layer()
+    target = tgt_out[mask]
+    return linear_cross_entropy(features[mask], weight, bias, target if to_row is None else to_row[target], label_smoothing)

@@ -8,22 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from seq2seq.config import ConfigError
-from seq2seq.resume import Progress
 
 
-def window_record(progress: Progress, epoch: int, optimizer: torch.optim.Optimizer, seconds: float) -> dict[str, Any]:
-    """Average the training loss over the last log interval, measure target tokens/s, reset the interval."""
-    loss = progress.window_loss / max(progress.window_tokens, 1)
-    record = {
-        "type": "train", "step": progress.step, "epoch": epoch, "loss": loss, "ppl": math.exp(min(loss, 50)),
-        "lr": optimizer.param_groups[0]["lr"], "tgt_tokens_per_s": progress.window_tokens / max(seconds, 1e-9),
-        "skipped_steps": progress.skipped_steps,
+def train_record(*, step: int, epoch: int, loss_sum: float, tokens: int, lr: float, seconds: float, skipped_steps: int) -> dict[str, Any]:
+    """The metrics.jsonl record of one log interval: the loss per target token over its `tokens`,
+    perplexity, learning rate and target tokens/s over its `seconds`."""
+    loss = loss_sum / max(tokens, 1)
+    return {
+        "type": "train", "step": step, "epoch": epoch, "loss": loss, "ppl": math.exp(min(loss, 50)),
+        "lr": lr, "tgt_tokens_per_s": tokens / max(seconds, 1e-9), "skipped_steps": skipped_steps,
     }
-    progress.window_loss, progress.window_tokens = 0.0, 0
-    return record
 
 
 class MetricsWriter:

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from seq2seq.atomic import write_text_atomic
-from seq2seq.checkpoint import TRAINING_STATE, load_training_state, save_training_state
+from seq2seq.atomic import atomic_write, write_text_atomic
 from seq2seq.config import Config, config_to_dict
 
 log = logging.getLogger("seq2seq")
 
 STATE_VERSION = 2
+TRAINING_STATE = "training_state.pt"  # beside the weights in RUN_DIR/last
 # Sections of the recipe that must not change when a run continues; train.* may (epochs, lr, …).
 FROZEN_SECTIONS = ("seed", "data", "tokenizer", "model")
 
@@ -65,10 +65,21 @@ def state_path(run_dir: Path) -> Path:
     return run_dir / "last" / TRAINING_STATE
 
 
-def save_state(run_dir: Path, config: Config, model: torch.nn.Module, optimizer, warmup, plateau, progress: Progress, tokenizer_sha: str, rng: list[dict[str, Any]]) -> None:
+def save_state(
+    run_dir: Path,
+    *,
+    config: Config,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    warmup: torch.optim.lr_scheduler.LRScheduler | None,
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+    progress: Progress,
+    tokenizer_sha: str,
+    rng: list[dict[str, Any]],
+) -> None:
     """One atomic file with everything a resume needs, weights included, so that a kill between
-    two writes can never pair weights with another step's optimizer state."""
-    save_training_state(state_path(run_dir), {
+    two writes can never pair weights with another step's optimizer state. `rng`: one entry per rank."""
+    state = {
         "version": STATE_VERSION,
         "config": json.dumps(config_to_dict(config)),
         "tokenizer_sha256": tokenizer_sha,
@@ -77,18 +88,24 @@ def save_state(run_dir: Path, config: Config, model: torch.nn.Module, optimizer,
         "optimizer": optimizer.state_dict(),
         "warmup": warmup.state_dict() if warmup is not None else {},
         "plateau": plateau.state_dict() if plateau is not None else {},
-        "rng": rng,  # one entry per rank
-    })
+        "rng": rng,
+    }
+    atomic_write(state_path(run_dir), lambda tmp: torch.save(state, tmp))
 
 
 def load_state(run_dir: Path) -> dict[str, Any] | None:
+    """The run's saved state, or None for a run that has not saved one yet."""
     path = state_path(run_dir)
     if not path.is_file():
         return None
-    state = load_training_state(path)
+    state = read_state_file(path)
     if state.get("version") != STATE_VERSION:
         raise ResumeError(f"{path} has state version {state.get('version')!r}, this seq2seq reads {STATE_VERSION}; start a new run_dir")
     return state
+
+
+def read_state_file(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def check_resumable(state: dict[str, Any], config: Config, run_dir: Path) -> None:

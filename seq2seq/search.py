@@ -1,4 +1,4 @@
-"""Greedy search, batched beam search and sampling.
+"""Greedy search, batched beam search and sampling; many sources decoded in length-sorted batches.
 
 One driver, `_search`, keeps K hypotheses for each of B sentences and advances all B×K of them
 with one decoder step per time step. Beam search and sampling differ only in how the next K
@@ -10,12 +10,15 @@ neighbours computing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
+import numpy as np
 import torch
 
+from seq2seq.batching import pad_sources
 from seq2seq.model import Ensemble, Seq2Seq
+from seq2seq.options import BATCH_SIZE, MODES, SearchOptions, check_batch_size
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = float("-inf")
@@ -35,87 +38,87 @@ class Hypothesis:
     attention: torch.Tensor | None = field(default=None, compare=False)
 
 
-@torch.inference_mode()
-def beam_search(
+def decode_sources(
+    model: Seq2Seq | Ensemble, sources: list[np.ndarray], device: torch.device, options: SearchOptions, batch_size: int = BATCH_SIZE
+) -> list[list[Hypothesis]]:
+    """Search for each source (token ids without EOS) in batches of similar length; results in input order.
+
+    Sorting by length keeps padding low; a sentence's result never depends on its batch.
+    """
+    check_batch_size(batch_size)
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
+    results: list[list[Hypothesis]] = [[] for _ in sources]
+    generator = torch.Generator(device=device).manual_seed(options.seed) if options.mode == "sample" else None
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        src, src_len = pad_sources([sources[i] for i in chunk])
+        for i, h in zip(chunk, search(model, src.to(device), src_len.to(device), options, generator=generator)):
+            results[i] = h
+    return results
+
+
+def search(
     model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_len: torch.Tensor,
-    beam_size: int,
-    max_len_ratio: float = 2.0,
-    max_len_offset: int = 10,
-    length_penalty: float = 1.0,
-    nbest: int = 1,
+    options: SearchOptions,
+    *,
+    generator: torch.Generator | None = None,
     return_attention: bool = False,
-    early_stop: bool = True,
 ) -> list[list[Hypothesis]]:
-    """Beam search: src (B, S) ending in EOS and PAD-padded, src_len (B,) → B n-best lists, best first.
+    """Beam search or sampling, as options.mode says: src (B, S) ending in EOS and PAD-padded,
+    src_len (B,) → B n-best lists, best first."""
+    if options.mode == "beam":
+        return beam_search(model, src, src_len, options, return_attention=return_attention)
+    elif options.mode == "sample":
+        if return_attention:
+            raise ValueError("return_attention is for beam search; sampling does not keep attention weights")
+        return sample(model, src, src_len, options, generator=generator)
+    raise ValueError(f"mode must be one of {', '.join(MODES)}; got {options.mode!r}")
 
-    A sentence may emit `ceil(max_len_ratio * (src_len - 1)) + max_len_offset` tokens before EOS;
-    `length_penalty` is GNMT's alpha (0: raw log-probability). A sentence is done when K of its
-    hypotheses have ended or, with `early_stop` (as in OpenNMT-py), as soon as its best candidate
-    ends and `nbest` have ended: the rest of the beam is then unlikely to win and costs steps.
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions, *, return_attention: bool = False
+) -> list[list[Hypothesis]]:
+    """Beam search with options.beam_size hypotheses per sentence; shapes as `search`.
+
+    A sentence is done when K of its hypotheses have ended or, with options.early_stop (as in
+    OpenNMT-py), as soon as its best candidate ends and options.nbest have ended: the rest of the
+    beam is then unlikely to win and costs steps. See `SearchOptions` for the length limit and penalty.
     """
-    if not isinstance(beam_size, int) or beam_size < 1:
-        raise ValueError(f"beam_size must be an integer >= 1; got {beam_size!r}")
-    if not isinstance(nbest, int) or not 1 <= nbest <= beam_size:
-        raise ValueError(f"nbest must be an integer between 1 and beam_size ({beam_size}); got {nbest!r}")
-    _check_common(model, src, src_len, max_len_ratio, max_len_offset, length_penalty, return_attention)
-    return _search(model, src, src_len, beam_size, nbest, max_len_ratio, max_len_offset, length_penalty, _select_topk, return_attention,
-                   one_start=True, early_stop=early_stop)
+    _check_inputs(model, src, src_len, return_attention)
+    return _search(model, src, src_len, options, _select_topk, K=options.beam_size, one_start=True, early_stop=options.early_stop,
+                   return_attention=return_attention)
 
 
 def greedy_search(
-    model: Seq2Seq | Ensemble,
-    src: torch.Tensor,
-    src_len: torch.Tensor,
-    max_len_ratio: float = 2.0,
-    max_len_offset: int = 10,
-    return_attention: bool = False,
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions | None = None, *, return_attention: bool = False
 ) -> list[list[Hypothesis]]:
-    """Greedy search: beam search with one beam, so the two agree exactly. Same shapes as `beam_search`."""
-    return beam_search(model, src, src_len, 1, max_len_ratio, max_len_offset, return_attention=return_attention)
+    """Greedy search: beam search with one beam, so the two agree exactly; options' length limits apply."""
+    one_beam = replace(options or SearchOptions(), mode="beam", beam_size=1, nbest=1)
+    return beam_search(model, src, src_len, one_beam, return_attention=return_attention)
 
 
 @torch.inference_mode()
 def sample(
-    model: Seq2Seq | Ensemble,
-    src: torch.Tensor,
-    src_len: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    nbest: int = 1,
-    max_len_ratio: float = 2.0,
-    max_len_offset: int = 10,
-    generator: torch.Generator | None = None,
-    length_penalty: float = 1.0,
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions, *, generator: torch.Generator | None = None
 ) -> list[list[Hypothesis]]:
-    """Ancestral sampling: nbest independent samples per sentence, sorted by score; shapes as `beam_search`.
+    """Ancestral sampling: options.nbest independent samples per sentence, sorted by score; shapes as `search`.
 
     Tokens are drawn from softmax(logits / temperature), cut to the `top_k` most likely when
     top_k > 0; `log_prob` and `score` are the model's own (temperature 1, no cut), so samples
     rank as beam search would rank them.
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0; got {temperature!r}")
-    if not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top_k must be an integer >= 0 (0: no cut); got {top_k!r}")
-    if not isinstance(nbest, int) or nbest < 1:
-        raise ValueError(f"nbest must be an integer >= 1; got {nbest!r}")
-    _check_common(model, src, src_len, max_len_ratio, max_len_offset, length_penalty, False)
-    select = partial(_select_sample, temperature=temperature, top_k=top_k, generator=generator)
-    return _search(model, src, src_len, nbest, nbest, max_len_ratio, max_len_offset, length_penalty, select, False, one_start=False, early_stop=False)
+    _check_inputs(model, src, src_len, False)
+    select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, generator=generator)
+    return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False, return_attention=False)
 
 
-def _check_common(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, ratio: float, offset: int, alpha: float, return_attention: bool) -> None:
-    """Argument checks shared by the searches; each error names the argument and what is valid."""
+def _check_inputs(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, return_attention: bool) -> None:
+    """Checks of what the options do not cover; each error names the argument and what is valid."""
     if src.dim() != 2 or src_len.shape != src.shape[:1]:
         raise ValueError(f"src must be (B, S) and src_len (B,); got {tuple(src.shape)} and {tuple(src_len.shape)}")
-    if not ratio >= 0:
-        raise ValueError(f"max_len_ratio must be >= 0; got {ratio!r}")
-    if not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"max_len_offset must be an integer >= 0; got {offset!r}")
-    if not alpha >= 0:
-        raise ValueError(f"length_penalty must be >= 0 (0: none); got {alpha!r}")
     if return_attention and not model.has_attention:
         raise ValueError("return_attention needs a model with attention; this one (or one in the ensemble) has attention 'none'")
 
@@ -124,25 +127,26 @@ def _search(
     model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_len: torch.Tensor,
-    K: int,
-    nbest: int,
-    ratio: float,
-    offset: int,
-    alpha: float,
+    options: SearchOptions,
     select: Select,
-    return_attention: bool,
+    *,
+    K: int,
     one_start: bool,
     early_stop: bool,
+    return_attention: bool,
 ) -> list[list[Hypothesis]]:
-    """The driver: src (B, S), src_len (B,) → B lists of the nbest finished hypotheses, best first.
+    """The driver: src (B, S), src_len (B,) → B lists of the options.nbest finished hypotheses, best first.
 
-    Rows of the decoder batch are sentence-major: row b*K + k is hypothesis k of active sentence b.
+    K hypotheses per sentence, chosen by `select`; `one_start`: all K grow from one live
+    hypothesis (beam search) rather than K independent ones (sampling). Rows of the decoder batch
+    are sentence-major: row b*K + k is hypothesis k of active sentence b.
     """
     B, S = src.shape
     if B == 0:
         return []
+    nbest, alpha = options.nbest, options.length_penalty
     lengths = src_len.tolist()
-    max_len = _max_lengths(src_len, ratio, offset).to(src.device)  # (B,)
+    max_len = _max_lengths(src_len, options.max_len_ratio, options.max_len_offset).to(src.device)  # (B,)
     ids = torch.arange(B, device=src.device)  # (B,) each active sentence's row in src
     memory = model.select_memory(model.encode(src, src_len), ids.repeat_interleave(K))  # rows (B*K)
     state = model.init_state(memory)

@@ -28,14 +28,16 @@ from pathlib import Path
 
 import torch
 
+from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
 from seq2seq.translate import Translator
 
 
 def time_translation(translator: Translator, sentences: list[str], beam_size: int, batch_size: int) -> dict:
-    translator.translate(sentences[: min(len(sentences), 8)], beam_size=beam_size, batch_size=batch_size)  # warm-up
+    options = SearchOptions(beam_size=beam_size)
+    translator.translate(sentences[: min(len(sentences), 8)], options, batch_size=batch_size)  # warm-up
     start = time.perf_counter()
-    hyps = translator.translate_nbest(sentences, beam_size=beam_size, nbest=1, batch_size=batch_size)
+    hyps = translator.translate_nbest(sentences, options, batch_size=batch_size)
     elapsed = time.perf_counter() - start
     tokens = sum(len(h[0].tokens) + 1 for h in hyps)
     return {"beam_size": beam_size, "batch_size": batch_size, "sentences": len(sentences), "seconds": round(elapsed, 3),

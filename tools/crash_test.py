@@ -24,7 +24,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from seq2seq.checkpoint import load_training_state
+from seq2seq.resume import read_state_file, state_path
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT_RUN = [
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = work / f"trial-{trial}"
         step = rng.randint(1, len(expected) - 1)
         killed = kill_after_step(run_dir, step)
-        state = run_dir / "last" / "training_state.pt"
-        resumed_from = f"step {load_training_state(state)['progress']['step']}" if state.exists() else "the start (no checkpoint yet)"
+        state = state_path(run_dir)
+        resumed_from = f"step {read_state_file(state)['progress']['step']}" if state.exists() else "the start (no checkpoint yet)"
         run_to_end(run_dir)
         ok = step_losses(run_dir) == expected and same_weights(run_dir, reference)
         identical += ok

@@ -24,12 +24,13 @@ MISSING_MATPLOTLIB = "matplotlib is not installed: pip install 'seq2seq[plot]'"
 EOS_LABEL = "</s>"
 
 
-def attend(model_dir: Path, sentence: str, beam_size: int = 5) -> tuple[list[str], list[str], str, torch.Tensor]:
+def attend(model_dir: Path, sentence: str, beam_size: int | None = None) -> tuple[list[str], list[str], str, torch.Tensor]:
     """Translate one sentence: (source pieces + </s>, target pieces + </s>, translation, attention (T, S))."""
     import numpy as np
     import torch
 
-    from seq2seq.data import pad_sources
+    from seq2seq.batching import pad_sources
+    from seq2seq.options import SearchOptions
     from seq2seq.search import beam_search
     from seq2seq.translate import Translator
 
@@ -45,7 +46,8 @@ def attend(model_dir: Path, sentence: str, beam_size: int = 5) -> tuple[list[str
         raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {translator.max_len}; plot a shorter one")
     src, src_len = pad_sources([np.asarray(ids, dtype=np.int64)])
     with torch.inference_mode():
-        hyp = beam_search(translator.model, src, src_len, beam_size, return_attention=True)[0][0]
+        options = SearchOptions() if beam_size is None else SearchOptions(beam_size=beam_size)
+        hyp = beam_search(translator.model, src, src_len, options, return_attention=True)[0][0]
     src_labels = translator.tokenizer.src_pieces(sentence) + [EOS_LABEL]
     tgt_labels = translator.tokenizer.tgt_pieces(hyp.tokens) + [EOS_LABEL]
     attention = hyp.attention.float().cpu()  # (T, S)
@@ -53,7 +55,7 @@ def attend(model_dir: Path, sentence: str, beam_size: int = 5) -> tuple[list[str
     return src_labels, tgt_labels, translator.tokenizer.decode_tgt([hyp.tokens])[0], attention
 
 
-def plot_attention(model_dir: Path, sentence: str, output: Path, beam_size: int = 5) -> Path:
+def plot_attention(model_dir: Path, sentence: str, output: Path, beam_size: int | None = None) -> Path:
     """Translate `sentence` with the model in `model_dir` and write its attention heatmap to `output` (PNG)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -84,7 +86,7 @@ def plot_attention(model_dir: Path, sentence: str, output: Path, beam_size: int 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, type=Path, help="a model directory (e.g. runs/demo/best)")
-    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--beam-size", type=int, default=None, help="default: seq2seq-translate's")
     parser.add_argument("--output", type=Path, default=Path("attention.png"), help="PNG to write (default: attention.png)")
     parser.add_argument("sentence", help="the English sentence to translate")
     args = parser.parse_args(argv)

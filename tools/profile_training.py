@@ -26,10 +26,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from seq2seq.batching import collate_pairs, make_batches
 from seq2seq.config import load_config
-from seq2seq.data import collate_pairs, make_batches
 from seq2seq.distributed import Dist
-from seq2seq.training import keep_freed_memory, new_model, new_optimizer, prepare_data, seed_everything, token_loss
+from seq2seq.loss import token_loss
+from seq2seq.preparation import keep_freed_memory, new_model, prepare_data, seed_everything
+from seq2seq.schedules import new_optimizer
 
 
 def main() -> None:

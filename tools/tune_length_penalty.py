@@ -15,6 +15,7 @@ import json
 
 import torch
 
+from seq2seq.options import PRECISIONS, SearchOptions
 from seq2seq.scoring import corpus_bleu, corpus_chrf, literature_bleu
 from seq2seq.textfiles import read_lines
 from seq2seq.translate import Translator
@@ -26,8 +27,8 @@ def main() -> None:
     parser.add_argument("--src", required=True)
     parser.add_argument("--ref", required=True)
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.4, 0.8, 1.0, 1.2, 1.6, 2.0])
-    parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
+    parser.add_argument("--beam-size", type=int, default=SearchOptions().beam_size)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when there is one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
@@ -40,7 +41,7 @@ def main() -> None:
     rows = []
     print(f"{'alpha':>5} {'BLEU':>6} {'chrF2++':>7} {'lit-BLEU':>8}")
     for alpha in args.alphas:
-        hyps = translator.translate(src, beam_size=args.beam_size, length_penalty=alpha)
+        hyps = translator.translate(src, SearchOptions(beam_size=args.beam_size, length_penalty=alpha))
         row = {"alpha": alpha, "bleu": corpus_bleu(hyps, ref).score, "chrf": corpus_chrf(hyps, ref).score, "lit_bleu": literature_bleu(hyps, ref).score}
         rows.append(row)
         print(f"{alpha:>5} {row['bleu']:>6.2f} {row['chrf']:>7.2f} {row['lit_bleu']:>8.2f}", flush=True)

@@ -59,6 +59,7 @@ class Decoder(nn.Module):
 
     def __init__(
         self,
+        *,
         vocab_size: int,
         emb_dim: int,
         hidden_dim: int,
@@ -73,7 +74,6 @@ class Decoder(nn.Module):
         restrict_output: bool,
     ):
         super().__init__()
-        self.attention_kind = attention
         self.input_feeding = input_feeding and attention != "none"
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.emb_dropout = Dropout(emb_dropout)
@@ -98,6 +98,7 @@ class Decoder(nn.Module):
             self.register_buffer("output_mask", torch.ones(vocab_size, dtype=torch.bool))
         else:
             self.output_mask = None
+        self.int8 = False  # set by seq2seq.model.precision: a quantized generator has no bias to carry the mask
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor | None:
         return None if self.attention is None else self.attention.project_keys(enc_out)
@@ -153,11 +154,11 @@ class Decoder(nn.Module):
         """features (..., E) → logits (..., V); −inf for the pieces outside the output mask."""
         if self.output_mask is None:
             return self.generator(features)
-        if isinstance(self.generator, nn.Linear):
+        if not self.int8:
             # −inf enters through the bias: no extra pass over the (N, V) logits.
             bias = self.generator.bias.masked_fill(~self.output_mask, float("-inf"))
             return F.linear(features, self.generator.weight, bias)
-        return self.generator(features).masked_fill_(~self.output_mask, float("-inf"))  # int8: a quantized Linear
+        return self.generator(features).masked_fill_(~self.output_mask, float("-inf"))  # a quantized Linear has no bias to mask
 
     def restrict_output_to(self, ids: list[int]) -> None:
         """Let the output layer produce only these target ids (model.output_vocab=target)."""

@@ -23,19 +23,20 @@ class Encoder(nn.Module):
     packed sequence runs in cuDNN's fused kernels, which also want the LSTM's own flat weights.
     """
 
-    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, num_layers: int, dropout: float, emb_dropout: float, pad_id: int):
+    def __init__(self, *, vocab_size: int, emb_dim: int, hidden_dim: int, num_layers: int, dropout: float, emb_dropout: float, pad_id: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.emb_dropout = Dropout(emb_dropout)
         self.rnn = nn.LSTM(emb_dim, hidden_dim, num_layers, batch_first=True, bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
         self.out_dropout = Dropout(dropout)
+        self.int8 = False  # set by seq2seq.model.precision: a quantized LSTM runs packed
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """src: (B, S), src_len: (B,) → enc_out (B, S, 2H), final h and c of the last layer (B, 2H) each."""
         emb = self.emb_dropout(self.embed(src))  # (B, S, E)
-        if type(self.rnn) is nn.LSTM and not emb.is_cuda:
+        if not self.int8 and not emb.is_cuda:
             enc_out, h_final, c_final = self._run_left_padded(emb, src_len)
-        else:  # cuDNN runs packed sequences fused; int8 translation's quantized LSTM has only this path
+        else:  # cuDNN runs packed sequences fused; a quantized LSTM has only this path
             enc_out, h_final, c_final = self._run_packed(emb, src_len)
         return self.out_dropout(enc_out), h_final, c_final
 

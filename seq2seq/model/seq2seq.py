@@ -14,7 +14,7 @@ from seq2seq.tokenizer import PAD_ID, UNK_ID
 class Seq2Seq(nn.Module):
     """BiLSTM encoder → context vector bridged to the decoder's initial state → LSTM decoder."""
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, enc_hidden: int, dec_hidden: int, dec_layers: int, word_dropout: float):
+    def __init__(self, encoder: Encoder, decoder: Decoder, *, enc_hidden: int, dec_hidden: int, dec_layers: int, word_dropout: float):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -77,23 +77,26 @@ def _drop_words(ids: torch.Tensor, p: float) -> torch.Tensor:
 def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, shared_vocab: bool) -> Seq2Seq:
     """Turn the recipe's model section into modules; the only reader of ModelConfig."""
     context_dim = 2 * cfg.enc_hidden
-    encoder = Encoder(src_vocab_size, cfg.emb_dim, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.emb_dropout, PAD_ID)
-    decoder = Decoder(
-        tgt_vocab_size,
-        cfg.emb_dim,
-        cfg.dec_hidden,
-        cfg.dec_layers,
-        # Without attention the decoder reads the context vector (h and c of both directions).
-        context_dim if cfg.attention != "none" else 2 * context_dim,
-        cfg.attention,
-        cfg.attention_dim,
-        cfg.input_feeding,
-        cfg.dropout,
-        cfg.emb_dropout,
-        PAD_ID,
-        cfg.output_vocab == "target",
+    encoder = Encoder(
+        vocab_size=src_vocab_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.enc_hidden, num_layers=cfg.enc_layers,
+        dropout=cfg.dropout, emb_dropout=cfg.emb_dropout, pad_id=PAD_ID,
     )
-    model = Seq2Seq(encoder, decoder, cfg.enc_hidden, cfg.dec_hidden, cfg.dec_layers, cfg.word_dropout)
+    decoder = Decoder(
+        vocab_size=tgt_vocab_size,
+        emb_dim=cfg.emb_dim,
+        hidden_dim=cfg.dec_hidden,
+        num_layers=cfg.dec_layers,
+        # Without attention the decoder reads the context vector (h and c of both directions).
+        context_dim=context_dim if cfg.attention != "none" else 2 * context_dim,
+        attention=cfg.attention,
+        attention_dim=cfg.attention_dim,
+        input_feeding=cfg.input_feeding,
+        dropout=cfg.dropout,
+        emb_dropout=cfg.emb_dropout,
+        pad_id=PAD_ID,
+        restrict_output=cfg.output_vocab == "target",
+    )
+    model = Seq2Seq(encoder, decoder, enc_hidden=cfg.enc_hidden, dec_hidden=cfg.dec_hidden, dec_layers=cfg.dec_layers, word_dropout=cfg.word_dropout)
     # Uniform init in ±0.1, the classic choice for LSTM NMT (PyTorch's default LSTM init trains slowly here).
     for p in model.parameters():
         nn.init.uniform_(p, -0.1, 0.1)

@@ -1,0 +1,86 @@
+"""Decoding options: one typed value, with every default and check written here once.
+
+The command line, the Python API, training's validation and test scoring build a
+`SearchOptions` and pass it on; the search reads it. This module imports no torch, so that a
+server or an exported runtime can build and check options without loading the model's framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Mode = Literal["beam", "sample"]
+MODES: tuple[str, ...] = get_args(Mode)
+# The precision a model is loaded in for translation (seq2seq.model.precision applies it).
+Precision = Literal["fp32", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+# Sentences per decoder batch: a throughput setting, not a search option (the output of a
+# sentence never depends on the batch it came in).
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchOptions:
+    """How to decode: beam search (K hypotheses, n-best, length penalty) or sampling.
+
+    A sentence of S source tokens may emit `ceil(max_len_ratio * S) + max_len_offset` tokens
+    before EOS. `length_penalty` is GNMT's alpha (0: rank by raw log-probability). With
+    `early_stop` a sentence is done as soon as its best candidate ends and `nbest` have ended;
+    without it, when `beam_size` hypotheses have ended. `mode="sample"` draws `nbest`
+    independent samples at `temperature`, from the `top_k` most likely tokens when top_k > 0,
+    seeded with `seed`; `beam_size` and `early_stop` do not apply then.
+    """
+
+    mode: Mode = "beam"
+    beam_size: int = 5
+    nbest: int = 1
+    length_penalty: float = 1.0
+    max_len_ratio: float = 2.0
+    max_len_offset: int = 10
+    early_stop: bool = True
+    temperature: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every invalid field, each named with what is valid."""
+        found = []
+        if self.mode not in MODES:
+            found.append(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        for name, lo in (("beam_size", 1), ("nbest", 1), ("max_len_offset", 0), ("top_k", 0)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < lo:
+                found.append(f"{name} must be an integer >= {lo}; got {value!r}")
+        for name in ("length_penalty", "max_len_ratio"):
+            value = getattr(self, name)
+            if not _is_number(value) or not value >= 0:
+                found.append(f"{name} must be a number >= 0; got {value!r}")
+        if not _is_number(self.temperature) or not self.temperature > 0:
+            found.append(f"temperature must be a number > 0; got {self.temperature!r}")
+        if not _is_int(self.seed):
+            found.append(f"seed must be an integer; got {self.seed!r}")
+        if not isinstance(self.early_stop, bool):
+            found.append(f"early_stop must be true or false; got {self.early_stop!r}")
+        if self.mode == "beam" and _is_int(self.nbest) and _is_int(self.beam_size) and 1 <= self.beam_size < self.nbest:
+            found.append(f"nbest ({self.nbest}) cannot exceed beam_size ({self.beam_size}); raise beam_size")
+        return found
+
+
+def check_batch_size(batch_size: object) -> None:
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
