@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny generated corpora and a tiny trained model directory."""
+"""Shared fixtures and helpers: tiny generated corpora, a tiny trained model directory, and tiny untrained
+models for the tests of seq2seq/model/."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.config import load_config
+from seq2seq.config import ModelConfig, load_config
 from seq2seq.demo_corpus import write_demo_corpus
+from seq2seq.model import build_model
+from seq2seq.tokenizer import EOS_ID, PAD_ID
 
 torch.set_num_threads(1)
 
@@ -53,3 +56,25 @@ def trained_model_dir(tmp_path_factory, demo_dir) -> Path:
 
     run_dir = tmp_path_factory.mktemp("run")
     return train(tiny_config(run_dir, demo_dir, "train.epochs=2", "train.valid_beam_size=2"))
+
+
+# --- tiny untrained models and a padded batch, for the unit tests of seq2seq/model/ -----------
+
+V = 40
+
+
+def tiny(attention="bahdanau", input_feeding=True, **extra):
+    torch.manual_seed(0)
+    cfg = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, attention_dim=16, attention=attention,
+                      input_feeding=input_feeding, dropout=0.0, emb_dropout=0.0, **extra)
+    return build_model(cfg, V, V, shared_vocab=True)
+
+
+def padded_batch():
+    g = torch.Generator().manual_seed(1)
+    lens = torch.tensor([7, 3, 5, 1])
+    src = torch.full((4, 7), PAD_ID)
+    for i, n in enumerate(lens.tolist()):
+        src[i, : n - 1] = torch.randint(4, V, (n - 1,), generator=g)
+        src[i, n - 1] = EOS_ID
+    return src, lens

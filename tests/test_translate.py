@@ -138,3 +138,10 @@ def test_streams_before_stdin_closes(trained_model_dir):
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
+
+
+def test_precision_is_checked_and_low_precision_is_not_saved(trained_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="fp32, bf16, int8"):
+        Translator.from_pretrained(trained_model_dir, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="precision='fp32'"):
+        Translator.from_pretrained(trained_model_dir, device="cpu", precision="bf16").save_pretrained(tmp_path / "x")
