@@ -1,5 +1,6 @@
 import ctypes
 import json
+import math
 import platform
 import shutil
 
@@ -8,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from seq2seq.checkpoint import CheckpointError, load_model_dir
+from seq2seq.resume import load_state
 from seq2seq.textfiles import read_lines
 from seq2seq.training import keep_freed_memory, train
 from seq2seq.translate import Translator
@@ -249,3 +251,40 @@ def test_reused_tokenizer_is_copied_not_trained(trained_model_dir, tmp_path, dem
     separate = tiny_config(tmp_path / "sep", demo_dir, f"tokenizer.reuse={trained_model_dir}", "tokenizer.joint=false")
     with pytest.raises(ConfigError, match=r"tokenizer\.reuse: .* holds no spm\.src\.model or spm\.tgt\.model"):
         prepare_tokenizer(separate, tmp_path / "sep", text, None)
+
+
+def test_time_budget_stops_and_can_be_raised(tmp_path, demo_dir):
+    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.max_minutes=0.0001"))
+    stopped = load_state(tmp_path)["progress"]
+    assert stopped["step"] == 1 and stopped["finished"]
+    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.max_minutes=0.0001", "train.max_steps=3"))
+    assert load_state(tmp_path)["progress"]["step"] == 1  # still out of time: nothing to do
+    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.max_minutes=10", "train.max_steps=3"))
+    assert load_state(tmp_path)["progress"]["step"] == 3
+
+
+def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, monkeypatch):
+    import time
+
+    from seq2seq import training
+
+    real_evaluate = training.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        time.sleep(1.0)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", slow_evaluate)
+    # 1.5 s: step 1 and its 1 s validation leave 0.4 s, less than a validation, so step 2 is the
+    # last; without the reservation step 2 would start a validation that ends past the budget, then step 3.
+    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.eval_every=1", "train.max_minutes=0.025"))
+    progress = load_state(tmp_path)["progress"]
+    assert progress["step"] == 2 and progress["finished"]
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir):
+    train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "train.bf16=true", "train.log_every=1"))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["type"] == "train"]
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    assert losses[-1] < losses[0]

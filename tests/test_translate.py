@@ -145,3 +145,9 @@ def test_precision_is_checked_and_low_precision_is_not_saved(trained_model_dir, 
         Translator.from_pretrained(trained_model_dir, device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="precision='fp32'"):
         Translator.from_pretrained(trained_model_dir, device="cpu", precision="bf16").save_pretrained(tmp_path / "x")
+
+
+def test_ensemble_cannot_be_saved_as_one_model(trained_model_dir, tmp_path):
+    translator = Translator.from_pretrained([trained_model_dir, trained_model_dir], device="cpu")
+    with pytest.raises(ValueError, match="seq2seq-average"):
+        translator.save_pretrained(tmp_path / "out")
