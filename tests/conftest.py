@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from seq2seq.config import ModelConfig, load_config
 from seq2seq.demo_corpus import write_demo_corpus
 from seq2seq.model import build_model
 from seq2seq.tokenizer import EOS_ID, PAD_ID
+from seq2seq.translate import Translator
 
 torch.set_num_threads(1)
 
@@ -27,6 +29,8 @@ TINY = [
     "train.log_every=2",
     "train.device=cpu",
 ]
+# The budget of the property-based tests.
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +60,11 @@ def trained_model_dir(tmp_path_factory, demo_dir) -> Path:
 
     run_dir = tmp_path_factory.mktemp("run")
     return train(tiny_config(run_dir, demo_dir, "train.epochs=2", "train.valid_beam_size=2"))
+
+
+@pytest.fixture(scope="module")
+def translator(trained_model_dir):
+    return Translator.from_pretrained(trained_model_dir, device="cpu")
 
 
 # --- tiny untrained models and a padded batch, for the unit tests of seq2seq/model/ -----------

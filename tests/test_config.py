@@ -42,20 +42,3 @@ def test_bad_override_syntax_and_missing_recipe(tmp_path):
 def test_round_trip_through_dict():
     config = load_config("recipes/en-de.yaml", ["data.train=[x, y]"])
     assert config_from_dict(config_to_dict(config)) == config
-
-
-def test_cli_exit_code_2_without_traceback(capsys):
-    from seq2seq.cli import train_main
-
-    assert train_main(["recipes/demo.yaml", "model.atention=luong", "train.lr=abc"]) == 2
-    err = capsys.readouterr().err
-    assert "did you mean model.attention?" in err and "train.lr: expected a number" in err
-    assert "Traceback" not in err
-
-
-def test_print_config(capsys):
-    from seq2seq.cli import train_main
-
-    assert train_main(["recipes/demo.yaml", "train.lr=0.5", "--print-config"]) == 0
-    out = capsys.readouterr().out
-    assert "lr: 0.5" in out and "attention: bahdanau" in out
