@@ -288,3 +288,51 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir):
     losses = [r["loss"] for r in records if r["type"] == "train"]
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert losses[-1] < losses[0]
+
+
+def test_failed_save_stops_the_run(tmp_path, demo_dir, monkeypatch):
+    import seq2seq.training as training
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training, "save_state", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        train(tiny_config(tmp_path, demo_dir, "train.max_steps=2"))
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, demo_dir, monkeypatch):
+    import seq2seq.training as training
+
+    real_loss = training.token_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(model, features, tgt_out, label_smoothing):
+        calls["n"] += 1
+        loss = real_loss(model, features, tgt_out, label_smoothing)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(training, "token_loss", sometimes_nan)
+    train(tiny_config(tmp_path / "one", demo_dir, "train.max_steps=4", "train.log_every=4"))
+    record = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()][0]
+    assert record["skipped_steps"] == 1 and record["loss"] == record["loss"]  # counted, and the mean stays finite
+
+    def poisoned(model, features, tgt_out, label_smoothing):
+        with torch.no_grad():
+            model.decoder.generator.bias.fill_(float("inf"))
+        return real_loss(model, features, tgt_out, label_smoothing)
+
+    monkeypatch.setattr(training, "token_loss", poisoned)
+    with pytest.raises(FloatingPointError, match=r"3 steps in a row .*decoder.generator.bias"):
+        train(tiny_config(tmp_path / "two", demo_dir, "train.max_skipped_steps=3"))
+
+
+def test_out_of_memory_batches_are_skipped(tmp_path, demo_dir, monkeypatch):
+    import seq2seq.training as training
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(training, "token_loss", out_of_memory)
+    with pytest.raises(MemoryError, match=r"2 batches in a row ran out of CUDA memory \(last: source \("):
+        train(tiny_config(tmp_path, demo_dir, "train.max_skipped_steps=2"))
