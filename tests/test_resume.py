@@ -19,6 +19,7 @@ from conftest import TINY, tiny_config
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
+STREAM = ["data.streaming=true", "data.stream_buffer=150", "data.tokenizer_sample=300", "train.log_every=1"]
 
 
 def losses(run_dir):
@@ -82,3 +83,12 @@ def test_resume_is_exact_with_subword_sampling(tmp_path, demo_dir, streaming):
     train(tiny_config(tmp_path / "parts", demo_dir, *extra, "train.max_steps=3"))
     train(tiny_config(tmp_path / "parts", demo_dir, *extra, "train.max_steps=8"))
     assert losses(tmp_path / "parts") == losses(tmp_path / "whole")
+
+
+def test_streaming_training_resumes_exactly(tmp_path, demo_dir):
+    train(tiny_config(tmp_path / "whole", demo_dir, *STREAM, "train.max_steps=12"))
+    expected = losses(tmp_path / "whole")
+    assert len(expected) == 12
+    train(tiny_config(tmp_path / "parts", demo_dir, *STREAM, "train.max_steps=5"))
+    train(tiny_config(tmp_path / "parts", demo_dir, *STREAM, "train.max_steps=12"))
+    assert losses(tmp_path / "parts") == expected
