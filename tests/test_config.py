@@ -42,3 +42,20 @@ def test_bad_override_syntax_and_missing_recipe(tmp_path):
 def test_round_trip_through_dict():
     config = load_config("recipes/en-de.yaml", ["data.train=[x, y]"])
     assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_linear_schedule_on_a_stream_needs_a_length(demo_dir):
+    from seq2seq.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="train.max_minutes or train.max_steps"):
+        load_config(None, ["data.streaming=true", "train.scheduler=linear"])
+    load_config(None, ["data.streaming=true", "train.scheduler=linear", "train.max_steps=10"])
+
+
+def test_target_output_vocabulary_needs_the_whole_training_set():
+    from seq2seq.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="model.output_vocab=full or data.streaming=false"):
+        load_config(None, ["data.streaming=true", "model.output_vocab=target"])
+    with pytest.raises(ConfigError, match="full.*target|target.*full"):
+        load_config(None, ["model.output_vocab=seen"])
