@@ -1,8 +1,10 @@
-"""Shared fixtures and helpers: tiny generated corpora, a tiny trained model directory, and tiny untrained
-models for the tests of seq2seq/model/."""
+"""Shared fixtures and helpers: tiny generated corpora, a tiny trained model directory, tiny untrained models
+for the tests of seq2seq/model/, and the scripts of tools/ loaded as modules with a check of the PNGs they write."""
 
 from __future__ import annotations
 
+import importlib.util
+import struct
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,33 @@ def padded_batch():
         src[i, : n - 1] = torch.randint(4, V, (n - 1,), generator=g)
         src[i, n - 1] = EOS_ID
     return src, lens
+
+
+# --- the scripts in tools/ and the images they write ------------------------------------------
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def load_tool(name: str):
+    """tools/ is not a package: load a script as a module by its path."""
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, which the PNG format puts first."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_sensible_png(path: Path) -> tuple[int, int]:
+    assert path.is_file()
+    width, height = png_size(path)
+    assert 300 <= width <= 5000 and 300 <= height <= 5000
+    assert path.stat().st_size > 10_000
+    return width, height

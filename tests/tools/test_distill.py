@@ -12,7 +12,7 @@ from seq2seq.textfiles import read_lines
 
 from conftest import TINY
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_distill_pipeline(tmp_path, demo_dir):
