@@ -15,6 +15,8 @@ from seq2seq.translate import Translator
 
 from conftest import tiny_config
 
+pytestmark = pytest.mark.slow
+
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]

@@ -15,6 +15,8 @@ from seq2seq.translate import Translator
 
 from conftest import tiny_config
 
+pytestmark = pytest.mark.slow
+
 
 def test_model_directory_round_trip(trained_model_dir, tmp_path):
     model, config, tokenizer, meta = load_model_dir(trained_model_dir)

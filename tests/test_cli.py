@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,6 +65,7 @@ def test_bad_model_directory_exits_2_without_traceback(tmp_path):
     assert b"is not a directory" in result.stderr and b"Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_hostile_input_keeps_one_line_out_per_line_in(trained_model_dir):
     result = translate_cli(trained_model_dir, b"\n".join(HOSTILE), "--beam-size", "2")
     assert result.returncode == 0, result.stderr.decode()
@@ -76,6 +78,7 @@ def test_hostile_input_keeps_one_line_out_per_line_in(trained_model_dir):
     assert "line 9 has" in err and "pieces" in err
 
 
+@pytest.mark.slow
 @FAST
 @given(data=st.binary(max_size=3000), long_words=st.integers(0, 400))
 def test_translate_command_keeps_the_line_count(trained_model_dir, tmp_path_factory, data, long_words):
@@ -91,12 +94,14 @@ def test_translate_command_keeps_the_line_count(trained_model_dir, tmp_path_fact
     out.decode("utf-8")
 
 
+@pytest.mark.slow
 def test_api_equals_cli(trained_model_dir, translator):
     sentences = ["The dog sees the cat.", "A small woman laughs.", "", "They believe that the king reads a letter."]
     result = translate_cli(trained_model_dir, "\n".join(sentences).encode() + b"\n", "--beam-size", "3", "--batch-size", "2")
     assert result.stdout.decode().split("\n")[:-1] == translator.translate(sentences, beam_size=3)
 
 
+@pytest.mark.slow
 def test_json_output_and_nbest_text_format(trained_model_dir):
     result = translate_cli(trained_model_dir, b"The dog sees the cat.\n\n", "--output-type", "json", "--nbest", "2", "--beam-size", "2")
     records = [json.loads(line) for line in result.stdout.decode().splitlines()]
@@ -107,6 +112,7 @@ def test_json_output_and_nbest_text_format(trained_model_dir):
     assert len(lines) == 4 and [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "1"]
 
 
+@pytest.mark.slow
 def test_files_instead_of_pipes(trained_model_dir, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("The dog sees the cat.\nWe laugh.\n")
@@ -117,6 +123,7 @@ def test_files_instead_of_pipes(trained_model_dir, tmp_path):
     assert b"translated 2 lines in" in result.stderr  # a long file job says what it did
 
 
+@pytest.mark.slow
 def test_fifo_as_input_is_read_once(trained_model_dir, tmp_path):
     fifo = tmp_path / "in.fifo"
     os.mkfifo(fifo)
@@ -136,6 +143,7 @@ def test_count_lines_counts_a_last_line_without_newline(tmp_path):
         assert _count_lines(str(tmp_path / "f")) == expected
 
 
+@pytest.mark.slow
 def test_streams_before_stdin_closes(trained_model_dir):
     proc = subprocess.Popen([BIN / "seq2seq-translate", "--model", str(trained_model_dir), "--beam-size", "1"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
@@ -153,6 +161,7 @@ def test_streams_before_stdin_closes(trained_model_dir):
         proc.kill()
 
 
+@pytest.mark.slow
 def test_translate_command_takes_several_models(trained_model_dir):
     data = "\n".join(SENTENCES).encode() + b"\n"
     one = translate_cli(trained_model_dir, data)

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY
+
+pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 

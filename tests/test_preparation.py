@@ -13,6 +13,7 @@ from seq2seq.training import keep_freed_memory, train
 from conftest import tiny_config, tiny_tokenizer
 
 
+@pytest.mark.slow
 def test_unwritable_run_dir_fails_before_training(tmp_path, demo_dir):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -20,6 +21,7 @@ def test_unwritable_run_dir_fails_before_training(tmp_path, demo_dir):
         train(tiny_config(blocker / "run", demo_dir))
 
 
+@pytest.mark.slow
 def test_reused_tokenizer_is_copied_not_trained(trained_model_dir, tmp_path, demo_dir):
     from seq2seq.config import ConfigError
     from seq2seq.tokenizer import JOINT_MODEL

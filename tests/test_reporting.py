@@ -4,6 +4,8 @@ import pytest
 
 from seq2seq.training import train
 
+pytestmark = pytest.mark.slow
+
 
 def test_tensorboard_missing_is_a_clear_config_error(tmp_path, demo_dir, monkeypatch):
     import builtins

@@ -17,6 +17,8 @@ from seq2seq.training import train
 
 from conftest import TINY, tiny_config
 
+pytestmark = pytest.mark.slow
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 STREAM = ["data.streaming=true", "data.stream_buffer=150", "data.tokenizer_sample=300", "train.log_every=1"]

@@ -26,6 +26,7 @@ def test_linear_schedule_reaches_min_lr_at_the_first_limit():
     assert linear_lr(warm, Progress(step=4), 0.0, None) == pytest.approx(0.5 * (1e-4 + 9e-4 * 0.96))
 
 
+@pytest.mark.slow
 def test_linear_schedule_in_training_decays_every_step(tmp_path, demo_dir):
     train(tiny_config(tmp_path, demo_dir, "train.max_steps=5", "train.scheduler=linear", "train.lr=1e-3", "train.min_lr=0", "train.log_every=1"))
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -47,6 +48,7 @@ def test_reachable_target_ids_cover_every_sampled_segmentation_and_leave_source_
     assert len(reachable) < tok.tgt_vocab_size
 
 
+@pytest.mark.slow
 @FAST
 @given(text=st.text(max_size=2000))
 def test_tokenizer_round_trips_any_unicode(translator, text):

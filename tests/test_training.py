@@ -12,6 +12,8 @@ from seq2seq.training import train
 
 from conftest import tiny_config
 
+pytestmark = pytest.mark.slow
+
 
 def train_losses(run_dir):
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()

@@ -9,6 +9,8 @@ from seq2seq.translate import Translator
 
 from conftest import FAST
 
+pytestmark = pytest.mark.slow
+
 lines = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=300)
 
 

@@ -2,9 +2,13 @@
 
 import json
 
+import pytest
+
 from seq2seq.training import train
 
 from conftest import tiny_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_score_test_false_leaves_the_test_split_alone(tmp_path, demo_dir):

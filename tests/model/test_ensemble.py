@@ -41,6 +41,7 @@ def test_ensemble_rejects_mismatched_vocabularies():
         Ensemble([small_model(1)])
 
 
+@pytest.mark.slow
 def test_ensemble_of_a_model_with_itself_translates_as_the_model(trained_model_dir):
     single = Translator.from_pretrained(trained_model_dir, device="cpu").translate_nbest(SENTENCES, beam_size=3, nbest=2)
     double = Translator.from_pretrained([trained_model_dir, trained_model_dir], device="cpu").translate_nbest(SENTENCES, beam_size=3, nbest=2)

@@ -37,6 +37,7 @@ def test_restricted_output_in_every_translation_precision(precision):
     assert torch.isneginf(logits[:, outside]).all() and torch.isfinite(logits[:, ~outside]).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision, tolerance", [("bf16", 0.15), ("int8", 0.15)])
 def test_lower_precision_stays_close_to_fp32(trained_model_dir, precision, tolerance):
     full = Translator.from_pretrained(trained_model_dir, device="cpu")
@@ -49,6 +50,7 @@ def test_lower_precision_stays_close_to_fp32(trained_model_dir, precision, toler
     assert len(out) == 4 and out[3] == "" and all(out[:3])
 
 
+@pytest.mark.slow
 def test_int8_quantizes_the_lstm_and_linear_layers(trained_model_dir):
     model = Translator.from_pretrained(trained_model_dir, device="cpu", precision="int8").model
     plain = [name for name, m in model.named_modules() if type(m) in (torch.nn.Linear, torch.nn.LSTM)]

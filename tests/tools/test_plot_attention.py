@@ -14,6 +14,8 @@ from seq2seq.tokenizer import load_tokenizer
 
 from conftest import assert_sensible_png, load_tool
 
+pytestmark = pytest.mark.slow
+
 plot_attention = load_tool("plot_attention")
 
 

@@ -28,6 +28,7 @@ def train_record(step: int, loss: float) -> dict:
     return {"type": "train", "step": step, "epoch": 1, "loss": loss, "ppl": 2.0, "lr": 1e-3, "tgt_tokens_per_s": 1000.0}
 
 
+@pytest.mark.slow
 def test_training_plot_of_a_real_run(trained_model_dir, tmp_path):
     out = plot_training.plot_training(trained_model_dir.parent, tmp_path / "curves.png")
     assert out == tmp_path / "curves.png"
@@ -61,6 +62,7 @@ def test_training_plot_without_metrics_exits_2(tmp_path, capsys, contents):
     assert not (tmp_path / "training.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", [plot_training, plot_attention])
 def test_missing_matplotlib_is_reported(tool, trained_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes find_spec and import both fail, as when absent
@@ -69,6 +71,7 @@ def test_missing_matplotlib_is_reported(tool, trained_model_dir, tmp_path, monke
     assert "pip install 'seq2seq[plot]'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_training_tool_runs_as_a_script_without_a_display(trained_model_dir, tmp_path):
     shutil.copy(trained_model_dir.parent / "metrics.jsonl", tmp_path / "metrics.jsonl")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")} | {"OMP_NUM_THREADS": "1"}
