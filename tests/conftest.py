@@ -1,14 +1,21 @@
-"""Shared fixtures: tiny generated corpora and a tiny trained model directory."""
+"""Shared fixtures and helpers: tiny generated corpora, a tiny trained model directory, tiny untrained models
+for the tests of seq2seq/model/, and the scripts of tools/ loaded as modules with a check of the PNGs they write."""
 
 from __future__ import annotations
 
+import importlib.util
+import struct
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
-from seq2seq.config import load_config
+from seq2seq.config import ModelConfig, load_config
 from seq2seq.demo_corpus import write_demo_corpus
+from seq2seq.model import build_model
+from seq2seq.tokenizer import EOS_ID, PAD_ID
+from seq2seq.translate import Translator
 
 torch.set_num_threads(1)
 
@@ -24,6 +31,8 @@ TINY = [
     "train.log_every=2",
     "train.device=cpu",
 ]
+# The budget of the property-based tests.
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +62,60 @@ def trained_model_dir(tmp_path_factory, demo_dir) -> Path:
 
     run_dir = tmp_path_factory.mktemp("run")
     return train(tiny_config(run_dir, demo_dir, "train.epochs=2", "train.valid_beam_size=2"))
+
+
+@pytest.fixture(scope="module")
+def translator(trained_model_dir):
+    return Translator.from_pretrained(trained_model_dir, device="cpu")
+
+
+# --- tiny untrained models and a padded batch, for the unit tests of seq2seq/model/ -----------
+
+V = 40
+
+
+def tiny(attention="bahdanau", input_feeding=True, **extra):
+    torch.manual_seed(0)
+    cfg = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, attention_dim=16, attention=attention,
+                      input_feeding=input_feeding, dropout=0.0, emb_dropout=0.0, **extra)
+    return build_model(cfg, V, V, shared_vocab=True)
+
+
+def padded_batch():
+    g = torch.Generator().manual_seed(1)
+    lens = torch.tensor([7, 3, 5, 1])
+    src = torch.full((4, 7), PAD_ID)
+    for i, n in enumerate(lens.tolist()):
+        src[i, : n - 1] = torch.randint(4, V, (n - 1,), generator=g)
+        src[i, n - 1] = EOS_ID
+    return src, lens
+
+
+# --- the scripts in tools/ and the images they write ------------------------------------------
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def load_tool(name: str):
+    """tools/ is not a package: load a script as a module by its path."""
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, which the PNG format puts first."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_sensible_png(path: Path) -> tuple[int, int]:
+    assert path.is_file()
+    width, height = png_size(path)
+    assert 300 <= width <= 5000 and 300 <= height <= 5000
+    assert path.stat().st_size > 10_000
+    return width, height

@@ -44,18 +44,18 @@ def test_round_trip_through_dict():
     assert config_from_dict(config_to_dict(config)) == config
 
 
-def test_cli_exit_code_2_without_traceback(capsys):
-    from seq2seq.cli import train_main
+def test_linear_schedule_on_a_stream_needs_a_length(demo_dir):
+    from seq2seq.config import ConfigError, load_config
 
-    assert train_main(["recipes/demo.yaml", "model.atention=luong", "train.lr=abc"]) == 2
-    err = capsys.readouterr().err
-    assert "did you mean model.attention?" in err and "train.lr: expected a number" in err
-    assert "Traceback" not in err
+    with pytest.raises(ConfigError, match="train.max_minutes or train.max_steps"):
+        load_config(None, ["data.streaming=true", "train.scheduler=linear"])
+    load_config(None, ["data.streaming=true", "train.scheduler=linear", "train.max_steps=10"])
 
 
-def test_print_config(capsys):
-    from seq2seq.cli import train_main
+def test_target_output_vocabulary_needs_the_whole_training_set():
+    from seq2seq.config import ConfigError, load_config
 
-    assert train_main(["recipes/demo.yaml", "train.lr=0.5", "--print-config"]) == 0
-    out = capsys.readouterr().out
-    assert "lr: 0.5" in out and "attention: bahdanau" in out
+    with pytest.raises(ConfigError, match="model.output_vocab=full or data.streaming=false"):
+        load_config(None, ["data.streaming=true", "model.output_vocab=target"])
+    with pytest.raises(ConfigError, match="full.*target|target.*full"):
+        load_config(None, ["model.output_vocab=seen"])

@@ -11,6 +11,8 @@ import torch
 
 from conftest import TINY
 
+pytestmark = pytest.mark.slow
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 ARGS = [*TINY, "model.dropout=0.0", "model.emb_dropout=0.0", "train.log_every=1", "train.max_steps=6", "train.eval_every=3", "train.threads=1"]

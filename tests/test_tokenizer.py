@@ -1,7 +1,11 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from seq2seq.textfiles import read_lines
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-from conftest import tiny_tokenizer
+from conftest import FAST, tiny_tokenizer
 
 
 def test_same_data_and_seed_give_the_same_model(tmp_path, demo_dir):
@@ -42,3 +46,12 @@ def test_reachable_target_ids_cover_every_sampled_segmentation_and_leave_source_
     english_only = {i for s in tok.encode_src(["the dog sees"]) for i in s} - seen
     assert english_only and not english_only & reachable
     assert len(reachable) < tok.tgt_vocab_size
+
+
+@pytest.mark.slow
+@FAST
+@given(text=st.text(max_size=2000))
+def test_tokenizer_round_trips_any_unicode(translator, text):
+    ids = translator.tokenizer.encode_src([text])[0]
+    assert all(0 <= i < translator.tokenizer.src_vocab_size for i in ids)
+    translator.tokenizer.decode_tgt([ids])

@@ -1,12 +1,13 @@
+"""Corpora (today in seq2seq/data.py, to be seq2seq/corpus.py): plain, gzip, TSV, JSONL, Multi30k and hub sources,
+loaded or streamed; alignment checks; the length filter."""
+
 import gzip
 import json
 
-import numpy as np
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.data import DataError, collate, encode_split, load_corpus, make_batches
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.data import DataError, encode_split, load_corpus
 
 
 def write(path, lines, gz=False):
@@ -105,28 +106,31 @@ def test_unreachable_hub_says_how_to_use_local_files(tmp_path, monkeypatch):
     assert "data.dir=" in str(err.value) and "no-such-user/no-such-dataset-xyz" in str(err.value)
 
 
-def test_batches_cover_every_pair_once_within_budget():
-    rng = np.random.default_rng(0)
-    tgt_lens = rng.integers(1, 30, size=500)
-    src_lens = rng.integers(1, 30, size=500)
-    batches = make_batches(src_lens, tgt_lens, 300, seed=1, epoch=1)
-    seen = np.concatenate(batches)
-    assert sorted(seen.tolist()) == list(range(500))
-    for b in batches:
-        assert len(b) == 1 or (tgt_lens[b] + 1).sum() <= 300
-    again = make_batches(src_lens, tgt_lens, 300, seed=1, epoch=1)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
-    other = make_batches(src_lens, tgt_lens, 300, seed=1, epoch=2)
-    assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(batches, other))
+def test_train_split_is_a_stream(demo_dir, tmp_path):
+    import datasets
+
+    corpus = load_corpus(DataConfig(dir=str(demo_dir), valid_split="val", streaming=True), tmp_path)
+    assert isinstance(corpus["train"], datasets.IterableDataset)
+    assert isinstance(corpus["valid"], datasets.Dataset)
+    first = next(iter(corpus["train"]))
+    assert set(first) == {"src", "tgt"} and first["src"] and first["tgt"]
 
 
-def test_collate_adds_bos_eos_and_padding():
-    from seq2seq.data import EncodedSplit
+def test_misaligned_stream_fails_naming_the_files(tmp_path):
+    (tmp_path / "a.en").write_text("one\ntwo\nthree\n")
+    (tmp_path / "a.de").write_text("eins\nzwei\n")
+    corpus = load_corpus(DataConfig(train=(str(tmp_path / "a.en"), str(tmp_path / "a.de")), valid=(str(tmp_path / "a.en"), str(tmp_path / "a.en")), streaming=True), tmp_path)
+    with pytest.raises(DataError, match=r"a\.de has 2 lines but .*a\.en has more"):
+        list(corpus["train"])
 
-    split = EncodedSplit([np.array([5, 6]), np.array([7])], [np.array([8]), np.array([9, 10, 11])], np.arange(2), 0)
-    batch = collate(split, np.array([0, 1]))
-    assert batch.src.tolist() == [[5, 6, EOS_ID], [7, EOS_ID, PAD_ID]]
-    assert batch.src_len.tolist() == [3, 2]
-    assert batch.tgt_in.tolist() == [[BOS_ID, 8, PAD_ID, PAD_ID], [BOS_ID, 9, 10, 11]]
-    assert batch.tgt_out.tolist() == [[8, EOS_ID, PAD_ID, PAD_ID], [9, 10, 11, EOS_ID]]
-    assert batch.num_tokens == 6
+
+def test_streamed_and_loaded_lines_agree_on_line_ends(tmp_path):
+    """A stream reads the pairs a loaded corpus holds: CRLF and LF ends go, a "\r" of the text stays."""
+    (tmp_path / "a.en").write_bytes(b"one\r\ntwo\r\r\nthree\rx\n\xff four")
+    (tmp_path / "a.de").write_bytes(b"eins\nzwei\r\ndrei\nvier\r\n")
+    files = (str(tmp_path / "a.en"), str(tmp_path / "a.de"))
+    streamed = list(load_corpus(DataConfig(train=files, valid=files, streaming=True), tmp_path)["train"])
+    loaded = load_corpus(DataConfig(train=files, valid=files), tmp_path)["train"]
+    assert streamed == [{"src": s, "tgt": t} for s, t in zip(loaded["src"], loaded["tgt"])]
+    assert [p["src"] for p in streamed] == ["one", "two\r", "three\rx", "\ufffd four"]
+    assert [p["tgt"] for p in streamed] == ["eins", "zwei", "drei", "vier"]

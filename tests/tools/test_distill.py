@@ -8,11 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from seq2seq.textfiles import read_lines
 
 from conftest import TINY
 
-REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_distill_pipeline(tmp_path, demo_dir):

@@ -1,12 +1,13 @@
-"""Translation in bf16 and int8: the model changes precision, its predictions stay close."""
-
-from __future__ import annotations
+"""Translation in bf16 and int8 (today translate.with_precision, to be seq2seq/model/precision.py): the model changes
+precision, its predictions stay close, and a restricted output vocabulary stays restricted."""
 
 import pytest
 import torch
 
 from seq2seq.data import pad_sources
 from seq2seq.translate import Translator
+
+from conftest import tiny
 
 SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
 
@@ -23,6 +24,20 @@ def first_step_log_probs(translator: Translator, sentences: list[str]) -> torch.
     return torch.log_softmax(logits.float(), -1)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_restricted_output_in_every_translation_precision(precision):
+    from seq2seq.translate import with_precision
+
+    model = tiny(attention="luong", input_feeding=False, output_vocab="target")
+    model.decoder.restrict_output_to([0, 1, 2, 3, *range(10, 30)])
+    model = with_precision(model.eval(), precision)
+    features = torch.randn(5, 16, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+    logits = model.decoder.logits(features)  # (5, V)
+    outside = ~model.decoder.output_mask
+    assert torch.isneginf(logits[:, outside]).all() and torch.isfinite(logits[:, ~outside]).all()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("precision, tolerance", [("bf16", 0.15), ("int8", 0.15)])
 def test_lower_precision_stays_close_to_fp32(trained_model_dir, precision, tolerance):
     full = Translator.from_pretrained(trained_model_dir, device="cpu")
@@ -35,16 +50,10 @@ def test_lower_precision_stays_close_to_fp32(trained_model_dir, precision, toler
     assert len(out) == 4 and out[3] == "" and all(out[:3])
 
 
+@pytest.mark.slow
 def test_int8_quantizes_the_lstm_and_linear_layers(trained_model_dir):
     model = Translator.from_pretrained(trained_model_dir, device="cpu", precision="int8").model
     plain = [name for name, m in model.named_modules() if type(m) in (torch.nn.Linear, torch.nn.LSTM)]
     quantized = [name for name, m in model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
     assert plain == []
     assert {"encoder.rnn", "decoder.rnn", "decoder.generator"} <= set(quantized)
-
-
-def test_precision_is_checked_and_low_precision_is_not_saved(trained_model_dir, tmp_path):
-    with pytest.raises(ValueError, match="fp32, bf16, int8"):
-        Translator.from_pretrained(trained_model_dir, device="cpu", precision="fp16")
-    with pytest.raises(ValueError, match="precision='fp32'"):
-        Translator.from_pretrained(trained_model_dir, device="cpu", precision="bf16").save_pretrained(tmp_path / "x")

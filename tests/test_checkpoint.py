@@ -1,0 +1,73 @@
+"""Model directories (seq2seq/checkpoint.py): saved and loaded bit for bit; clear failures for a mismatched
+tokenizer, a missing file or a newer format; a restricted output vocabulary travels with the model."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seq2seq.checkpoint import CheckpointError, load_model_dir
+from seq2seq.textfiles import read_lines
+from seq2seq.training import train
+from seq2seq.translate import Translator
+
+from conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_model_directory_round_trip(trained_model_dir, tmp_path):
+    model, config, tokenizer, meta = load_model_dir(trained_model_dir)
+    saved = load_file(str(trained_model_dir / "model.safetensors"))
+    state = model.state_dict()
+    for name, tensor in saved.items():
+        assert torch.equal(state[name], tensor)
+    translator = Translator.from_pretrained(trained_model_dir, device="cpu")
+    sentences = ["The dog sees the cat.", "A small woman laughs."]
+    first = translator.translate(sentences, beam_size=2)
+    translator.save_pretrained(tmp_path / "copy")
+    assert Translator.from_pretrained(tmp_path / "copy", device="cpu").translate(sentences, beam_size=2) == first
+
+
+def test_mismatched_tokenizer_fails_clearly(trained_model_dir, tmp_path, demo_dir):
+    copy = tmp_path / "model"
+    shutil.copytree(trained_model_dir, copy)
+    from seq2seq.textfiles import read_lines
+    from seq2seq.tokenizer import train_tokenizer
+
+    other = train_tokenizer(tmp_path / "other", read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"), 100, "unigram", 1.0, False, True, 1)
+    assert other is not None
+    shutil.copyfile(tmp_path / "other" / "spm.model", copy / "spm.model")
+    with pytest.raises(CheckpointError, match="tokenizer does not match the weights"):
+        load_model_dir(copy)
+
+
+def test_missing_file_and_newer_format_fail_clearly(trained_model_dir, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(trained_model_dir, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["format_version"] = 99
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_model_dir(copy)
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="has no model.safetensors"):
+        load_model_dir(copy)
+
+
+def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
+    from seq2seq.tokenizer import reachable_target_ids
+
+    best = train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "model.output_vocab=target"))
+    model, _, tokenizer, _ = load_model_dir(best)
+    mask = load_file(str(best / "model.safetensors"))["decoder.output_mask"]
+    assert torch.equal(model.decoder.output_mask, mask)
+    reachable = reachable_target_ids(tokenizer, tokenizer.encode_tgt(read_lines(demo_dir / "train.de.gz")))
+    assert mask.nonzero().squeeze(1).tolist() == reachable and len(reachable) < tokenizer.tgt_vocab_size
+    # Sampling from the whole distribution still draws only pieces inside the mask.
+    translator = Translator.from_pretrained(best, device="cpu")
+    drawn = translator.translate_nbest(["The dog sees the cat."] * 8, mode="sample", nbest=4, temperature=2.0)
+    pieces = {p for hyps in drawn for h in hyps for p in h.tokens}
+    assert pieces and pieces <= {tokenizer.tgt.id_to_piece(i) for i in reachable}

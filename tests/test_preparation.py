@@ -1,0 +1,84 @@
+"""What training prepares before its loop (today in seq2seq/training.py, to be seq2seq/preparation.py): the run
+directory, the tokenizer, subword sampling, the allocator."""
+
+import ctypes
+import platform
+
+import pytest
+import torch
+
+from seq2seq.textfiles import read_lines
+from seq2seq.training import keep_freed_memory, train
+
+from conftest import tiny_config, tiny_tokenizer
+
+
+@pytest.mark.slow
+def test_unwritable_run_dir_fails_before_training(tmp_path, demo_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError):
+        train(tiny_config(blocker / "run", demo_dir))
+
+
+@pytest.mark.slow
+def test_reused_tokenizer_is_copied_not_trained(trained_model_dir, tmp_path, demo_dir):
+    from seq2seq.config import ConfigError
+    from seq2seq.tokenizer import JOINT_MODEL
+    from seq2seq.training import prepare_tokenizer
+
+    # Other training text and another vocabulary size: training would give a different model.
+    text = (read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"))
+    config = tiny_config(tmp_path / "run", demo_dir, f"tokenizer.reuse={trained_model_dir}", "tokenizer.vocab_size=90")
+    tokenizer = prepare_tokenizer(config, tmp_path / "run", text, None)
+    assert (tmp_path / "run" / JOINT_MODEL).read_bytes() == (trained_model_dir / JOINT_MODEL).read_bytes()
+    assert tokenizer.src_vocab_size != 90
+
+    separate = tiny_config(tmp_path / "sep", demo_dir, f"tokenizer.reuse={trained_model_dir}", "tokenizer.joint=false")
+    with pytest.raises(ConfigError, match=r"tokenizer\.reuse: .* holds no spm\.src\.model or spm\.tgt\.model"):
+        prepare_tokenizer(separate, tmp_path / "sep", text, None)
+
+
+def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit(tmp_path, demo_dir):
+    from seq2seq.data import encode_split
+    from seq2seq.training import sampled_split
+
+    src_text, tgt_text = read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz")
+    tok = tiny_tokenizer(tmp_path / "spm", demo_dir)
+    split = encode_split({"src": src_text, "tgt": tgt_text}, tok.encode_src, tok.encode_tgt, 30, "train")
+    config = tiny_config(tmp_path, demo_dir, "tokenizer.sample_alpha=0.5", "data.max_len=30")
+    first = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
+    again = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
+    second = sampled_split(split, tok, (src_text, tgt_text), config, epoch=2)
+
+    def as_lists(pairs):
+        return [[a.tolist() for a in side] for side in pairs]
+
+    assert as_lists(first) == as_lists(again)  # a resumed epoch draws the same
+    assert as_lists(first) != as_lists(second)
+    fixed = as_lists((split.src, split.tgt))
+    assert sum(s != f for s, f in zip(as_lists(first)[1], fixed[1])) > len(split) // 4
+    # A draw longer than data.max_len falls back to the fixed segmentation.
+    assert max(len(t) for t in first[1]) <= 30 and max(len(s) for s in first[0]) <= 30
+    no_sampling = tiny_config(tmp_path, demo_dir, "data.max_len=30")
+    assert sampled_split(split, tok, (src_text, tgt_text), no_sampling, epoch=1) == (split.src, split.tgt)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc")
+def test_large_tensors_come_from_the_heap_and_stay_there_when_freed():
+    # A 64 MB tensor, like the per-step buffers of a training step: with glibc's defaults it is
+    # mapped on its own (hblkhd) and unmapped when freed, to be faulted in afresh the next step.
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    keep_freed_memory()
+    before = libc.mallinfo2()
+    x = torch.ones(16 << 20)
+    during = libc.mallinfo2()
+    del x
+    after = libc.mallinfo2()
+    assert during.hblkhd - before.hblkhd < 1 << 20
+    assert after.arena >= during.arena >= 64 << 20
