@@ -106,6 +106,7 @@ def train_tokenizer(
     out_dir: Path,
     src_texts: list[str],
     tgt_texts: list[str],
+    *,
     vocab_size: int,
     model_type: str,
     character_coverage: float,

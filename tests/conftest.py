@@ -48,7 +48,7 @@ def tiny_tokenizer(out: Path, data_dir: Path, joint: bool = True, seed: int = 1)
 
     src = read_lines(data_dir / "train.en.gz")
     tgt = read_lines(data_dir / "train.de.gz")
-    return train_tokenizer(out, src, tgt, 150, "unigram", 1.0, False, joint, seed)
+    return train_tokenizer(out, src, tgt, vocab_size=150, model_type="unigram", character_coverage=1.0, byte_fallback=False, joint=joint, seed=seed)
 
 
 def tiny_config(run_dir: Path, data_dir: Path, *extra: str):

@@ -1,4 +1,4 @@
-"""Kept checkpoints and their averages (today in seq2seq/training.py, checkpoint.py and cli.py, to be seq2seq/averaging.py)."""
+"""Kept checkpoints and their averages (seq2seq/averaging.py)."""
 
 import json
 import os

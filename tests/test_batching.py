@@ -1,9 +1,9 @@
-"""Batches (today in seq2seq/data.py, to be seq2seq/batching.py): token-bucketed batches that cover every pair once,
+"""Batches (seq2seq/batching.py): token-bucketed batches that cover every pair once,
 streamed batches, collation with BOS, EOS and padding."""
 
 import numpy as np
 
-from seq2seq.data import collate, make_batches, stream_batches
+from seq2seq.batching import collate, make_batches, stream_batches
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -23,7 +23,7 @@ def test_batches_cover_every_pair_once_within_budget():
 
 
 def test_collate_adds_bos_eos_and_padding():
-    from seq2seq.data import EncodedSplit
+    from seq2seq.corpus import EncodedSplit
 
     split = EncodedSplit([np.array([5, 6]), np.array([7])], [np.array([8]), np.array([9, 10, 11])], np.arange(2), 0)
     batch = collate(split, np.array([0, 1]))

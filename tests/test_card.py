@@ -1,4 +1,4 @@
-"""The model card (today seq2seq/checkpoint.py's model_card, to be seq2seq/card.py): its front matter and sections."""
+"""The model card (seq2seq/card.py): its front matter and sections."""
 
 import json
 

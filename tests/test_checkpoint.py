@@ -9,15 +9,15 @@ import torch
 from safetensors.torch import load_file
 
 from seq2seq.checkpoint import CheckpointError, load_model_dir
+from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
 from seq2seq.training import train
 from seq2seq.translate import Translator
 
 from conftest import tiny_config
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_model_directory_round_trip(trained_model_dir, tmp_path):
     model, config, tokenizer, meta = load_model_dir(trained_model_dir)
     saved = load_file(str(trained_model_dir / "model.safetensors"))
@@ -26,24 +26,27 @@ def test_model_directory_round_trip(trained_model_dir, tmp_path):
         assert torch.equal(state[name], tensor)
     translator = Translator.from_pretrained(trained_model_dir, device="cpu")
     sentences = ["The dog sees the cat.", "A small woman laughs."]
-    first = translator.translate(sentences, beam_size=2)
+    first = translator.translate(sentences, SearchOptions(beam_size=2))
     translator.save_pretrained(tmp_path / "copy")
-    assert Translator.from_pretrained(tmp_path / "copy", device="cpu").translate(sentences, beam_size=2) == first
+    assert Translator.from_pretrained(tmp_path / "copy", device="cpu").translate(sentences, SearchOptions(beam_size=2)) == first
 
 
+@pytest.mark.slow
 def test_mismatched_tokenizer_fails_clearly(trained_model_dir, tmp_path, demo_dir):
     copy = tmp_path / "model"
     shutil.copytree(trained_model_dir, copy)
     from seq2seq.textfiles import read_lines
     from seq2seq.tokenizer import train_tokenizer
 
-    other = train_tokenizer(tmp_path / "other", read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"), 100, "unigram", 1.0, False, True, 1)
+    other = train_tokenizer(tmp_path / "other", read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"), vocab_size=100, model_type="unigram",
+                            character_coverage=1.0, byte_fallback=False, joint=True, seed=1)
     assert other is not None
     shutil.copyfile(tmp_path / "other" / "spm.model", copy / "spm.model")
     with pytest.raises(CheckpointError, match="tokenizer does not match the weights"):
         load_model_dir(copy)
 
 
+@pytest.mark.slow
 def test_missing_file_and_newer_format_fail_clearly(trained_model_dir, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(trained_model_dir, copy)
@@ -57,6 +60,7 @@ def test_missing_file_and_newer_format_fail_clearly(trained_model_dir, tmp_path)
         load_model_dir(copy)
 
 
+@pytest.mark.slow
 def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
     from seq2seq.tokenizer import reachable_target_ids
 
@@ -68,6 +72,24 @@ def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
     assert mask.nonzero().squeeze(1).tolist() == reachable and len(reachable) < tokenizer.tgt_vocab_size
     # Sampling from the whole distribution still draws only pieces inside the mask.
     translator = Translator.from_pretrained(best, device="cpu")
-    drawn = translator.translate_nbest(["The dog sees the cat."] * 8, mode="sample", nbest=4, temperature=2.0)
+    drawn = translator.translate_nbest(["The dog sees the cat."] * 8, SearchOptions(mode="sample", nbest=4, temperature=2.0))
     pieces = {p for hyps in drawn for h in hyps for p in h.tokens}
     assert pieces and pieces <= {tokenizer.tgt.id_to_piece(i) for i in reachable}
+
+
+def test_meta_json_round_trips_and_names_what_is_missing(tmp_path):
+    from seq2seq.checkpoint import ModelMeta, TrainingRecord
+
+    fixed = dict(format_version=1, package_version="0.1.0", src_lang="en", tgt_lang="de", tokenizer_files=("spm.model",),
+                 tokenizer_sha256="a" * 64, special_ids={"pad": 0, "unk": 1, "bos": 2, "eos": 3}, weights_sha256="b" * 64)
+    record = TrainingRecord(step=8, epoch=2, num_parameters=1000, train_seconds=3.5, valid_bleu=12.5, valid_bleu_signature="sig",
+                            averaged_from=("run/checkpoints/step-00000006", "run/checkpoints/step-00000008"))
+    for meta in (ModelMeta(**fixed, training=record), ModelMeta(**fixed)):
+        flat = json.loads(meta.to_json())
+        assert "training" not in flat and "test_bleu" not in flat  # one flat object; unset scores are left out
+        assert ModelMeta.from_json(flat, tmp_path / "meta.json") == meta
+    assert json.loads(ModelMeta(**fixed, training=record).to_json())["step"] == 8
+    flat = json.loads(ModelMeta(**fixed).to_json())
+    del flat["weights_sha256"], flat["tgt_lang"]
+    with pytest.raises(CheckpointError, match=r"meta\.json lacks tgt_lang, weights_sha256"):
+        ModelMeta.from_json(flat, tmp_path / "meta.json")

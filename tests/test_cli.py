@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seq2seq.cli import translate_main
+from seq2seq.options import SearchOptions
 
 from conftest import FAST
 
@@ -98,7 +99,7 @@ def test_translate_command_keeps_the_line_count(trained_model_dir, tmp_path_fact
 def test_api_equals_cli(trained_model_dir, translator):
     sentences = ["The dog sees the cat.", "A small woman laughs.", "", "They believe that the king reads a letter."]
     result = translate_cli(trained_model_dir, "\n".join(sentences).encode() + b"\n", "--beam-size", "3", "--batch-size", "2")
-    assert result.stdout.decode().split("\n")[:-1] == translator.translate(sentences, beam_size=3)
+    assert result.stdout.decode().split("\n")[:-1] == translator.translate(sentences, SearchOptions(beam_size=3))
 
 
 @pytest.mark.slow

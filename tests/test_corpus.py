@@ -1,4 +1,4 @@
-"""Corpora (today in seq2seq/data.py, to be seq2seq/corpus.py): plain, gzip, TSV, JSONL, Multi30k and hub sources,
+"""Corpora (seq2seq/corpus.py): plain, gzip, TSV, JSONL, Multi30k and hub sources,
 loaded or streamed; alignment checks; the length filter."""
 
 import gzip
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.data import DataError, encode_split, load_corpus
+from seq2seq.corpus import DataError, encode_split, load_corpus
 
 
 def write(path, lines, gz=False):

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from seq2seq.options import SearchOptions
 from seq2seq.training import train
 from seq2seq.translate import Translator
 
@@ -43,8 +44,8 @@ def test_cuda_translation_matches_the_cpu(trained_model_dir, precision, toleranc
     cpu = Translator.from_pretrained(trained_model_dir, device="cpu")
     gpu = Translator.from_pretrained(trained_model_dir, device="cuda", precision=precision)
     assert next(gpu.model.parameters()).device.type == "cuda"
-    expected = cpu.translate_nbest(SENTENCES, beam_size=3, nbest=1)
-    got = gpu.translate_nbest(SENTENCES, beam_size=3, nbest=1)
+    expected = cpu.translate_nbest(SENTENCES, SearchOptions(beam_size=3, nbest=1))
+    got = gpu.translate_nbest(SENTENCES, SearchOptions(beam_size=3, nbest=1))
     scores = torch.tensor([h[0].score for h in expected])
     assert torch.tensor([h[0].score for h in got]) == pytest.approx(scores, abs=tolerance * scores.abs().max().item() + tolerance)
     if precision == "fp32":
@@ -54,4 +55,4 @@ def test_cuda_translation_matches_the_cpu(trained_model_dir, precision, toleranc
 
 def test_cuda_ensemble_and_batch_sizes_agree(trained_model_dir):
     gpu = Translator.from_pretrained([trained_model_dir, trained_model_dir], device="cuda")
-    assert gpu.translate(SENTENCES, beam_size=3, batch_size=1) == gpu.translate(SENTENCES, beam_size=3, batch_size=64)
+    assert gpu.translate(SENTENCES, SearchOptions(beam_size=3), batch_size=1) == gpu.translate(SENTENCES, SearchOptions(beam_size=3), batch_size=64)

@@ -1,5 +1,4 @@
-"""What training prepares before its loop (today in seq2seq/training.py, to be seq2seq/preparation.py): the run
-directory, the tokenizer, subword sampling, the allocator."""
+"""What a run prepares before its first step (seq2seq/preparation.py): the run directory, the tokenizer, the allocator."""
 
 import ctypes
 import platform
@@ -7,10 +6,11 @@ import platform
 import pytest
 import torch
 
+from seq2seq.preparation import keep_freed_memory
 from seq2seq.textfiles import read_lines
-from seq2seq.training import keep_freed_memory, train
+from seq2seq.training import train
 
-from conftest import tiny_config, tiny_tokenizer
+from conftest import tiny_config
 
 
 @pytest.mark.slow
@@ -24,8 +24,8 @@ def test_unwritable_run_dir_fails_before_training(tmp_path, demo_dir):
 @pytest.mark.slow
 def test_reused_tokenizer_is_copied_not_trained(trained_model_dir, tmp_path, demo_dir):
     from seq2seq.config import ConfigError
+    from seq2seq.preparation import prepare_tokenizer
     from seq2seq.tokenizer import JOINT_MODEL
-    from seq2seq.training import prepare_tokenizer
 
     # Other training text and another vocabulary size: training would give a different model.
     text = (read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"))
@@ -37,31 +37,6 @@ def test_reused_tokenizer_is_copied_not_trained(trained_model_dir, tmp_path, dem
     separate = tiny_config(tmp_path / "sep", demo_dir, f"tokenizer.reuse={trained_model_dir}", "tokenizer.joint=false")
     with pytest.raises(ConfigError, match=r"tokenizer\.reuse: .* holds no spm\.src\.model or spm\.tgt\.model"):
         prepare_tokenizer(separate, tmp_path / "sep", text, None)
-
-
-def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit(tmp_path, demo_dir):
-    from seq2seq.data import encode_split
-    from seq2seq.training import sampled_split
-
-    src_text, tgt_text = read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz")
-    tok = tiny_tokenizer(tmp_path / "spm", demo_dir)
-    split = encode_split({"src": src_text, "tgt": tgt_text}, tok.encode_src, tok.encode_tgt, 30, "train")
-    config = tiny_config(tmp_path, demo_dir, "tokenizer.sample_alpha=0.5", "data.max_len=30")
-    first = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
-    again = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
-    second = sampled_split(split, tok, (src_text, tgt_text), config, epoch=2)
-
-    def as_lists(pairs):
-        return [[a.tolist() for a in side] for side in pairs]
-
-    assert as_lists(first) == as_lists(again)  # a resumed epoch draws the same
-    assert as_lists(first) != as_lists(second)
-    fixed = as_lists((split.src, split.tgt))
-    assert sum(s != f for s, f in zip(as_lists(first)[1], fixed[1])) > len(split) // 4
-    # A draw longer than data.max_len falls back to the fixed segmentation.
-    assert max(len(t) for t in first[1]) <= 30 and max(len(s) for s in first[0]) <= 30
-    no_sampling = tiny_config(tmp_path, demo_dir, "data.max_len=30")
-    assert sampled_split(split, tok, (src_text, tgt_text), no_sampling, epoch=1) == (split.src, split.tgt)
 
 
 class _MallInfo2(ctypes.Structure):

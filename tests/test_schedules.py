@@ -1,4 +1,4 @@
-"""Learning-rate schedules (today in seq2seq/training.py, to be seq2seq/schedules.py): the linear schedule reaches
+"""Learning-rate schedules (seq2seq/schedules.py): the linear schedule reaches
 min_lr at the first limit, of steps, epochs or time."""
 
 import json
@@ -13,7 +13,7 @@ from conftest import tiny_config
 def test_linear_schedule_reaches_min_lr_at_the_first_limit():
     from seq2seq.config import TrainConfig
     from seq2seq.resume import Progress
-    from seq2seq.training import linear_lr
+    from seq2seq.schedules import linear_lr
 
     tc = TrainConfig(scheduler="linear", lr=1e-3, min_lr=0.0, epochs=4, max_minutes=10)
     at = Progress(step=0, epoch=1, batch_in_epoch=0)

@@ -16,10 +16,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seq2seq.batching import pad_sources
 from seq2seq.config import ModelConfig
-from seq2seq.data import pad_sources
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.search import Hypothesis, beam_search, greedy_search, sample
+from seq2seq.options import SearchOptions
+from seq2seq.search import Hypothesis, beam_search, decode_sources, greedy_search, sample, search
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 V = 24
@@ -107,7 +108,7 @@ def test_greedy_equals_beam_one_and_naive_argmax(attention: str, input_feeding: 
     sentences = TRAIN_SEQS[:3] + random_sentences(5, seed=2, max_len=8)
     src, src_len = pad_sources(sentences)
     greedy = greedy_search(model, src, src_len)
-    beam = beam_search(model, src, src_len, beam_size=1)
+    beam = beam_search(model, src, src_len, SearchOptions(beam_size=1))
     for sent, g, b in zip(sentences, greedy, beam):
         assert g == b  # tokens and scores, bit for bit
         tokens, log_prob, _ = naive_decode(model, sent, max_len_of(sent))
@@ -122,7 +123,7 @@ def test_beam_nbest_sorted_distinct_and_rescored_by_teacher_forcing(attention: s
     model = trained_model(attention, input_feeding)
     sentences = random_sentences(6, seed=3, max_len=9)
     src, src_len = pad_sources(sentences)
-    results = beam_search(model, src, src_len, beam_size=5, nbest=5, length_penalty=alpha)
+    results = beam_search(model, src, src_len, SearchOptions(beam_size=5, nbest=5, length_penalty=alpha))
     assert len(results) == len(sentences)
     assert any(len(h.tokens) > 1 for hyps in results for h in hyps)
     for sent, hyps in zip(sentences, results):
@@ -142,12 +143,12 @@ def test_max_length_ends_hypotheses_with_eos_counted() -> None:
     sentences = random_sentences(4, seed=4, max_len=9)
     src, src_len = pad_sources(sentences)
     for beam_size in (1, 3):
-        results = beam_search(model, src, src_len, beam_size, max_len_ratio=0.0, max_len_offset=2, nbest=beam_size)
+        results = beam_search(model, src, src_len, SearchOptions(beam_size=beam_size, max_len_ratio=0.0, max_len_offset=2, nbest=beam_size))
         for sent, hyps in zip(sentences, results):
             assert all(len(h.tokens) <= 2 for h in hyps)
             for h in hyps:
                 assert h.log_prob == pytest.approx(teacher_forced_log_prob(model, sent, h.tokens), abs=1e-4)
-    empty = beam_search(model, src, src_len, 2, max_len_ratio=0.0, max_len_offset=0, nbest=2)
+    empty = beam_search(model, src, src_len, SearchOptions(beam_size=2, max_len_ratio=0.0, max_len_offset=0, nbest=2))
     assert all(h.tokens == [] for hyps in empty for h in hyps)
 
 
@@ -156,13 +157,13 @@ def test_attention_rows_follow_the_hypothesis() -> None:
     sentences = random_sentences(5, seed=5, max_len=9)
     src, src_len = pad_sources(sentences)
     greedy = greedy_search(model, src, src_len, return_attention=True)
-    beam = beam_search(model, src, src_len, 4, nbest=4, return_attention=True)
+    beam = beam_search(model, src, src_len, SearchOptions(beam_size=4, nbest=4), return_attention=True)
     for sent, g_hyps, b_hyps in zip(sentences, greedy, beam):
         for h in g_hyps + b_hyps:
             assert h.attention.shape == (len(h.tokens) + 1, len(sent) + 1)
             _, _, attention = naive_decode(model, sent, max_len_of(sent), forced=h.tokens)
             torch.testing.assert_close(h.attention, attention, rtol=0, atol=1e-5)
-    assert beam_search(model, src, src_len, 2)[0][0].attention is None
+    assert beam_search(model, src, src_len, SearchOptions(beam_size=2))[0][0].attention is None
 
 
 @pytest.mark.parametrize("attention,input_feeding", [("bahdanau", True), ("luong", False), ("none", False)])
@@ -180,8 +181,8 @@ def test_output_does_not_depend_on_the_batch(attention: str, input_feeding: bool
     model = trained_model(attention, input_feeding)
     sentences = random_sentences(64, seed=6)
     with torch.inference_mode():
-        batched = beam_search(model, *pad_sources(sentences), beam_size, nbest=beam_size)
-        alone = [beam_search(model, *pad_sources([s]), beam_size, nbest=beam_size)[0] for s in sentences]
+        batched = beam_search(model, *pad_sources(sentences), SearchOptions(beam_size=beam_size, nbest=beam_size))
+        alone = [beam_search(model, *pad_sources([s]), SearchOptions(beam_size=beam_size, nbest=beam_size))[0] for s in sentences]
     assert [[h.tokens for h in hyps] for hyps in batched] == [[h.tokens for h in hyps] for hyps in alone]
     for b_hyps, a_hyps in zip(batched, alone):
         assert [h.score for h in b_hyps] == pytest.approx([h.score for h in a_hyps], rel=1e-4, abs=1e-5)
@@ -193,7 +194,7 @@ def test_sampling_is_reproducible_and_scored_by_the_model() -> None:
     src, src_len = pad_sources(sentences)
 
     def draw(seed: int, **kwargs) -> list[list[Hypothesis]]:
-        return sample(model, src, src_len, nbest=4, generator=torch.Generator().manual_seed(seed), **kwargs)
+        return sample(model, src, src_len, SearchOptions(mode="sample", nbest=4, **kwargs), generator=torch.Generator().manual_seed(seed))
 
     first = draw(0)
     assert draw(0) == first
@@ -214,7 +215,7 @@ def test_sampling_near_zero_temperature_or_top1_is_greedy(kwargs: dict) -> None:
     sentences = random_sentences(8, seed=8, max_len=9)
     src, src_len = pad_sources(sentences)
     greedy = greedy_search(model, src, src_len)
-    sampled = sample(model, src, src_len, nbest=2, generator=torch.Generator().manual_seed(0), **kwargs)
+    sampled = sample(model, src, src_len, SearchOptions(mode="sample", nbest=2, **kwargs), generator=torch.Generator().manual_seed(0))
     for (g,), hyps in zip(greedy, sampled):
         assert all(h.tokens == g.tokens for h in hyps)
 
@@ -223,15 +224,15 @@ def test_works_without_inference_mode_and_on_an_empty_batch() -> None:
     model = trained_model()
     src, src_len = pad_sources(TRAIN_SEQS[:2])
     assert not torch.is_inference_mode_enabled()
-    assert [h[0].tokens for h in beam_search(model, src, src_len, 3)] == [list(s[::-1]) for s in TRAIN_SEQS[:2]]
-    assert beam_search(model, src[:0], src_len[:0], 3) == []
+    assert [h[0].tokens for h in beam_search(model, src, src_len, SearchOptions(beam_size=3))] == [list(s[::-1]) for s in TRAIN_SEQS[:2]]
+    assert beam_search(model, src[:0], src_len[:0], SearchOptions(beam_size=3)) == []
 
 
 def test_bfloat16_model_gives_float32_scores() -> None:
     model = trained_model()
     src, src_len = pad_sources(TRAIN_SEQS[:3])
     try:
-        results = beam_search(copy.deepcopy(model).to(torch.bfloat16), src, src_len, 3, nbest=3, return_attention=True)
+        results = beam_search(copy.deepcopy(model).to(torch.bfloat16), src, src_len, SearchOptions(beam_size=3, nbest=3), return_attention=True)
     except RuntimeError as e:  # a kernel this torch build lacks in bfloat16 on this device
         pytest.skip(f"bfloat16 LSTM not available: {e}")
     for hyps in results:
@@ -241,17 +242,9 @@ def test_bfloat16_model_gives_float32_scores() -> None:
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda m, s, lens: beam_search(m, s, lens, beam_size=0), "beam_size"),
-        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, nbest=3), "nbest"),
-        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, nbest=0), "nbest"),
-        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, length_penalty=-1.0), "length_penalty"),
-        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, max_len_ratio=-0.5), "max_len_ratio"),
-        (lambda m, s, lens: beam_search(m, s, lens, beam_size=2, max_len_offset=-1), "max_len_offset"),
-        (lambda m, s, lens: beam_search(m, s, lens[:1], beam_size=2), "src_len"),
+        (lambda m, s, lens: beam_search(m, s, lens[:1], SearchOptions(beam_size=2)), "src_len"),
         (lambda m, s, lens: greedy_search(m, s[0], lens), "src"),
-        (lambda m, s, lens: sample(m, s, lens, temperature=0.0), "temperature"),
-        (lambda m, s, lens: sample(m, s, lens, top_k=-1), "top_k"),
-        (lambda m, s, lens: sample(m, s, lens, nbest=0), "nbest"),
+        (lambda m, s, lens: search(m, s, lens, SearchOptions(mode="sample"), return_attention=True), "return_attention"),
     ],
 )
 def test_invalid_arguments_name_the_argument(call, message: str) -> None:
@@ -263,7 +256,7 @@ def test_invalid_arguments_name_the_argument(call, message: str) -> None:
 def test_return_attention_without_attention_is_an_error() -> None:
     src, src_len = pad_sources(TRAIN_SEQS[:2])
     with pytest.raises(ValueError, match="return_attention"):
-        beam_search(trained_model("none", False), src, src_len, 2, return_attention=True)
+        beam_search(trained_model("none", False), src, src_len, SearchOptions(beam_size=2), return_attention=True)
 
 
 def _count_steps(model: Seq2Seq) -> list[int]:
@@ -282,11 +275,11 @@ def test_early_stop_saves_steps_and_loses_nothing_without_length_penalty() -> No
     model = trained_model()
     src, src_len = pad_sources(random_sentences(16, seed=5))
     calls = _count_steps(model)
-    full = beam_search(model, src, src_len, 4, nbest=4, length_penalty=0.0, early_stop=False)
+    full = beam_search(model, src, src_len, SearchOptions(beam_size=4, nbest=4, length_penalty=0.0, early_stop=False))
     exhaustive_steps = calls[0]
-    assert beam_search(model, src, src_len, 4, nbest=4, length_penalty=0.0, early_stop=True) == full  # it waits for nbest = K anyway
+    assert beam_search(model, src, src_len, SearchOptions(beam_size=4, nbest=4, length_penalty=0.0, early_stop=True)) == full  # it waits for nbest = K anyway
     calls[0] = 0
-    early = beam_search(model, src, src_len, 4, nbest=1, length_penalty=0.0, early_stop=True)
+    early = beam_search(model, src, src_len, SearchOptions(beam_size=4, nbest=1, length_penalty=0.0, early_stop=True))
     assert calls[0] < exhaustive_steps
     # Without a length penalty, log-probabilities only fall as hypotheses grow, so once the best
     # candidate has ended nothing left in the beam can beat it: the 1-best is the exhaustive one.
@@ -294,3 +287,24 @@ def test_early_stop_saves_steps_and_loses_nothing_without_length_penalty() -> No
         assert len(e) == 1
         assert e[0].tokens == f[0].tokens
         assert e[0].score == pytest.approx(f[0].score, abs=1e-5)
+
+
+def test_decode_sources_answers_in_input_order_whatever_the_batch_size() -> None:
+    model = trained_model()
+    sentences = random_sentences(20, seed=9, max_len=9)
+    options = SearchOptions(beam_size=3, nbest=2)
+    cpu = torch.device("cpu")
+
+    def tokens(results: list[list[Hypothesis]]) -> list[list[list[int]]]:
+        return [[h.tokens for h in hyps] for hyps in results]
+
+    with torch.inference_mode():
+        alone = [beam_search(model, *pad_sources([s]), options)[0] for s in sentences]
+        for batch_size in (1, 7, 64):
+            assert tokens(decode_sources(model, sentences, cpu, options, batch_size)) == tokens(alone)
+        # Sampling draws from one generator seeded by options.seed per call.
+        drawn = decode_sources(model, sentences, cpu, SearchOptions(mode="sample", nbest=2, seed=1), 7)
+        assert decode_sources(model, sentences, cpu, SearchOptions(mode="sample", nbest=2, seed=1), 7) == drawn
+        assert tokens(decode_sources(model, sentences, cpu, SearchOptions(mode="sample", nbest=2, seed=2), 7)) != tokens(drawn)
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            decode_sources(model, sentences, cpu, options, 0)

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from seq2seq.resume import load_state
-from seq2seq.training import train
+from seq2seq.textfiles import read_lines
+from seq2seq.training import sampled_split, train
 
-from conftest import tiny_config
-
-pytestmark = pytest.mark.slow
+from conftest import tiny_config, tiny_tokenizer
 
 
 def train_losses(run_dir):
@@ -20,6 +19,7 @@ def train_losses(run_dir):
     return [json.loads(line)["loss"] for line in lines if json.loads(line)["type"] == "train"]
 
 
+@pytest.mark.slow
 def test_two_seeded_runs_give_identical_losses(tmp_path, demo_dir):
     for name in ("a", "b"):
         train(tiny_config(tmp_path / name, demo_dir, "train.max_steps=6", "model.dropout=0.3", "model.word_dropout=0.1"))
@@ -31,6 +31,7 @@ def test_two_seeded_runs_give_identical_losses(tmp_path, demo_dir):
     assert train_losses(tmp_path / "c") != losses
 
 
+@pytest.mark.slow
 def test_run_directory_contents(trained_model_dir):
     run_dir = trained_model_dir.parent
     assert (run_dir / "config.yaml").is_file() and (run_dir / "spm.model").is_file()
@@ -49,6 +50,7 @@ def test_run_directory_contents(trained_model_dir):
     assert state["progress"]["epoch"] == 2 and state["progress"]["finished"]
 
 
+@pytest.mark.slow
 def test_time_budget_stops_and_can_be_raised(tmp_path, demo_dir):
     train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.max_minutes=0.0001"))
     stopped = load_state(tmp_path)["progress"]
@@ -59,18 +61,19 @@ def test_time_budget_stops_and_can_be_raised(tmp_path, demo_dir):
     assert load_state(tmp_path)["progress"]["step"] == 3
 
 
+@pytest.mark.slow
 def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, monkeypatch):
     import time
 
-    from seq2seq import training
+    from seq2seq import validation
 
-    real_evaluate = training.evaluate
+    real_evaluate = validation.evaluate
 
     def slow_evaluate(*args, **kwargs):
         time.sleep(1.0)
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(training, "evaluate", slow_evaluate)
+    monkeypatch.setattr(validation, "evaluate", slow_evaluate)
     # 1.5 s: step 1 and its 1 s validation leave 0.4 s, less than a validation, so step 2 is the
     # last; without the reservation step 2 would start a validation that ends past the budget, then step 3.
     train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.eval_every=1", "train.max_minutes=0.025"))
@@ -78,6 +81,8 @@ def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, mon
     assert progress["step"] == 2 and progress["finished"]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bf16 instructions (oneDNN refuses bf16 LSTM primitives)")
 def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir):
     train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "train.bf16=true", "train.log_every=1"))
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -86,17 +91,19 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_failed_save_stops_the_run(tmp_path, demo_dir, monkeypatch):
-    import seq2seq.training as training
+    import seq2seq.validation as validation
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(training, "save_state", disk_full)
+    monkeypatch.setattr(validation, "save_state", disk_full)
     with pytest.raises(OSError, match="No space left"):
         train(tiny_config(tmp_path, demo_dir, "train.max_steps=2"))
 
 
+@pytest.mark.slow
 def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, demo_dir, monkeypatch):
     import seq2seq.training as training
 
@@ -123,6 +130,7 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, demo_dir, monk
         train(tiny_config(tmp_path / "two", demo_dir, "train.max_skipped_steps=3"))
 
 
+@pytest.mark.slow
 def test_out_of_memory_batches_are_skipped(tmp_path, demo_dir, monkeypatch):
     import seq2seq.training as training
 
@@ -132,3 +140,27 @@ def test_out_of_memory_batches_are_skipped(tmp_path, demo_dir, monkeypatch):
     monkeypatch.setattr(training, "token_loss", out_of_memory)
     with pytest.raises(MemoryError, match=r"2 batches in a row ran out of CUDA memory \(last: source \("):
         train(tiny_config(tmp_path, demo_dir, "train.max_skipped_steps=2"))
+
+
+def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit(tmp_path, demo_dir):
+    from seq2seq.corpus import encode_split
+
+    src_text, tgt_text = read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz")
+    tok = tiny_tokenizer(tmp_path / "spm", demo_dir)
+    split = encode_split({"src": src_text, "tgt": tgt_text}, tok.encode_src, tok.encode_tgt, 30, "train")
+    config = tiny_config(tmp_path, demo_dir, "tokenizer.sample_alpha=0.5", "data.max_len=30")
+    first = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
+    again = sampled_split(split, tok, (src_text, tgt_text), config, epoch=1)
+    second = sampled_split(split, tok, (src_text, tgt_text), config, epoch=2)
+
+    def as_lists(pairs):
+        return [[a.tolist() for a in side] for side in pairs]
+
+    assert as_lists(first) == as_lists(again)  # a resumed epoch draws the same
+    assert as_lists(first) != as_lists(second)
+    fixed = as_lists((split.src, split.tgt))
+    assert sum(s != f for s, f in zip(as_lists(first)[1], fixed[1])) > len(split) // 4
+    # A draw longer than data.max_len falls back to the fixed segmentation.
+    assert max(len(t) for t in first[1]) <= 30 and max(len(s) for s in first[0]) <= 30
+    no_sampling = tiny_config(tmp_path, demo_dir, "data.max_len=30")
+    assert sampled_split(split, tok, (src_text, tgt_text), no_sampling, epoch=1) == (split.src, split.tgt)

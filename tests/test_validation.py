@@ -1,4 +1,4 @@
-"""Validation and the test split (today in seq2seq/training.py, to be seq2seq/validation.py)."""
+"""Validation and the test split (seq2seq/validation.py)."""
 
 import json
 

@@ -10,6 +10,7 @@ import torch
 
 from seq2seq.config import ModelConfig
 from seq2seq.model import Ensemble, build_model
+from seq2seq.options import SearchOptions
 from seq2seq.translate import Translator
 
 SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
@@ -43,8 +44,8 @@ def test_ensemble_rejects_mismatched_vocabularies():
 
 @pytest.mark.slow
 def test_ensemble_of_a_model_with_itself_translates_as_the_model(trained_model_dir):
-    single = Translator.from_pretrained(trained_model_dir, device="cpu").translate_nbest(SENTENCES, beam_size=3, nbest=2)
-    double = Translator.from_pretrained([trained_model_dir, trained_model_dir], device="cpu").translate_nbest(SENTENCES, beam_size=3, nbest=2)
+    single = Translator.from_pretrained(trained_model_dir, device="cpu").translate_nbest(SENTENCES, SearchOptions(beam_size=3, nbest=2))
+    double = Translator.from_pretrained([trained_model_dir, trained_model_dir], device="cpu").translate_nbest(SENTENCES, SearchOptions(beam_size=3, nbest=2))
     assert [[h.text for h in hs] for hs in double] == [[h.text for h in hs] for hs in single]
     for hs, gs in zip(single, double):
         for h, g in zip(hs, gs):

@@ -1,10 +1,11 @@
-"""Translation in bf16 and int8 (today translate.with_precision, to be seq2seq/model/precision.py): the model changes
+"""Translation in bf16 and int8 (seq2seq/model/precision.py): the model changes
 precision, its predictions stay close, and a restricted output vocabulary stays restricted."""
 
 import pytest
 import torch
 
-from seq2seq.data import pad_sources
+from seq2seq.batching import pad_sources
+from seq2seq.options import SearchOptions
 from seq2seq.translate import Translator
 
 from conftest import tiny
@@ -26,7 +27,7 @@ def first_step_log_probs(translator: Translator, sentences: list[str]) -> torch.
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_restricted_output_in_every_translation_precision(precision):
-    from seq2seq.translate import with_precision
+    from seq2seq.model.precision import with_precision
 
     model = tiny(attention="luong", input_feeding=False, output_vocab="target")
     model.decoder.restrict_output_to([0, 1, 2, 3, *range(10, 30)])
@@ -46,7 +47,7 @@ def test_lower_precision_stays_close_to_fp32(trained_model_dir, precision, toler
     likely = reference > -5  # compare where the probability is not negligible
     assert (approx[likely] - reference[likely]).abs().max() < tolerance
     assert not torch.equal(approx, reference)  # it really ran in another precision
-    out = low.translate(SENTENCES + [""], beam_size=3)
+    out = low.translate(SENTENCES + [""], SearchOptions(beam_size=3))
     assert len(out) == 4 and out[3] == "" and all(out[:3])
 
 

@@ -51,7 +51,7 @@ def no_attention_model_dir(trained_model_dir, tmp_path) -> Path:
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, attention="none"))
     tokenizer = load_tokenizer(trained_model_dir, config.tokenizer.joint)
     model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, tokenizer.joint)
-    save_model_dir(tmp_path / "none", model, config, trained_model_dir, {}, "")
+    save_model_dir(tmp_path / "none", model, config, tokenizer_dir=trained_model_dir, record=None)
     return tmp_path / "none"
 
 
