@@ -1,7 +1,9 @@
-"""Kept checkpoints and their averages (seq2seq/averaging.py)."""
+"""Kept checkpoints and their averages (seq2seq/averaging.py); only checkpoints of one run (one model section,
+one tokenizer) are averaged."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seq2seq.cli import average_main
+from seq2seq.textfiles import read_lines
+from seq2seq.tokenizer import tokenizer_sha256, train_tokenizer
 from seq2seq.training import train
 from seq2seq.translate import Translator
 
@@ -55,3 +60,38 @@ def test_average_command_needs_enough_checkpoints(run_with_checkpoints, tmp_path
                           capture_output=True, env=ENV, timeout=120, check=False)
     assert proc.returncode == 2
     assert b"fewer than --last 4" in proc.stderr and b"train.keep_checkpoints" in proc.stderr
+
+
+def with_other_tokenizer(model_dir: Path, out: Path, demo_dir: Path) -> Path:
+    """A copy of a model directory with another SentencePiece model of the same size and a meta.json that
+    records it: a complete model directory whose weights load, but whose ids mean other pieces."""
+    shutil.copytree(model_dir, out)
+    size = json.loads((out / "config.json").read_text())["tokenizer"]["vocab_size"]
+    train_tokenizer(out.parent / "bpe", read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz"), vocab_size=size,
+                    model_type="bpe", character_coverage=1.0, byte_fallback=False, joint=True, seed=1)
+    shutil.copyfile(out.parent / "bpe" / "spm.model", out / "spm.model")
+    meta = json.loads((out / "meta.json").read_text())
+    meta["tokenizer_sha256"] = tokenizer_sha256(out, joint=True)
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
+def with_other_model_section(model_dir: Path, out: Path) -> Path:
+    """A copy of a model directory whose config.json records another dropout: its weights still load."""
+    shutil.copytree(model_dir, out)
+    config = json.loads((out / "config.json").read_text())
+    config["model"]["dropout"] = 0.3
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
+@pytest.mark.parametrize("differ", ["tokenizer", "model section"])
+def test_average_of_different_runs_is_refused_naming_both(trained_model_dir, demo_dir, tmp_path, capsys, differ):
+    if differ == "tokenizer":
+        other = with_other_tokenizer(trained_model_dir, tmp_path / "other", demo_dir)
+    else:
+        other = with_other_model_section(trained_model_dir, tmp_path / "other")
+    assert Translator.from_pretrained(other, device="cpu").translate(SENTENCES[:1])  # a usable model on its own
+    assert average_main([str(trained_model_dir), str(other), "--output", str(tmp_path / "avg")]) == 2
+    assert f"{other} has a different {differ} from {trained_model_dir}; only checkpoints of one run can be averaged" in capsys.readouterr().err
+    assert not (tmp_path / "avg").exists()
