@@ -47,7 +47,7 @@ def test_mismatched_tokenizer_fails_clearly(trained_model_dir, tmp_path, demo_di
 
 
 @pytest.mark.slow
-def test_missing_file_and_newer_format_fail_clearly(trained_model_dir, tmp_path):
+def test_newer_format_fails_clearly(trained_model_dir, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(trained_model_dir, copy)
     meta = json.loads((copy / "meta.json").read_text())
@@ -55,9 +55,23 @@ def test_missing_file_and_newer_format_fail_clearly(trained_model_dir, tmp_path)
     (copy / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="format version 99"):
         load_model_dir(copy)
-    (copy / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="has no model.safetensors"):
-        load_model_dir(copy)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, says", [
+    ("model.safetensors", "has no model.safetensors; it is not a complete model directory"),
+    ("config.json", "has no config.json; it is not a complete model directory"),
+    ("meta.json", "has no meta.json; it is not a complete model directory"),
+    ("spm.model", "has no tokenizer file spm.model; copy it from the training run directory"),
+], ids=["weights", "config", "meta", "tokenizer"])
+def test_missing_file_fails_naming_it(trained_model_dir, tmp_path, name, says):
+    copy = tmp_path / "model"
+    shutil.copytree(trained_model_dir, copy)
+    (copy / name).unlink()
+    for load in (load_model_dir, lambda d: Translator.from_pretrained(d, device="cpu")):
+        with pytest.raises(CheckpointError) as err:
+            load(copy)
+        assert str(err.value).startswith(f"{copy} {says}")
 
 
 @pytest.mark.slow
