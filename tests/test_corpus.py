@@ -1,13 +1,17 @@
 """Corpora (seq2seq/corpus.py): plain, gzip, TSV, JSONL, Multi30k and hub sources,
-loaded or streamed; alignment checks; the length filter."""
+loaded or streamed; alignment checks; the length filter; a streamed hub corpus trains, its tokenizer
+on the first data.tokenizer_sample pairs only."""
 
 import gzip
 import json
 
 import pytest
 
-from seq2seq.config import DataConfig
+from seq2seq.config import DataConfig, load_config
 from seq2seq.corpus import DataError, encode_split, load_corpus
+from seq2seq.textfiles import read_lines
+
+from conftest import TINY
 
 
 def write(path, lines, gz=False):
@@ -134,3 +138,58 @@ def test_streamed_and_loaded_lines_agree_on_line_ends(tmp_path):
     assert streamed == [{"src": s, "tgt": t} for s, t in zip(loaded["src"], loaded["tgt"])]
     assert [p["src"] for p in streamed] == ["one", "two\r", "three\rx", "\ufffd four"]
     assert [p["tgt"] for p in streamed] == ["eins", "zwei", "drei", "vier"]
+
+
+def write_hub_folder(folder, splits, translation_dicts=False):
+    """A dataset folder that `datasets.load_dataset` reads offline, as it would a hub dataset: {split}.jsonl
+    with `en`/`de` columns (or a `translation` dict) and a column the corpus does not use."""
+    folder.mkdir()
+    for split, (src, tgt) in splits.items():
+        rows = [{"translation": {"de": t, "en": s}} if translation_dicts else {"id": i, "de": t, "en": s} for i, (s, t) in enumerate(zip(src, tgt))]
+        write(folder / f"{split}.jsonl", [json.dumps(row) for row in rows])
+    return str(folder)
+
+
+@pytest.fixture
+def load_dataset_calls(monkeypatch):
+    """The (split, streaming) of each datasets.load_dataset call; the real function still loads."""
+    import datasets
+
+    calls, real = [], datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: calls.append((kwargs.get("split"), kwargs.get("streaming"))) or real(*args, **kwargs))
+    return calls
+
+
+@pytest.mark.parametrize("translation_dicts", [False, True])
+def test_hub_dataset_streams_the_train_split(tmp_path, load_dataset_calls, translation_dicts):
+    import datasets
+
+    src, tgt = [f"a {i}" for i in range(30)], [f"b {i}" for i in range(30)]
+    hub = write_hub_folder(tmp_path / "hub", {"train": (src, tgt), "validation": (src[:3], tgt[:3])}, translation_dicts)
+    corpus = load_corpus(DataConfig(hub=hub, streaming=True), tmp_path)
+    assert load_dataset_calls == [("train", True), ("validation", False), ("test", False)]
+    assert isinstance(corpus["train"], datasets.IterableDataset) and isinstance(corpus["valid"], datasets.Dataset)
+    assert list(corpus["train"]) == [{"src": s, "tgt": t} for s, t in zip(src, tgt)]
+    assert corpus["valid"]["src"] == src[:3] and "test" not in corpus
+
+
+@pytest.mark.slow
+def test_streamed_hub_corpus_trains_with_a_tokenizer_from_the_first_pairs(tmp_path, demo_dir, load_dataset_calls, monkeypatch):
+    """data.hub + data.streaming=true trains; SentencePiece sees exactly the first data.tokenizer_sample pairs."""
+    from seq2seq import preparation
+    from seq2seq.training import train
+
+    src, tgt = read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz")
+    splits = {"train": (src, tgt), "validation": (read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"))}
+    hub = write_hub_folder(tmp_path / "hub", splits)
+    seen = []
+    real = preparation.train_tokenizer
+    monkeypatch.setattr(preparation, "train_tokenizer", lambda out, s, t, **kw: seen.append((s, t)) or real(out, s, t, **kw))
+    config = load_config("recipes/demo.yaml", ["data.demo=false", f"data.hub={hub}", "data.streaming=true", "data.valid_split=validation",
+                                               "data.tokenizer_sample=250", f"run_dir={tmp_path / 'run'}", *TINY, "train.max_steps=3", "train.log_every=1",
+                                               "data.max_valid_sentences=4"])
+    train(config)
+    assert ("train", True) in load_dataset_calls
+    assert seen == [(src[:250], tgt[:250])]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "train"] == [1, 2, 3]
