@@ -15,6 +15,8 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
+# Every subprocess waits at most this long: a hung rendezvous fails the test instead of the suite.
+TIMEOUT = 300
 ARGS = [*TINY, "model.dropout=0.0", "model.emb_dropout=0.0", "train.log_every=1", "train.max_steps=6", "train.eval_every=3", "train.threads=1"]
 
 
@@ -23,14 +25,17 @@ def losses(run_dir):
     return [r["loss"] for r in records if r["type"] == "train"]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+needs_distributed = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+
+
+@needs_distributed
 def test_two_gloo_processes_match_one_process(tmp_path, demo_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = ["recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", *ARGS]
-    single = subprocess.run([BIN / "seq2seq-train", *common, f"run_dir={tmp_path / 'one'}"], capture_output=True, env=env, cwd=REPO)
+    single = subprocess.run([BIN / "seq2seq-train", *common, f"run_dir={tmp_path / 'one'}"], capture_output=True, env=env, cwd=REPO, timeout=TIMEOUT)
     assert single.returncode == 0, single.stderr.decode()
     ddp = subprocess.run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--no-python", BIN / "seq2seq-train", *common,
-                          f"run_dir={tmp_path / 'two'}"], capture_output=True, env=env, cwd=REPO, timeout=300)
+                          f"run_dir={tmp_path / 'two'}"], capture_output=True, env=env, cwd=REPO, timeout=TIMEOUT)
     assert ddp.returncode == 0, ddp.stderr.decode()[-3000:]
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(one) == len(two) == 6
@@ -43,15 +48,16 @@ def test_two_gloo_processes_match_one_process(tmp_path, demo_dir):
     assert len(state["rng"]) == 2, "each rank's generators are saved for resume"
 
 
+@needs_distributed
 def test_ddp_resume_continues_like_one_process(tmp_path, demo_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = ["recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", *ARGS]
-    subprocess.run([BIN / "seq2seq-train", *common, f"run_dir={tmp_path / 'one'}"], check=True, capture_output=True, env=env, cwd=REPO)
+    subprocess.run([BIN / "seq2seq-train", *common, f"run_dir={tmp_path / 'one'}"], check=True, capture_output=True, env=env, cwd=REPO, timeout=TIMEOUT)
     ddp = [BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--no-python", BIN / "seq2seq-train", *common, f"run_dir={tmp_path / 'two'}"]
-    first = subprocess.run([*ddp, "train.max_steps=3"], capture_output=True, env=env, cwd=REPO, timeout=300)
+    first = subprocess.run([*ddp, "train.max_steps=3"], capture_output=True, env=env, cwd=REPO, timeout=TIMEOUT)
     assert first.returncode == 0, first.stderr.decode()[-3000:]
     assert len(losses(tmp_path / "two")) == 3
-    second = subprocess.run(ddp, capture_output=True, env=env, cwd=REPO, timeout=300)
+    second = subprocess.run(ddp, capture_output=True, env=env, cwd=REPO, timeout=TIMEOUT)
     assert second.returncode == 0, second.stderr.decode()[-3000:]
     assert b"continuing the finished run" in second.stderr
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
