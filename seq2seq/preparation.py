@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from seq2seq.atomic import write_text_atomic
-from seq2seq.config import Config, dump_yaml
+from seq2seq.config import Config, ConfigError, dump_yaml
 from seq2seq.corpus import DataError, EncodedSplit, describe_source, encode_split, load_corpus
 from seq2seq.devices import resolve_device
 from seq2seq.distributed import Dist, init_distributed
@@ -54,6 +54,9 @@ def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
     its data and where it stands."""
     tc = config.train
     dist, device = init_distributed(resolve_device(tc.device, "train.device"))
+    if tc.bf16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # oneDNN then refuses to build the fused LSTM's bf16 primitive, deep inside the first step.
+        raise ConfigError(["train.bf16=true but this CPU has no bf16 instructions, which bf16 training on the CPU needs; set train.bf16=false"])
     run_dir = Path(config.run_dir)
     saved = open_run_dir(config, dist)
     tune_process(config, dist, device)
@@ -62,8 +65,6 @@ def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
     optimizer = new_optimizer(model, tc)
     num_params = sum(p.numel() for p in model.parameters())
     log.info("model: %s parameters on %s%s", f"{num_params:,}", device, f", rank {dist.rank} of {dist.world}" if dist.world > 1 else "")
-    if tc.bf16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        log.warning("train.bf16=true but this CPU has no bf16 instructions: training will be slower, not faster; set train.bf16=false")
     warmup, plateau = make_warmup_schedule(optimizer, tc), make_plateau_schedule(optimizer, tc)
     progress = restore_progress(config, saved, dist=dist, model=model, optimizer=optimizer, warmup=warmup, plateau=plateau)
     run = TrainingRun(
