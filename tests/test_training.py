@@ -1,5 +1,5 @@
 """The training loop (seq2seq/training.py): seeded runs repeat, what a run directory holds, the time budget,
-bf16 autocast on the CPU, and the steps it skips or stops at."""
+bf16 autocast, gradient clipping, and the steps it skips or stops at."""
 
 import json
 import logging
@@ -150,6 +150,28 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir, monkeypatch):
     losses = [r["loss"] for r in records(tmp_path, "train")]
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+def test_clip_norm_bounds_the_gradient_norm_of_every_update(tmp_path, demo_dir, monkeypatch):
+    from seq2seq import preparation
+
+    real_new_optimizer, norms = preparation.new_optimizer, []
+
+    def observed_optimizer(*args, **kwargs):
+        optimizer = real_new_optimizer(*args, **kwargs)
+
+        def record_norm(opt, args, kwargs):
+            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+
+        optimizer.register_step_pre_hook(record_norm)
+        return optimizer
+
+    monkeypatch.setattr(preparation, "new_optimizer", observed_optimizer)
+    # An untrained model's gradient norm is far above 1e-3 (about 0.15): every update is clipped to exactly 1e-3.
+    train(tiny_config(tmp_path, demo_dir, "train.max_steps=3", "train.clip_norm=1e-3"))
+    assert norms == pytest.approx([1e-3] * 3, rel=1e-3)
 
 
 @pytest.mark.slow
