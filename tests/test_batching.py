@@ -1,5 +1,5 @@
-"""Batches (seq2seq/batching.py): token-bucketed batches that cover every pair once,
-streamed batches, collation with BOS, EOS and padding."""
+"""Batches (seq2seq/batching.py): token-bucketed batches that cover every pair once, grouped by
+length in a shuffled order, streamed batches, collation with BOS, EOS and padding."""
 
 import numpy as np
 
@@ -20,6 +20,24 @@ def test_batches_cover_every_pair_once_within_budget():
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
     other = make_batches(src_lens, tgt_lens, 300, seed=1, epoch=2)
     assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(batches, other))
+
+
+def test_batches_group_similar_lengths_in_a_shuffled_order():
+    rng = np.random.default_rng(0)
+    tgt_lens = rng.integers(1, 50, size=2000)
+    src_lens = np.clip(tgt_lens + rng.integers(-3, 4, size=2000), 1, None)  # lengths of a translation pair correlate
+    batches = make_batches(src_lens, tgt_lens, 600, seed=1, epoch=1)
+    assert max(tgt_lens[b].max() - tgt_lens[b].min() for b in batches) <= 4
+
+    def padding(lens, groups):
+        return sum((lens[b].max() - lens[b]).sum() for b in groups) / lens.sum()
+
+    # The same batch sizes drawn at random: what padding would be without the grouping.
+    shuffled = np.split(rng.permutation(2000), np.cumsum([len(b) for b in batches])[:-1])
+    assert padding(tgt_lens, batches) < 0.05 and padding(tgt_lens, shuffled) > 0.5
+    assert padding(src_lens, batches) < 0.15 and padding(src_lens, shuffled) > 0.5
+    mean_lens = [tgt_lens[b].mean() for b in batches]
+    assert mean_lens != sorted(mean_lens) and mean_lens != sorted(mean_lens, reverse=True)  # updates do not follow the length order
 
 
 def test_collate_adds_bos_eos_and_padding():

@@ -2,6 +2,7 @@
 
 import ctypes
 import platform
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,12 +14,35 @@ from seq2seq.training import train
 from conftest import tiny_config
 
 
-@pytest.mark.slow
-def test_unwritable_run_dir_fails_before_training(tmp_path, demo_dir):
+def forbid_preparation(monkeypatch):
+    """Make every step of preparation after the run directory fail the test if it runs."""
+    from seq2seq import preparation
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("preparation went past the run directory")
+
+    for name in ("load_corpus", "train_tokenizer", "new_model", "new_optimizer"):
+        monkeypatch.setattr(preparation, name, must_not_run)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc: a directory that refuses files, even to root")
+def test_unwritable_run_dir_fails_before_training(monkeypatch, demo_dir):
+    forbid_preparation(monkeypatch)
+    with pytest.raises(OSError, match=r"^run_dir /proc is not writable \(.+\); choose another run_dir$"):
+        train(tiny_config(Path("/proc"), demo_dir))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="bug: open_run_dir's mkdir fails with a bare OSError ('[Errno 20] Not a directory: ...') that names no fix")
+def test_run_dir_that_cannot_be_created_fails_before_training(tmp_path, monkeypatch, demo_dir):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(OSError):
+    forbid_preparation(monkeypatch)
+    with pytest.raises(OSError) as failure:
         train(tiny_config(blocker / "run", demo_dir))
+    assert str(blocker / "run") in str(failure.value)
+    assert "choose another run_dir" in str(failure.value)
+    assert blocker.read_text() == "x"
 
 
 @pytest.mark.slow

@@ -37,22 +37,27 @@ def test_resume_after_sigterm_is_exact(tmp_path, demo_dir):
     args = ["recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", *TINY, "train.epochs=3", "train.log_every=1",
             "model.dropout=0.2", "train.threads=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([BIN / "seq2seq-train", *args, f"run_dir={tmp_path / 'ref'}"], check=True, capture_output=True, env=env, cwd=REPO)
+    subprocess.run([BIN / "seq2seq-train", *args, f"run_dir={tmp_path / 'ref'}"], check=True, capture_output=True, env=env, cwd=REPO, timeout=300)
 
     run_dir = tmp_path / "interrupted"
     proc = subprocess.Popen([BIN / "seq2seq-train", *args, f"run_dir={run_dir}"], stderr=subprocess.PIPE, env=env, cwd=REPO)
-    metrics = run_dir / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    try:
+        metrics = run_dir / "metrics.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # timed out: leave no training process behind
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()
     assert b"state saved: re-run the same command to resume" in err
     stopped_at = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)["progress"]["step"]
     assert stopped_at >= 3
 
-    result = subprocess.run([BIN / "seq2seq-train", *args, f"run_dir={run_dir}"], capture_output=True, env=env, cwd=REPO)
+    result = subprocess.run([BIN / "seq2seq-train", *args, f"run_dir={run_dir}"], capture_output=True, env=env, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr.decode()
     assert f"resuming {run_dir} at step {stopped_at}".encode() in result.stderr
     assert losses(run_dir) == losses(tmp_path / "ref")
@@ -66,6 +71,12 @@ def test_resume_guard_names_the_changed_key(tmp_path, demo_dir):
         train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "model.dec_hidden=64"))
     with pytest.raises(ResumeError, match=r"data.max_len"):
         train(tiny_config(tmp_path, demo_dir, "data.max_len=10"))
+    with pytest.raises(ResumeError, match=r"seed: 1 in the run, 2 now"):
+        train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "seed=2"))
+    with pytest.raises(ResumeError, match=r"tokenizer.vocab_size: 200 in the run, 150 now"):
+        train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "tokenizer.vocab_size=150"))
+    with pytest.raises(ResumeError, match=r"tokenizer.sample_alpha: 0.0 in the run, 0.1 now"):
+        train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "tokenizer.sample_alpha=0.1"))
     # train.* keys may change: a finished run with more steps allowed is still finished, no error
     train(tiny_config(tmp_path, demo_dir, "train.max_steps=2", "train.lr=1e-4"))
 

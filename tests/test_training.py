@@ -1,8 +1,10 @@
 """The training loop (seq2seq/training.py): seeded runs repeat, what a run directory holds, the time budget,
-bf16 autocast on the CPU, and the steps it skips or stops at."""
+bf16 autocast, gradient clipping, and the steps it skips or stops at."""
 
 import json
+import logging
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,9 +16,14 @@ from seq2seq.training import sampled_split, train
 from conftest import tiny_config, tiny_tokenizer
 
 
-def train_losses(run_dir):
+def records(run_dir, kind):
+    """metrics.jsonl's records of one type ("train" or "valid")."""
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line)["loss"] for line in lines if json.loads(line)["type"] == "train"]
+    return [r for r in map(json.loads, lines) if r["type"] == kind]
+
+
+def train_losses(run_dir):
+    return [r["loss"] for r in records(run_dir, "train")]
 
 
 @pytest.mark.slow
@@ -63,32 +70,108 @@ def test_time_budget_stops_and_can_be_raised(tmp_path, demo_dir):
 
 @pytest.mark.slow
 def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, monkeypatch):
-    import time
+    from seq2seq import training, validation
 
-    from seq2seq import validation
+    # A fake clock, so the outcome does not depend on this machine's speed: a step takes 1 s,
+    # a validation 60 s, and nothing else takes any time.
+    now = [1000.0]
+    clock = SimpleNamespace(time=lambda: now[0])
+    monkeypatch.setattr(training, "time", clock)
+    monkeypatch.setattr(validation, "time", clock)
+    real_loss = training.token_loss
 
-    real_evaluate = validation.evaluate
+    def one_second_step(*args, **kwargs):
+        now[0] += 1.0
+        return real_loss(*args, **kwargs)
 
-    def slow_evaluate(*args, **kwargs):
-        time.sleep(1.0)
-        return real_evaluate(*args, **kwargs)
+    def one_minute_validation(*args, **kwargs):
+        now[0] += 60.0
+        return {"loss": 1.0, "ppl": math.e, "bleu": 1.0, "bleu_signature": "fake"}
 
-    monkeypatch.setattr(validation, "evaluate", slow_evaluate)
-    # 1.5 s: step 1 and its 1 s validation leave 0.4 s, less than a validation, so step 2 is the
-    # last; without the reservation step 2 would start a validation that ends past the budget, then step 3.
-    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.eval_every=1", "train.max_minutes=0.025"))
+    monkeypatch.setattr(training, "token_loss", one_second_step)
+    monkeypatch.setattr(validation, "evaluate", one_minute_validation)
+    # 90 s: step 1 (1 s) and its validation (60 s) leave 29 s, less than a validation, so step 2
+    # is the last; without the reservation step 2 (62 s) would start a validation that ends past
+    # the budget, then a step 3.
+    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.eval_every=1", "train.max_minutes=1.5"))
     progress = load_state(tmp_path)["progress"]
     assert progress["step"] == 2 and progress["finished"]
+    assert progress["train_seconds"] == pytest.approx(122.0)
+    assert [r["step"] for r in records(tmp_path, "valid")] == [1, 2]
+
+
+@pytest.mark.slow
+def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir):
+    """Runs on any CPU: the forward is stopped as it starts, before any bf16 kernel (which CPUs
+    without bf16 instructions refuse for the LSTM) would run."""
+    from seq2seq.batching import collate_pairs
+    from seq2seq.preparation import start_run
+    from seq2seq.training import epoch_batches, train_step
+
+    class Stop(Exception):
+        pass
+
+    def seen(bf16):
+        config = tiny_config(tmp_path / str(bf16), demo_dir, f"train.bf16={str(bf16).lower()}")
+        run, data, _ = start_run(config)
+        state = {}
+
+        def record_and_stop(module, args):
+            state.update(enabled=torch.is_autocast_enabled("cpu"), dtype=torch.get_autocast_dtype("cpu"))
+            raise Stop
+
+        run.model.register_forward_pre_hook(record_and_stop)
+        _, batches = epoch_batches(config, data, 1, 0)
+        src, tgt = next(batches)
+        with pytest.raises(Stop):
+            train_step(run, collate_pairs(src, tgt), num_tokens=sum(len(t) + 1 for t in tgt), lr=None)
+        run.writer.close()
+        return state
+
+    assert seen(True) == {"enabled": True, "dtype": torch.bfloat16}
+    assert seen(False)["enabled"] is False
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bf16 instructions (oneDNN refuses bf16 LSTM primitives)")
-def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir):
+def test_bf16_autocast_trains_on_cpu(tmp_path, demo_dir, monkeypatch):
+    from seq2seq import preparation
+
+    real_new_model, dtypes = preparation.new_model, set()
+
+    def observed_model(*args, **kwargs):
+        model = real_new_model(*args, **kwargs)
+        model.bridge_h.register_forward_hook(lambda module, args, out: dtypes.add(out.dtype))
+        return model
+
+    monkeypatch.setattr(preparation, "new_model", observed_model)
     train(tiny_config(tmp_path, demo_dir, "train.max_steps=4", "train.bf16=true", "train.log_every=1"))
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in records if r["type"] == "train"]
+    assert torch.bfloat16 in dtypes  # the model computed in bf16, not only under a bf16 flag
+    losses = [r["loss"] for r in records(tmp_path, "train")]
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+def test_clip_norm_bounds_the_gradient_norm_of_every_update(tmp_path, demo_dir, monkeypatch):
+    from seq2seq import preparation
+
+    real_new_optimizer, norms = preparation.new_optimizer, []
+
+    def observed_optimizer(*args, **kwargs):
+        optimizer = real_new_optimizer(*args, **kwargs)
+
+        def record_norm(opt, args, kwargs):
+            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+
+        optimizer.register_step_pre_hook(record_norm)
+        return optimizer
+
+    monkeypatch.setattr(preparation, "new_optimizer", observed_optimizer)
+    # An untrained model's gradient norm is far above 1e-3 (about 0.15): every update is clipped to exactly 1e-3.
+    train(tiny_config(tmp_path, demo_dir, "train.max_steps=3", "train.clip_norm=1e-3"))
+    assert norms == pytest.approx([1e-3] * 3, rel=1e-3)
 
 
 @pytest.mark.slow
@@ -131,15 +214,35 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, demo_dir, monk
 
 
 @pytest.mark.slow
-def test_out_of_memory_batches_are_skipped(tmp_path, demo_dir, monkeypatch):
+def test_out_of_memory_batches_are_skipped(tmp_path, demo_dir, monkeypatch, caplog):
     import seq2seq.training as training
+
+    real_loss = training.token_loss
+    calls = {"n": 0}
+
+    def out_of_memory_on_step_2(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "token_loss", out_of_memory_on_step_2)
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        train(tiny_config(tmp_path / "once", demo_dir, "train.max_steps=4", "train.log_every=1", "train.max_skipped_steps=2"))
+    assert "step 2 skipped: CUDA out of memory (batch source (" in caplog.text
+    logged = records(tmp_path / "once", "train")
+    assert [(r["step"], r["skipped_steps"]) for r in logged] == [(1, 0), (2, 1), (3, 1), (4, 1)]  # skipped, counted, and on to the end
+    assert all(r["loss"] > 0 and math.isfinite(r["loss"]) for r in logged if r["step"] != 2)
+    progress = load_state(tmp_path / "once")["progress"]
+    assert progress["step"] == 4 and progress["finished"] and progress["skipped_steps"] == 1
+    assert [r["skipped_steps"] for r in records(tmp_path / "once", "valid")] == [1]
 
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(training, "token_loss", out_of_memory)
     with pytest.raises(MemoryError, match=r"2 batches in a row ran out of CUDA memory \(last: source \("):
-        train(tiny_config(tmp_path, demo_dir, "train.max_skipped_steps=2"))
+        train(tiny_config(tmp_path / "always", demo_dir, "train.max_skipped_steps=2"))
 
 
 def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit(tmp_path, demo_dir):
