@@ -54,7 +54,7 @@ def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
     its data and where it stands."""
     tc = config.train
     dist, device = init_distributed(resolve_device(tc.device, "train.device"))
-    if tc.bf16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if tc.bf16 and device.type == "cpu" and not cpu_has_bf16():
         # oneDNN then refuses to build the fused LSTM's bf16 primitive, deep inside the first step.
         raise ConfigError(["train.bf16=true but this CPU has no bf16 instructions, which bf16 training on the CPU needs; set train.bf16=false"])
     run_dir = Path(config.run_dir)
@@ -108,11 +108,15 @@ def restore_progress(
     return progress
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has the bf16 instructions (AVX-512 BF16 or AMX) that oneDNN's bf16 LSTM needs."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def open_run_dir(config: Config, dist: Dist) -> dict[str, Any] | None:
     """Create or reopen the run directory and return the saved state of the run it holds (None for a
     new run), refusing one this recipe cannot continue; the main process writes the resolved recipe."""
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     check_writable(run_dir)
     saved = load_state(run_dir)
     if saved is not None:
@@ -243,9 +247,11 @@ def keep_freed_memory() -> None:
 
 
 def check_writable(run_dir: Path) -> None:
+    """Create run_dir if needed and write a file in it, or fail with a message that names it."""
     probe = run_dir / f".write-test-{os.getpid()}"  # one per process: DDP ranks check at once
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
-        raise OSError(f"run_dir {run_dir} is not writable ({err.strerror}); choose another run_dir") from None
+        raise OSError(f"run_dir {run_dir} cannot be created or is not writable ({err.strerror}); choose another run_dir") from None

@@ -76,6 +76,7 @@ def train(config: Config) -> Path:
                     progress.skipped_in_row += 1
                     progress.skipped_steps += 1
                     report_skipped_step(model, progress, skip_reason, batch, tc.max_skipped_steps)
+                lr_used = optimizer.param_groups[0]["lr"]  # this step's rate, before the schedule moves on
                 if run.warmup is not None:
                     run.warmup.step()
                 progress.step += 1
@@ -84,7 +85,7 @@ def train(config: Config) -> Path:
 
                 if progress.step % tc.log_every == 0:
                     record = train_record(step=progress.step, epoch=epoch, loss_sum=progress.window_loss, tokens=progress.window_tokens,
-                                          lr=optimizer.param_groups[0]["lr"], seconds=time.time() - window_start, skipped_steps=progress.skipped_steps)
+                                          lr=lr_used, seconds=time.time() - window_start, skipped_steps=progress.skipped_steps)
                     progress.window_loss, progress.window_tokens = 0.0, 0
                     window_start = time.time()
                     run.writer.write(record)

@@ -28,12 +28,10 @@ def forbid_preparation(monkeypatch):
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc: a directory that refuses files, even to root")
 def test_unwritable_run_dir_fails_before_training(monkeypatch, demo_dir):
     forbid_preparation(monkeypatch)
-    with pytest.raises(OSError, match=r"^run_dir /proc is not writable \(.+\); choose another run_dir$"):
+    with pytest.raises(OSError, match=r"^run_dir /proc cannot be created or is not writable \(.+\); choose another run_dir$"):
         train(tiny_config(Path("/proc"), demo_dir))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: open_run_dir's mkdir fails with a bare OSError ('[Errno 20] Not a directory: ...') that names no fix")
 def test_run_dir_that_cannot_be_created_fails_before_training(tmp_path, monkeypatch, demo_dir):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -70,8 +70,12 @@ def record_step_lrs(monkeypatch):
 @pytest.mark.slow
 def test_warmup_decay_in_training_steps_every_update(tmp_path, demo_dir, monkeypatch):
     lrs = record_step_lrs(monkeypatch)
-    train(tiny_config(tmp_path, demo_dir, "train.max_steps=6", "train.scheduler=warmup_decay", "train.warmup_steps=3", "train.lr=1e-3"))
+    train(tiny_config(tmp_path, demo_dir, "train.max_steps=6", "train.scheduler=warmup_decay", "train.warmup_steps=3", "train.lr=1e-3",
+                      "train.log_every=1"))
     assert lrs == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3 * math.sqrt(3 / 4), 1e-3 * math.sqrt(3 / 5), 1e-3 * math.sqrt(3 / 6)])
+    # metrics.jsonl records the rate each step trained at, not the next step's.
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in logged if r["type"] == "train"] == pytest.approx(lrs)
 
 
 @pytest.mark.slow

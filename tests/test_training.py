@@ -101,12 +101,15 @@ def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, mon
 
 
 @pytest.mark.slow
-def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir):
+def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir, monkeypatch):
     """Runs on any CPU: the forward is stopped as it starts, before any bf16 kernel (which CPUs
     without bf16 instructions refuse for the LSTM) would run."""
+    from seq2seq import preparation
     from seq2seq.batching import collate_pairs
     from seq2seq.preparation import start_run
     from seq2seq.training import epoch_batches, train_step
+
+    monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: True)  # the check that would stop a CPU without bf16
 
     class Stop(Exception):
         pass
@@ -130,6 +133,16 @@ def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir):
 
     assert seen(True) == {"enabled": True, "dtype": torch.bfloat16}
     assert seen(False)["enabled"] is False
+
+
+def test_bf16_on_a_cpu_without_bf16_is_a_recipe_error_before_anything_runs(tmp_path, demo_dir, monkeypatch):
+    from seq2seq import preparation
+    from seq2seq.config import ConfigError
+
+    monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(preparation, "open_run_dir", lambda *a: pytest.fail("the run directory was opened"))
+    with pytest.raises(ConfigError, match=r"train\.bf16=true but this CPU has no bf16 instructions.*set train\.bf16=false"):
+        train(tiny_config(tmp_path / "run", demo_dir, "train.bf16=true"))
 
 
 @pytest.mark.slow
