@@ -95,30 +95,31 @@ def test_literature_convention_normalizes_punctuation() -> None:
 
 
 # Sentences whose literature-convention form is written out by hand: lowercased, German quotes
-# normalized to ", punctuation split off, but "z.b." (a Moses non-breaking prefix) and "3,50" kept.
+# normalized to ", punctuation split off, but "z.b.", "ca." (a German non-breaking prefix, which the
+# English tokenizer splits) and "3,50" kept.
 LIT_REFS = [
     "Ein Mann fährt Fahrrad, und eine Frau läuft im Park.",
     'Sie sagt "Hallo" zu dem kleinen Hund.',
     "Die Kinder spielen im Garten (mit 2 Bällen).",
-    "Er kauft z.B. Äpfel für 3,50 Euro.",
+    "Er kauft z.B. ca. 5 Äpfel für 3,50 Euro.",
 ]
 LIT_HYPS = [
     "ein Mann fährt Rad, und die Frau läuft im Park.",
     "Sie sagt „Hallo“ zum kleinen Hund.",
     "Die Kinder spielen im Garten mit zwei Bällen.",
-    "Er kauft z.B. Birnen für 3,50 Euro.",
+    "Er kauft z.B. ca. 5 Birnen für 3,50 Euro.",
 ]
 LIT_REFS_TOKENIZED = [
     "ein mann fährt fahrrad , und eine frau läuft im park .",
     'sie sagt " hallo " zu dem kleinen hund .',
     "die kinder spielen im garten ( mit 2 bällen ) .",
-    "er kauft z.b. äpfel für 3,50 euro .",
+    "er kauft z.b. ca. 5 äpfel für 3,50 euro .",
 ]
 LIT_HYPS_TOKENIZED = [
     "ein mann fährt rad , und die frau läuft im park .",
     'sie sagt " hallo " zum kleinen hund .',
     "die kinder spielen im garten mit zwei bällen .",
-    "er kauft z.b. birnen für 3,50 euro .",
+    "er kauft z.b. ca. 5 birnen für 3,50 euro .",
 ]
 
 
