@@ -319,7 +319,7 @@ def test_sigint_saves_state_and_exits_130_and_resume_refuses_a_changed_model(tmp
 
 
 @pytest.mark.slow
-def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_model_dir, translator, demo_dir, tmp_path, capsys):
+def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_model_dir, translator, demo_dir, tmp_path, capsys, monkeypatch):
     from seq2seq.cli import evaluate_main
     from seq2seq.scoring import corpus_bleu, literature_bleu, score_all
     from seq2seq.textfiles import read_lines
@@ -341,6 +341,18 @@ def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_mo
                           "--device", "cpu", "--format", "json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record == {s.name: {"score": s.score, "signature": s.signature} for s in score_all(hyps, refs)}
+
+    # This barely trained model says the same whatever the beam, so check that the search flags arrive.
+    from seq2seq.translate import Translator
+
+    calls = []
+    real = Translator.translate
+    monkeypatch.setattr(Translator, "translate", lambda self, sentences, options=None, *, batch_size=64:
+                        calls.append((options, batch_size)) or real(self, sentences, options, batch_size=batch_size))
+    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "3",
+                          "--length-penalty", "0.5", "--no-early-stop", "--batch-size", "7", "--device", "cpu"]) == 0
+    assert calls == [(SearchOptions(beam_size=3, length_penalty=0.5, early_stop=False), 7)]
+    capsys.readouterr()
 
     short = tmp_path / "short.de"
     short.write_text("Ein Hund.\n")

@@ -63,8 +63,7 @@ def test_sampling_is_seeded(translator):
     assert texts(draw(4, top_k=1)) == [[g] * 3 for g in greedy]
 
 
-@pytest.mark.parametrize("top_k", [0, 5])
-def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator, top_k):
+def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator):
     import os
     import subprocess
     import sys
@@ -72,12 +71,12 @@ def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator
 
     def command(seed: int) -> list[tuple[str, str]]:
         result = subprocess.run([Path(sys.executable).parent / "seq2seq-translate", "--model", str(trained_model_dir), "--sample", "--nbest", "3",
-                                 "--temperature", "1.5", "--top-k", str(top_k), "--seed", str(seed)],
+                                 "--temperature", "1.5", "--top-k", "5", "--seed", str(seed)],
                                 input="\n".join(SAMPLED).encode() + b"\n", capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert result.returncode == 0, result.stderr.decode()
         return [tuple(line.split(" ||| ")[1:]) for line in result.stdout.decode().splitlines()]
 
-    api = translator.translate_nbest(SAMPLED, SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=top_k, seed=7))
+    api = translator.translate_nbest(SAMPLED, SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=5, seed=7))
     assert command(7) == [(h.text, f"{h.score:.4f}") for hyps in api for h in hyps]
 
 
