@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sacrebleu.metrics import BLEU, CHRF
 
 from conftest import TINY
 
@@ -42,10 +43,20 @@ def test_train_then_translate_then_score(tmp_path, demo_dir):
     assert record["line"] == 0 and len(record["hypotheses"]) == 2
     assert record["hypotheses"][0]["score"] >= record["hypotheses"][1]["score"]
 
+    # The model's translations, and a hand-written line that shares n-grams with its reference so
+    # that BLEU is not 0 whatever a barely trained model says.
+    hyps = [out[0], out[2], "Ein Mann liest den langen Brief im Garten."]
+    refs = ["Der Hund sieht die Katze.", "Eine kleine Frau lacht.", "Ein Mann liest einen langen Brief im Garten."]
     hyp = tmp_path / "hyp.txt"
-    hyp.write_text(out[0] + "\n" + out[2] + "\n")
+    hyp.write_text("".join(h + "\n" for h in hyps))
     ref = tmp_path / "ref.txt"
-    ref.write_text("Der Hund sieht die Katze.\nEine kleine Frau lacht.\n")
+    ref.write_text("".join(r + "\n" for r in refs))
     result = run([BIN / "seq2seq-score", "--ref", str(ref), str(hyp), "--metrics", "bleu", "chrf"])
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().startswith("BLEU = ")
+    # The values are sacreBLEU's on these files, each line with the signature that reproduces it.
+    bleu, chrf = BLEU(), CHRF(word_order=2)
+    assert bleu.corpus_score(hyps, [refs]).score > 5
+    assert result.stdout.decode().splitlines() == [
+        f"BLEU = {bleu.corpus_score(hyps, [refs]).score:.2f}  {bleu.get_signature()}",
+        f"chrF2++ = {chrf.corpus_score(hyps, [refs]).score:.2f}  {chrf.get_signature()}",
+    ]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from sacrebleu.metrics import BLEU
+from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
 from seq2seq import scoring
 from seq2seq.scoring import (
@@ -48,6 +52,7 @@ def sacrebleu_cli(ref: Path, hyp: Path, *args: str) -> list[dict]:
         check=True,
         capture_output=True,
         text=True,
+        timeout=120,
     ).stdout
     result = json.loads(out)
     return result if isinstance(result, list) else [result]
@@ -87,6 +92,63 @@ def test_literature_convention_normalizes_punctuation() -> None:
     hyps = ["Sie sagt „Hallo“ zu dem kleinen Hund."]
     assert literature_bleu(hyps, refs).score == pytest.approx(100.0)
     assert corpus_bleu(hyps, refs).score < 100.0
+
+
+# Sentences whose literature-convention form is written out by hand: lowercased, German quotes
+# normalized to ", punctuation split off, but "z.b.", "ca." (a German non-breaking prefix, which the
+# English tokenizer splits) and "3,50" kept.
+LIT_REFS = [
+    "Ein Mann fährt Fahrrad, und eine Frau läuft im Park.",
+    'Sie sagt "Hallo" zu dem kleinen Hund.',
+    "Die Kinder spielen im Garten (mit 2 Bällen).",
+    "Er kauft z.B. ca. 5 Äpfel für 3,50 Euro.",
+]
+LIT_HYPS = [
+    "ein Mann fährt Rad, und die Frau läuft im Park.",
+    "Sie sagt „Hallo“ zum kleinen Hund.",
+    "Die Kinder spielen im Garten mit zwei Bällen.",
+    "Er kauft z.B. ca. 5 Birnen für 3,50 Euro.",
+]
+LIT_REFS_TOKENIZED = [
+    "ein mann fährt fahrrad , und eine frau läuft im park .",
+    'sie sagt " hallo " zu dem kleinen hund .',
+    "die kinder spielen im garten ( mit 2 bällen ) .",
+    "er kauft z.b. ca. 5 äpfel für 3,50 euro .",
+]
+LIT_HYPS_TOKENIZED = [
+    "ein mann fährt rad , und die frau läuft im park .",
+    'sie sagt " hallo " zum kleinen hund .',
+    "die kinder spielen im garten mit zwei bällen .",
+    "er kauft z.b. ca. 5 birnen für 3,50 euro .",
+]
+
+
+def plain_bleu(hyps: list[str], refs: list[str]) -> float:
+    """BLEU-4 from its definition on whitespace tokens (one reference, no smoothing): written here so
+    the expected value depends on neither sacrebleu nor sacremoses."""
+    matches, totals, hyp_len, ref_len = [0] * 4, [0] * 4, 0, 0
+    for hyp, ref in zip(hyps, refs):
+        h, r = hyp.split(), ref.split()
+        hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
+        for n in range(1, 5):
+            h_grams = Counter(tuple(h[i : i + n]) for i in range(len(h) - n + 1))
+            r_grams = Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
+            matches[n - 1] += sum(min(c, r_grams[g]) for g, c in h_grams.items())
+            totals[n - 1] += max(len(h) - n + 1, 0)
+    brevity = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
+    return 100 * brevity * math.exp(sum(math.log(m / t) for m, t in zip(matches, totals)) / 4)
+
+
+def test_literature_convention_value_equals_an_independent_computation() -> None:
+    # The hand-written tokens are what the Moses tools give (so the expectation is about this convention) …
+    normalizer, tokenizer = MosesPunctNormalizer("de"), MosesTokenizer("de")
+    assert [tokenizer.tokenize(normalizer.normalize(s.lower()), escape=False, return_str=True) for s in LIT_REFS + LIT_HYPS] == LIT_REFS_TOKENIZED + LIT_HYPS_TOKENIZED
+    # … and the score on raw text is BLEU on those tokens, by definition and by sacreBLEU without its own tokenizer.
+    expected = plain_bleu(LIT_HYPS_TOKENIZED, LIT_REFS_TOKENIZED)
+    assert 30 < expected < 90
+    assert BLEU(tokenize="none").corpus_score(LIT_HYPS_TOKENIZED, [LIT_REFS_TOKENIZED]).score == pytest.approx(expected, abs=1e-9)
+    assert literature_bleu(LIT_HYPS, LIT_REFS).score == pytest.approx(expected, abs=1e-9)
+    assert corpus_bleu(LIT_HYPS, LIT_REFS).score != pytest.approx(expected, abs=0.01)  # the conventions differ here
 
 
 def test_moses_tools_are_built_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:

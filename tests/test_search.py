@@ -169,23 +169,34 @@ def test_attention_rows_follow_the_hypothesis() -> None:
 @pytest.mark.parametrize("attention,input_feeding", [("bahdanau", True), ("luong", False), ("none", False)])
 @pytest.mark.parametrize("beam_size", [1, 5])
 def test_output_does_not_depend_on_the_batch(attention: str, input_feeding: bool, beam_size: int) -> None:
-    """64 sentences of 1..20 tokens in one padded batch give the same n-best tokens as one by one.
+    """128 sentences of 1..20 tokens, in padded batches of 64, against one by one: the 1-best tokens
+    are the same unless the two best candidates tie to rounding, and the n-best lists differ rarely.
 
     Scores are not bit-identical: the packed encoder LSTM, the decoder's matrix products and the
     attention softmax over a row padded to the batch's S round differently for different batch
     shapes (~1e-7), and these overfit models amplify that over the steps, by how much depends on the
     CPU's kernels (an Intel Xeon gave 1.3e-5 relative with input feeding, an AMD EPYC under 1e-5
-    absolute). So scores are compared within 1e-4 relative and tokens exactly. Over 1024 sentences per configuration, an n-best list differed
-    in 0-6 sentences (attention models, mostly K=5; never with attention "none"); these seeds give none.
+    absolute). Where two candidates are that close, the one kept can differ. Measured over 1,024
+    sentences per configuration: an n-best list differed in 0-6 (0.6% at most; never with attention
+    "none"), a 1-best never. The bound, 4 of 128 lists (3%), is five times the worst rate seen, so a
+    chance failure needs 5 flips where 0.75 are expected (p < 0.001); a padding leak or a mixed-up
+    row changes most lists.
     """
     model = trained_model(attention, input_feeding)
-    sentences = random_sentences(64, seed=6)
+    sentences = random_sentences(128, seed=6)
+    options = SearchOptions(beam_size=beam_size, nbest=beam_size)
     with torch.inference_mode():
-        batched = beam_search(model, *pad_sources(sentences), SearchOptions(beam_size=beam_size, nbest=beam_size))
-        alone = [beam_search(model, *pad_sources([s]), SearchOptions(beam_size=beam_size, nbest=beam_size))[0] for s in sentences]
-    assert [[h.tokens for h in hyps] for hyps in batched] == [[h.tokens for h in hyps] for hyps in alone]
+        batched = [hyps for start in (0, 64) for hyps in beam_search(model, *pad_sources(sentences[start : start + 64]), options)]
+        alone = [beam_search(model, *pad_sources([s]), options)[0] for s in sentences]
+    list_flips = 0
     for b_hyps, a_hyps in zip(batched, alone):
-        assert [h.score for h in b_hyps] == pytest.approx([h.score for h in a_hyps], rel=1e-4, abs=1e-5)
+        if b_hyps[0].tokens != a_hyps[0].tokens:  # only a tie may flip the best
+            assert b_hyps[0].score == pytest.approx(a_hyps[0].score, rel=1e-4, abs=1e-5)
+        if [h.tokens for h in b_hyps] != [h.tokens for h in a_hyps]:
+            list_flips += 1
+        else:
+            assert [h.score for h in b_hyps] == pytest.approx([h.score for h in a_hyps], rel=1e-4, abs=1e-5)
+    assert list_flips <= 4, f"{list_flips} of {len(sentences)} n-best lists depend on the batch"
 
 
 def test_sampling_is_reproducible_and_scored_by_the_model() -> None:
@@ -229,14 +240,23 @@ def test_works_without_inference_mode_and_on_an_empty_batch() -> None:
 
 
 def test_bfloat16_model_gives_float32_scores() -> None:
+    """Scores are summed in float32 whatever the model's dtype: a sum kept in bfloat16 would have
+    8 significant bits, so every log-probability would be a bfloat16 number."""
     model = trained_model()
     src, src_len = pad_sources(TRAIN_SEQS[:3])
     try:
         results = beam_search(copy.deepcopy(model).to(torch.bfloat16), src, src_len, SearchOptions(beam_size=3, nbest=3), return_attention=True)
-    except RuntimeError as e:  # a kernel this torch build lacks in bfloat16 on this device
-        pytest.skip(f"bfloat16 LSTM not available: {e}")
-    for hyps in results:
-        assert all(math.isfinite(h.score) and h.attention.dtype == torch.float32 for h in hyps)
+    except RuntimeError as e:
+        # Only a kernel this torch build lacks in bfloat16 is a reason to skip; any other error is a bug.
+        if "not implemented for 'BFloat16'" not in str(e):
+            raise
+        pytest.skip(f"bfloat16 not available on this CPU: {e}")
+    hyps = [h for hyps in results for h in hyps]
+    assert all(math.isfinite(h.score) and h.attention.dtype == torch.float32 for h in hyps)
+    assert any(torch.tensor(h.log_prob).bfloat16().item() != h.log_prob for h in hyps)
+    for sent, sent_hyps in zip(TRAIN_SEQS[:3], results):
+        for h in sent_hyps:  # the bfloat16 model's own log-probability, not a float32 model's
+            assert h.log_prob == pytest.approx(teacher_forced_log_prob(copy.deepcopy(model).to(torch.bfloat16), sent, h.tokens), abs=0.1)
 
 
 @pytest.mark.parametrize(

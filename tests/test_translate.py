@@ -41,10 +41,55 @@ def test_nbest_sorted_by_score(translator):
     assert translator.translate(["The big dog sees a small cat."], SearchOptions(beam_size=4))[0] == nbest[0][0].text
 
 
+SAMPLED = ["The big dog sees a small cat.", "The woman reads a book in the garden.", "Two children play with a ball."]
+
+
+def texts(nbest) -> list[list[str]]:
+    return [[h.text for h in hyps] for hyps in nbest]
+
+
 def test_sampling_is_seeded(translator):
-    a = translator.translate_nbest(["The big dog sees a small cat."], SearchOptions(nbest=3, mode="sample", temperature=1.5, seed=1))
-    b = translator.translate_nbest(["The big dog sees a small cat."], SearchOptions(nbest=3, mode="sample", temperature=1.5, seed=1))
-    assert [h.text for h in a[0]] == [h.text for h in b[0]]
+    def draw(seed: int, **kwargs):
+        return translator.translate_nbest(SAMPLED, SearchOptions(nbest=3, mode="sample", temperature=1.5, seed=seed, **kwargs))
+
+    first = draw(1)
+    assert draw(1) == first  # texts and scores
+    assert texts(draw(2)) != texts(first)  # the seed is used
+    # Sampling is not beam search: the beam's n-best is deterministic and distinct, samples are neither.
+    beam = translator.translate_nbest(SAMPLED, SearchOptions(beam_size=3, nbest=3))
+    assert texts(first) != texts(beam)
+    # top_k=1 leaves one token to draw: every sample is the greedy translation.
+    greedy = translator.translate(SAMPLED, SearchOptions(beam_size=1))
+    assert texts(draw(4, top_k=1)) == [[g] * 3 for g in greedy]
+
+
+def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def command(seed: int) -> list[tuple[str, str]]:
+        result = subprocess.run([Path(sys.executable).parent / "seq2seq-translate", "--model", str(trained_model_dir), "--sample", "--nbest", "3",
+                                 "--temperature", "1.5", "--top-k", "5", "--seed", str(seed)],
+                                input="\n".join(SAMPLED).encode() + b"\n", capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr.decode()
+        return [tuple(line.split(" ||| ")[1:]) for line in result.stdout.decode().splitlines()]
+
+    api = translator.translate_nbest(SAMPLED, SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=5, seed=7))
+    assert command(7) == [(h.text, f"{h.score:.4f}") for hyps in api for h in hyps]
+
+
+def test_output_does_not_depend_on_the_batch_size(translator, demo_dir):
+    """The design's promise on the CPU: batch size 1 and 64 give the same text, byte for byte."""
+    from seq2seq.textfiles import read_lines
+
+    sentences = read_lines(demo_dir / "test.en.gz")
+    options = SearchOptions(beam_size=3, nbest=2)
+    one = translator.translate_nbest(sentences, options, batch_size=1)
+    many = translator.translate_nbest(sentences, options, batch_size=64)
+    assert texts(one) == texts(many)
+    assert [h.score for hyps in one for h in hyps] == pytest.approx([h.score for hyps in many for h in hyps], rel=1e-4, abs=1e-5)
 
 
 def test_precision_is_checked_and_low_precision_is_not_saved(trained_model_dir, tmp_path):
