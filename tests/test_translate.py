@@ -64,20 +64,27 @@ def test_sampling_is_seeded(translator):
 
 
 def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator):
+    """One line in: samples depend on the batch a sentence shares (see the xfail below), and the command's
+    batches depend on when lines arrive, so only a single line gives the command a fixed batch."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    def command(seed: int) -> list[tuple[str, str]]:
-        result = subprocess.run([Path(sys.executable).parent / "seq2seq-translate", "--model", str(trained_model_dir), "--sample", "--nbest", "3",
-                                 "--temperature", "1.5", "--top-k", "5", "--seed", str(seed)],
-                                input="\n".join(SAMPLED).encode() + b"\n", capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        assert result.returncode == 0, result.stderr.decode()
-        return [tuple(line.split(" ||| ")[1:]) for line in result.stdout.decode().splitlines()]
+    result = subprocess.run([Path(sys.executable).parent / "seq2seq-translate", "--model", str(trained_model_dir), "--sample", "--nbest", "3",
+                             "--temperature", "1.5", "--top-k", "5", "--seed", "7"],
+                            input=SAMPLED[0].encode() + b"\n", capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr.decode()
+    api = translator.translate_nbest(SAMPLED[:1], SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=5, seed=7))
+    assert [tuple(line.split(" ||| ")) for line in result.stdout.decode().splitlines()] == [("0", h.text, f"{h.score:.4f}") for h in api[0]]
 
-    api = translator.translate_nbest(SAMPLED, SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=5, seed=7))
-    assert command(7) == [(h.text, f"{h.score:.4f}") for hyps in api for h in hyps]
+
+@pytest.mark.xfail(strict=True, reason="bug: samples depend on the batch: decode_sources draws every row of a batch from one "
+                   "generator, so a sentence's samples change with its neighbours and batch_size (and, in seq2seq-translate "
+                   "--sample --seed, with how input lines happen to be grouped into micro-batches)")
+def test_sampling_does_not_depend_on_the_batch(translator):
+    options = SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=5, seed=7)
+    assert texts(translator.translate_nbest(SAMPLED, options, batch_size=1)) == texts(translator.translate_nbest(SAMPLED, options, batch_size=64))
 
 
 def test_output_does_not_depend_on_the_batch_size(translator, demo_dir):
