@@ -23,8 +23,8 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = float("-inf")
 
-# (scores (B, K), logits (B*K, V), at_max (B,)) → origin beam, token, new score: (B, K) each
-Select = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+# (scores (B, K), logits (B*K, V), at_max (B,), ids (B,) the sentences' rows in the input) → origin beam, token, new score: (B, K) each
+Select = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,10 @@ def decode_sources(
     check_batch_size(batch_size)
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    generator = torch.Generator(device=device).manual_seed(options.seed) if options.mode == "sample" else None
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src, src_len = pad_sources([sources[i] for i in chunk])
-        for i, h in zip(chunk, search(model, src.to(device), src_len.to(device), options, generator=generator)):
+        for i, h in zip(chunk, search(model, src.to(device), src_len.to(device), options)):
             results[i] = h
     return results
 
@@ -63,7 +62,6 @@ def search(
     src_len: torch.Tensor,
     options: SearchOptions,
     *,
-    generator: torch.Generator | None = None,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """Beam search or sampling, as options.mode says: src (B, S) ending in EOS and PAD-padded,
@@ -73,7 +71,7 @@ def search(
     elif options.mode == "sample":
         if return_attention:
             raise ValueError("return_attention is for beam search; sampling does not keep attention weights")
-        return sample(model, src, src_len, options, generator=generator)
+        return sample(model, src, src_len, options)
     raise ValueError(f"mode must be one of {', '.join(MODES)}; got {options.mode!r}")
 
 
@@ -102,16 +100,19 @@ def greedy_search(
 
 @torch.inference_mode()
 def sample(
-    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions, *, generator: torch.Generator | None = None
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions
 ) -> list[list[Hypothesis]]:
     """Ancestral sampling: options.nbest independent samples per sentence, sorted by score; shapes as `search`.
 
     Tokens are drawn from softmax(logits / temperature), cut to the `top_k` most likely when
     top_k > 0; `log_prob` and `score` are the model's own (temperature 1, no cut), so samples
-    rank as beam search would rank them.
+    rank as beam search would rank them. Each sentence draws from a generator of its own seeded
+    with options.seed, so its samples depend on the sentence and the options alone, never on
+    the batch it came in.
     """
     _check_inputs(model, src, src_len, False)
-    select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, generator=generator)
+    generators = [torch.Generator(device=src.device).manual_seed(options.seed) for _ in range(src.size(0))]
+    select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, generators=generators)
     return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False, return_attention=False)
 
 
@@ -163,7 +164,7 @@ def _search(
     y = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)  # (B*K,)
     for t in range(int(max_len.max()) + 1):
         logits, state, weights = model.step(y, state, memory)  # (B*K, V)
-        origin, y_k, scores = select(scores, logits, max_len == t)  # (B, K) each
+        origin, y_k, scores = select(scores, logits, max_len == t, ids)  # (B, K) each
         tokens, attn = _extend(tokens, attn, origin, y_k, weights)
         ended = (y_k == EOS_ID) & torch.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, attn, scores, ended, lengths, _length_penalty(t + 1, alpha))
@@ -212,8 +213,8 @@ def _forbid(x: torch.Tensor, K: int, at_max: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _select_topk(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Beam step: the K best continuations of each sentence over all its beams.
+def _select_topk(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Beam step: the K best continuations of each sentence over all its beams (ids: unused, see `Select`).
 
     scores (B, K), logits (B*K, V), at_max (B,) → origin beam, token, summed log-prob: (B, K) each.
     Each of a sentence's K best continuations is among the K best of its own beam, so the search
@@ -231,8 +232,11 @@ def _select_topk(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tenso
     return flat // K, tokens.view(B, K * K).gather(1, flat), top
 
 
-def _select_sample(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sampling step: each hypothesis draws its own next token; shapes as `_select_topk`, origin = k."""
+def _select_sample(
+    scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor, ids: torch.Tensor, *, temperature: float, top_k: int, generators: list[torch.Generator]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sampling step: each hypothesis draws its own next token, from its sentence's generator
+    (generators[ids[b]] for sentence b); shapes as `_select_topk`, origin = k."""
     B, K = scores.shape
     V = logits.size(-1)
     logp = _log_probs(logits, K, at_max)  # (B, K, V)
@@ -240,7 +244,8 @@ def _select_sample(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Ten
     if 0 < top_k < V:
         kth = tempered.topk(top_k, dim=-1).values[..., -1:]  # (B, K, 1)
         tempered = tempered.masked_fill(tempered < kth, NEG_INF)
-    y = torch.multinomial(tempered.softmax(-1).view(B * K, V), 1, generator=generator).view(B, K)
+    probs = tempered.softmax(-1)  # (B, K, V)
+    y = torch.stack([torch.multinomial(probs[b], 1, generator=generators[i]).squeeze(1) for b, i in enumerate(ids.tolist())])  # (B, K)
     new_scores = scores + logp.gather(2, y.unsqueeze(2)).squeeze(2)  # dead rows stay -inf
     return torch.arange(K, device=y.device).expand(B, K), y, new_scores
 

@@ -205,7 +205,7 @@ def test_sampling_is_reproducible_and_scored_by_the_model() -> None:
     src, src_len = pad_sources(sentences)
 
     def draw(seed: int, **kwargs) -> list[list[Hypothesis]]:
-        return sample(model, src, src_len, SearchOptions(mode="sample", nbest=4, **kwargs), generator=torch.Generator().manual_seed(seed))
+        return sample(model, src, src_len, SearchOptions(mode="sample", nbest=4, seed=seed, **kwargs))
 
     first = draw(0)
     assert draw(0) == first
@@ -226,7 +226,7 @@ def test_sampling_near_zero_temperature_or_top1_is_greedy(kwargs: dict) -> None:
     sentences = random_sentences(8, seed=8, max_len=9)
     src, src_len = pad_sources(sentences)
     greedy = greedy_search(model, src, src_len)
-    sampled = sample(model, src, src_len, SearchOptions(mode="sample", nbest=2, **kwargs), generator=torch.Generator().manual_seed(0))
+    sampled = sample(model, src, src_len, SearchOptions(mode="sample", nbest=2, **kwargs))
     for (g,), hyps in zip(greedy, sampled):
         assert all(h.tokens == g.tokens for h in hyps)
 

@@ -64,8 +64,7 @@ def test_sampling_is_seeded(translator):
 
 
 def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator):
-    """One line in: samples depend on the batch a sentence shares (see the xfail below), and the command's
-    batches depend on when lines arrive, so only a single line gives the command a fixed batch."""
+    """The command's --sample, --nbest, --temperature, --top-k and --seed give the API's samples."""
     import os
     import subprocess
     import sys
@@ -79,9 +78,6 @@ def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator
     assert [tuple(line.split(" ||| ")) for line in result.stdout.decode().splitlines()] == [("0", h.text, f"{h.score:.4f}") for h in api[0]]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: samples depend on the batch: decode_sources draws every row of a batch from one "
-                   "generator, so a sentence's samples change with its neighbours and batch_size (and, in seq2seq-translate "
-                   "--sample --seed, with how input lines happen to be grouped into micro-batches)")
 def test_sampling_does_not_depend_on_the_batch(translator):
     options = SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=5, seed=7)
     assert texts(translator.translate_nbest(SAMPLED, options, batch_size=1)) == texts(translator.translate_nbest(SAMPLED, options, batch_size=64))
