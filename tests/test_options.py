@@ -72,4 +72,4 @@ def test_batch_size_is_checked(bad):
 
 def test_options_import_without_torch():
     code = "import sys; import seq2seq.options; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
