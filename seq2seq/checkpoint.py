@@ -120,9 +120,8 @@ def save_model_dir(out_dir: Path, model: torch.nn.Module, config: Config, *, tok
     return meta
 
 
-def record_test_score(model_dir: Path, bleu: float, signature: str, beam_size: int) -> ModelMeta:
-    """Add a test BLEU to a trained model's meta.json and card."""
-    config, meta = read_model_dir(model_dir)
+def record_test_score(model_dir: Path, config: Config, meta: ModelMeta, *, bleu: float, signature: str, beam_size: int) -> ModelMeta:
+    """Add a test BLEU to a trained model's meta.json and card; `config` and `meta` are the directory's, as loaded."""
     assert meta.training is not None, "test scores are recorded for trained models"
     meta = replace(meta, training=replace(meta.training, test_bleu=bleu, test_bleu_signature=signature, test_beam_size=beam_size))
     _write_meta(model_dir, config, meta)

@@ -18,7 +18,7 @@ from seq2seq.config import Config
 from seq2seq.devices import resolve_device
 from seq2seq.model import Ensemble
 from seq2seq.model.precision import with_precision
-from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions, check_batch_size
+from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
 from seq2seq.search import Hypothesis, decode_sources
 from seq2seq.tokenizer import Tokenizer
 
@@ -116,7 +116,6 @@ class Translator:
         """The options.nbest best translations of each sentence (beam search) or options.nbest
         samples (mode="sample"), with their scores, best first. Default options: `SearchOptions()`."""
         _check_sentences(sentences)
-        check_batch_size(batch_size)
         options = SearchOptions() if options is None else options
         if not isinstance(options, SearchOptions):
             raise TypeError(f"options must be a SearchOptions; got {type(options).__name__}")

@@ -123,5 +123,5 @@ def score_test_split(model_dir: Path, test: datasets.Dataset, device: torch.devi
     translator = Translator.from_pretrained(model_dir, device=device.type)
     hyps = translator.translate(list(test["src"]), options)
     bleu = corpus_bleu(hyps, list(test["tgt"]))
-    record_test_score(model_dir, bleu.score, bleu.signature, options.beam_size)
+    record_test_score(model_dir, translator.config, translator.meta, bleu=bleu.score, signature=bleu.signature, beam_size=options.beam_size)
     log.info("test BLEU of the best model (beam %d): %.2f  %s", options.beam_size, bleu.score, bleu.signature)

@@ -119,3 +119,23 @@ def assert_sensible_png(path: Path) -> tuple[int, int]:
     assert 300 <= width <= 5000 and 300 <= height <= 5000
     assert path.stat().st_size > 10_000
     return width, height
+
+
+def with_other_tokenizer(model_dir: Path, out: Path, demo_dir: Path) -> Path:
+    """A copy of a model directory with another SentencePiece model of the same size and a meta.json that
+    records it: a complete model directory whose weights load, but whose ids mean other pieces."""
+    import json
+    import shutil
+
+    from seq2seq.textfiles import read_lines
+    from seq2seq.tokenizer import tokenizer_sha256, train_tokenizer
+
+    shutil.copytree(model_dir, out)
+    size = json.loads((out / "config.json").read_text())["tokenizer"]["vocab_size"]
+    train_tokenizer(out.parent / "bpe", read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz"), vocab_size=size,
+                    model_type="bpe", character_coverage=1.0, byte_fallback=False, joint=True, seed=1)
+    shutil.copyfile(out.parent / "bpe" / "spm.model", out / "spm.model")
+    meta = json.loads((out / "meta.json").read_text())
+    meta["tokenizer_sha256"] = tokenizer_sha256(out, joint=True)
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out

@@ -13,12 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from seq2seq.cli import average_main
-from seq2seq.textfiles import read_lines
-from seq2seq.tokenizer import tokenizer_sha256, train_tokenizer
 from seq2seq.training import train
 from seq2seq.translate import Translator
 
-from conftest import tiny_config
+from conftest import tiny_config, with_other_tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -60,20 +58,6 @@ def test_average_command_needs_enough_checkpoints(run_with_checkpoints, tmp_path
                           capture_output=True, env=ENV, timeout=120, check=False)
     assert proc.returncode == 2
     assert b"fewer than --last 4" in proc.stderr and b"train.keep_checkpoints" in proc.stderr
-
-
-def with_other_tokenizer(model_dir: Path, out: Path, demo_dir: Path) -> Path:
-    """A copy of a model directory with another SentencePiece model of the same size and a meta.json that
-    records it: a complete model directory whose weights load, but whose ids mean other pieces."""
-    shutil.copytree(model_dir, out)
-    size = json.loads((out / "config.json").read_text())["tokenizer"]["vocab_size"]
-    train_tokenizer(out.parent / "bpe", read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz"), vocab_size=size,
-                    model_type="bpe", character_coverage=1.0, byte_fallback=False, joint=True, seed=1)
-    shutil.copyfile(out.parent / "bpe" / "spm.model", out / "spm.model")
-    meta = json.loads((out / "meta.json").read_text())
-    meta["tokenizer_sha256"] = tokenizer_sha256(out, joint=True)
-    (out / "meta.json").write_text(json.dumps(meta))
-    return out
 
 
 def with_other_model_section(model_dir: Path, out: Path) -> Path:

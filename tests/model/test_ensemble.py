@@ -5,7 +5,6 @@ refused."""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -21,8 +20,10 @@ from seq2seq.config import ModelConfig
 from seq2seq.model import Ensemble, build_model
 from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, tokenizer_sha256
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.translate import Translator
+
+from conftest import with_other_tokenizer
 
 SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
 # Length penalty 0: a translation's score is its summed log-probability, which teacher forcing recomputes.
@@ -117,22 +118,6 @@ def test_ensemble_of_two_models_scores_by_their_mean_probability(trained_model_d
         for member in alone:
             best, own = hyps[0], member[i][0]
             assert best.text != own.text or abs(best.score - own.score) > 1e-2, (sentence, best, own)
-
-
-def with_other_tokenizer(model_dir: Path, out: Path, demo_dir: Path) -> Path:
-    """A copy of a model directory with another SentencePiece model of the same size and a meta.json that
-    records it: a complete model directory whose weights load, but whose ids mean other pieces."""
-    from seq2seq.tokenizer import train_tokenizer
-
-    shutil.copytree(model_dir, out)
-    size = json.loads((out / "config.json").read_text())["tokenizer"]["vocab_size"]
-    train_tokenizer(out.parent / "bpe", read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz"), vocab_size=size,
-                    model_type="bpe", character_coverage=1.0, byte_fallback=False, joint=True, seed=1)
-    shutil.copyfile(out.parent / "bpe" / "spm.model", out / "spm.model")
-    meta = json.loads((out / "meta.json").read_text())
-    meta["tokenizer_sha256"] = tokenizer_sha256(out, joint=True)
-    (out / "meta.json").write_text(json.dumps(meta))
-    return out
 
 
 @pytest.mark.slow
