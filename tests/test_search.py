@@ -25,6 +25,8 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 V = 24
 CONFIGS = [(attention, feeding) for attention in ("bahdanau", "luong", "none") for feeding in (True, False)]
+# The GRU (model.cell=gru) in the invariance tests: with input feeding (stepwise) and without attention.
+GRU_CONFIGS = [("gru", "bahdanau", True), ("gru", "none", False)]
 TRAIN_SEQS = [np.random.default_rng(1).integers(4, V, size=n) for n in (3, 4, 5, 6, 7, 8, 5, 6)]
 
 
@@ -41,10 +43,11 @@ def make_target(ids: list[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor
 
 
 @functools.cache
-def trained_model(attention: str = "bahdanau", input_feeding: bool = True, steps: int = 60) -> Seq2Seq:
+def trained_model(attention: str = "bahdanau", input_feeding: bool = True, steps: int = 60, cell: str = "lstm") -> Seq2Seq:
     """A tiny model overfit to reverse TRAIN_SEQS; cached so each configuration trains once."""
     torch.manual_seed(0)
-    cfg = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=32, attention_dim=16, attention=attention, input_feeding=input_feeding, dropout=0.0, emb_dropout=0.0)
+    cfg = ModelConfig(cell=cell, emb_dim=16, enc_hidden=16, dec_hidden=32, attention_dim=16, attention=attention, input_feeding=input_feeding,
+                      dropout=0.0, emb_dropout=0.0)
     model = build_model(cfg, V, V, True)
     src, src_len = pad_sources(TRAIN_SEQS)
     T = max(len(s) for s in TRAIN_SEQS) + 1
@@ -102,9 +105,9 @@ def max_len_of(src_ids: np.ndarray, ratio: float = 2.0, offset: int = 10) -> int
     return math.ceil(ratio * len(src_ids)) + offset
 
 
-@pytest.mark.parametrize("attention,input_feeding", CONFIGS)
-def test_greedy_equals_beam_one_and_naive_argmax(attention: str, input_feeding: bool) -> None:
-    model = trained_model(attention, input_feeding)
+@pytest.mark.parametrize("cell,attention,input_feeding", [("lstm", a, f) for a, f in CONFIGS] + GRU_CONFIGS)
+def test_greedy_equals_beam_one_and_naive_argmax(cell: str, attention: str, input_feeding: bool) -> None:
+    model = trained_model(attention, input_feeding, cell=cell)
     sentences = TRAIN_SEQS[:3] + random_sentences(5, seed=2, max_len=8)
     src, src_len = pad_sources(sentences)
     greedy = greedy_search(model, src, src_len)
@@ -117,10 +120,10 @@ def test_greedy_equals_beam_one_and_naive_argmax(attention: str, input_feeding: 
     assert [g[0].tokens for g in greedy[:3]] == [list(s[::-1]) for s in TRAIN_SEQS[:3]]
 
 
-@pytest.mark.parametrize("attention,input_feeding", CONFIGS)
+@pytest.mark.parametrize("cell,attention,input_feeding", [("lstm", a, f) for a, f in CONFIGS] + GRU_CONFIGS)
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
-def test_beam_nbest_sorted_distinct_and_rescored_by_teacher_forcing(attention: str, input_feeding: bool, alpha: float) -> None:
-    model = trained_model(attention, input_feeding)
+def test_beam_nbest_sorted_distinct_and_rescored_by_teacher_forcing(cell: str, attention: str, input_feeding: bool, alpha: float) -> None:
+    model = trained_model(attention, input_feeding, cell=cell)
     sentences = random_sentences(6, seed=3, max_len=9)
     src, src_len = pad_sources(sentences)
     results = beam_search(model, src, src_len, SearchOptions(beam_size=5, nbest=5, length_penalty=alpha))
@@ -166,9 +169,9 @@ def test_attention_rows_follow_the_hypothesis() -> None:
     assert beam_search(model, src, src_len, SearchOptions(beam_size=2))[0][0].attention is None
 
 
-@pytest.mark.parametrize("attention,input_feeding", [("bahdanau", True), ("luong", False), ("none", False)])
+@pytest.mark.parametrize("cell,attention,input_feeding", [("lstm", "bahdanau", True), ("lstm", "luong", False), ("lstm", "none", False), ("gru", "bahdanau", True), ("gru", "none", False)])
 @pytest.mark.parametrize("beam_size", [1, 5])
-def test_output_does_not_depend_on_the_batch(attention: str, input_feeding: bool, beam_size: int) -> None:
+def test_output_does_not_depend_on_the_batch(cell: str, attention: str, input_feeding: bool, beam_size: int) -> None:
     """128 sentences of 1..20 tokens, in padded batches of 64, against one by one: the 1-best tokens
     are the same unless the two best candidates tie to rounding, and the n-best lists differ rarely.
 
@@ -182,7 +185,7 @@ def test_output_does_not_depend_on_the_batch(attention: str, input_feeding: bool
     chance failure needs 5 flips where 0.75 are expected (p < 0.001); a padding leak or a mixed-up
     row changes most lists.
     """
-    model = trained_model(attention, input_feeding)
+    model = trained_model(attention, input_feeding, cell=cell)
     sentences = random_sentences(128, seed=6)
     options = SearchOptions(beam_size=beam_size, nbest=beam_size)
     with torch.inference_mode():

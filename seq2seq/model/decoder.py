@@ -1,4 +1,4 @@
-"""The LSTM decoder, with or without attention, and the state it passes along.
+"""The LSTM or GRU decoder, with or without attention, and the state it passes along.
 
 The decoder keeps no state of its own between calls: `step(y_prev, state, memory)` returns the
 next state, which beam search reorders with `reorder_state` and `select_memory`.
@@ -14,6 +14,7 @@ from torch import nn
 
 from seq2seq.model.attention import BahdanauAttention, LuongAttention
 from seq2seq.model.dropout import Dropout
+from seq2seq.model.encoder import Cell, new_rnn
 
 
 class Memory(NamedTuple):
@@ -22,12 +23,12 @@ class Memory(NamedTuple):
     enc_out: torch.Tensor  # (B, S, 2H)
     keys: torch.Tensor | None  # (B, S, A) projected once per batch; None without attention
     mask: torch.Tensor  # (B, S) True on real source tokens
-    context: torch.Tensor  # (B, 4H) the context vector: final h and c of both directions
+    context: torch.Tensor  # (B, 4H) the context vector: final h and c of both directions; (B, 2H), h alone, for a GRU
 
 
 class DecoderState(NamedTuple):
     h: torch.Tensor  # (L, B, D)
-    c: torch.Tensor  # (L, B, D)
+    c: torch.Tensor | None  # (L, B, D) the LSTM's cell state; None for a GRU
     feed: torch.Tensor | None  # (B, D) the previous attentional hidden state, with input feeding
 
 
@@ -35,7 +36,7 @@ def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
     """Pick rows of the state: index (B',) into the batch dimension of each field."""
     return DecoderState(
         state.h.index_select(1, index),
-        state.c.index_select(1, index),
+        None if state.c is None else state.c.index_select(1, index),
         None if state.feed is None else state.feed.index_select(0, index),
     )
 
@@ -51,7 +52,7 @@ def select_memory(memory: Memory, index: torch.Tensor) -> Memory:
 
 
 class Decoder(nn.Module):
-    """Target embeddings → LSTM → (attention) → attentional hidden state → logits.
+    """Target embeddings → LSTM or GRU → (attention) → attentional hidden state → logits.
 
     With `attention="none"` the source reaches the decoder only as the context vector: through
     the initial state and, as in Cho et al. (2014), concatenated to every input.
@@ -60,6 +61,7 @@ class Decoder(nn.Module):
     def __init__(
         self,
         *,
+        cell: Cell,
         vocab_size: int,
         emb_dim: int,
         hidden_dim: int,
@@ -86,7 +88,8 @@ class Decoder(nn.Module):
         else:
             raise ValueError(f"attention must be one of bahdanau, luong, none; got {attention!r}")
         input_dim = emb_dim + (hidden_dim if self.input_feeding else 0) + (context_dim if attention == "none" else 0)
-        self.rnn = nn.LSTM(input_dim, hidden_dim, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.cell = cell
+        self.rnn = new_rnn(cell, input_dim, hidden_dim, num_layers, dropout, bidirectional=False)
         self.combine = nn.Linear(hidden_dim + context_dim, hidden_dim, bias=False) if self.attention is not None else None
         self.dropout = Dropout(dropout)
         self.pre_output = nn.Linear(hidden_dim, emb_dim)
@@ -114,9 +117,9 @@ class Decoder(nn.Module):
         emb = self.emb_dropout(self.embed(tgt_in))  # (B, T, E)
         if self.attention is None:
             emb = torch.cat([emb, memory.context.unsqueeze(1).expand(-1, emb.size(1), -1)], dim=-1)
-        out, (h, c) = self.rnn(emb, (state.h, state.c))  # (B, T, D)
+        out, state = self._run_rnn(emb, state)  # (B, T, D)
         attentional, _ = self._attend(out, memory)
-        return self._features(attentional), DecoderState(h, c, None)
+        return self._features(attentional), state
 
     def _forward_stepwise(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, teacher_forcing: float) -> tuple[torch.Tensor, DecoderState]:
         features = []
@@ -139,11 +142,20 @@ class Decoder(nn.Module):
             emb = torch.cat([emb, state.feed], dim=-1)
         elif self.attention is None:
             emb = torch.cat([emb, memory.context], dim=-1)
-        out, (h, c) = self.rnn(emb.unsqueeze(1), (state.h, state.c))  # (B, 1, D)
+        out, state = self._run_rnn(emb.unsqueeze(1), state)  # (B, 1, D)
         attentional, weights = self._attend(out, memory)
         attentional = attentional.squeeze(1)  # (B, D)
-        feed = attentional if self.input_feeding else None
-        return self._features(attentional), DecoderState(h, c, feed), None if weights is None else weights.squeeze(1)
+        if self.input_feeding:
+            state = state._replace(feed=attentional)
+        return self._features(attentional), state, None if weights is None else weights.squeeze(1)
+
+    def _run_rnn(self, x: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """x (B, T, I) → outputs (B, T, D) and the state after the last step (its feed left to the caller)."""
+        if self.cell == "lstm":
+            out, (h, c) = self.rnn(x, (state.h, state.c))
+            return out, DecoderState(h, c, None)
+        out, h = self.rnn(x, state.h)
+        return out, DecoderState(h, None, None)
 
     def step(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """One step: y_prev (B,) → logits (B, V), next state, attention weights (B, S) or None."""

@@ -1,10 +1,10 @@
 """The precision translation runs in, kept beside the modules it changes.
 
 fp32 is the model as trained; bf16 casts weights (and so activations) to bfloat16, fast on CUDA
-and on CPUs with bf16 instructions; int8 swaps the LSTM and linear layers for dynamically
+and on CPUs with bf16 instructions; int8 swaps the LSTM or GRU and linear layers for dynamically
 quantized ones (CPU only). Quantized layers lack what two fast paths use, so `with_precision`
 marks the encoder and decoder it quantizes (`int8 = True`) and they take their other path: the
-encoder's fused left-padded pass needs `nn.LSTM`'s weight tensors, and the decoder's output mask
+encoder's fused left-padded pass needs `nn.LSTM`'s (`nn.GRU`'s) weight tensors, and the decoder's output mask
 rides on `nn.Linear`'s bias.
 """
 
@@ -33,7 +33,7 @@ def with_precision(model: M, precision: Precision) -> M:
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*deprecated.*")  # torch's note on quantized tensors; the kernels work
-            quantized = quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+            quantized = quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
         quantized.encoder.int8 = True
         quantized.decoder.int8 = True
         return quantized

@@ -7,39 +7,44 @@ from torch import nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.model.decoder import Decoder, DecoderState, Memory, reorder_state, select_memory
-from seq2seq.model.encoder import Encoder
+from seq2seq.model.encoder import Cell, Encoder
 from seq2seq.tokenizer import PAD_ID, UNK_ID
 
 
 class Seq2Seq(nn.Module):
-    """BiLSTM encoder → context vector bridged to the decoder's initial state → LSTM decoder."""
+    """Bidirectional encoder → context vector bridged to the decoder's initial state → decoder;
+    LSTMs or GRUs (`cell`) throughout."""
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, *, enc_hidden: int, dec_hidden: int, dec_layers: int, word_dropout: float):
+    def __init__(
+        self, encoder: Encoder, decoder: Decoder, *, cell: Cell, enc_hidden: int, dec_hidden: int, dec_layers: int, word_dropout: float
+    ):
         super().__init__()
+        assert encoder.cell == decoder.cell == cell, "encoder and decoder share one cell"
+        self.cell = cell
         self.encoder = encoder
         self.decoder = decoder
         self.dec_layers = dec_layers
         self.dec_hidden = dec_hidden
         self.word_dropout = word_dropout
         # The bridge turns the context vector (final forward + backward states) into the
-        # decoder's initial state, one slice per decoder layer.
+        # decoder's initial state, one slice per decoder layer; a GRU has no cell state to bridge.
         self.bridge_h = nn.Linear(2 * enc_hidden, dec_layers * dec_hidden)
-        self.bridge_c = nn.Linear(2 * enc_hidden, dec_layers * dec_hidden)
+        self.bridge_c = nn.Linear(2 * enc_hidden, dec_layers * dec_hidden) if cell == "lstm" else None
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> Memory:
         """src (B, S), src_len (B,) → Memory; attention keys are projected here, once."""
         enc_out, h_final, c_final = self.encoder(src, src_len)
         mask = src != PAD_ID
         # c_final rides along as part of the context so init_state needs nothing else.
-        context = torch.cat([h_final, c_final], dim=-1)  # (B, 4H)
+        context = h_final if c_final is None else torch.cat([h_final, c_final], dim=-1)  # (B, 4H), a GRU's (B, 2H)
         return Memory(enc_out, self.decoder.project_keys(enc_out), mask, context)
 
     def init_state(self, memory: Memory) -> DecoderState:
-        """The decoder's initial state from the context vector: h, c (L, B, D)."""
-        h_final, c_final = memory.context.chunk(2, dim=-1)
+        """The decoder's initial state from the context vector: h, c (L, B, D); c is None for a GRU."""
+        h_final, c_final = memory.context.chunk(2, dim=-1) if self.bridge_c is not None else (memory.context, None)
         B = h_final.size(0)
         h = torch.tanh(self.bridge_h(h_final)).view(B, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
-        c = self.bridge_c(c_final).view(B, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
+        c = None if self.bridge_c is None else self.bridge_c(c_final).view(B, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
         feed = h.new_zeros(B, self.dec_hidden) if self.decoder.input_feeding else None
         return DecoderState(h, c, feed)
 
@@ -78,16 +83,17 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, shar
     """Turn the recipe's model section into modules; the only reader of ModelConfig."""
     context_dim = 2 * cfg.enc_hidden
     encoder = Encoder(
-        vocab_size=src_vocab_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.enc_hidden, num_layers=cfg.enc_layers,
+        cell=cfg.cell, vocab_size=src_vocab_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.enc_hidden, num_layers=cfg.enc_layers,
         dropout=cfg.dropout, emb_dropout=cfg.emb_dropout, pad_id=PAD_ID,
     )
     decoder = Decoder(
+        cell=cfg.cell,
         vocab_size=tgt_vocab_size,
         emb_dim=cfg.emb_dim,
         hidden_dim=cfg.dec_hidden,
         num_layers=cfg.dec_layers,
-        # Without attention the decoder reads the context vector (h and c of both directions).
-        context_dim=context_dim if cfg.attention != "none" else 2 * context_dim,
+        # Without attention the decoder reads the context vector (h and, for an LSTM, c of both directions).
+        context_dim=context_dim if cfg.attention != "none" or cfg.cell == "gru" else 2 * context_dim,
         attention=cfg.attention,
         attention_dim=cfg.attention_dim,
         input_feeding=cfg.input_feeding,
@@ -96,8 +102,8 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, shar
         pad_id=PAD_ID,
         restrict_output=cfg.output_vocab == "target",
     )
-    model = Seq2Seq(encoder, decoder, enc_hidden=cfg.enc_hidden, dec_hidden=cfg.dec_hidden, dec_layers=cfg.dec_layers, word_dropout=cfg.word_dropout)
-    # Uniform init in ±0.1, the classic choice for LSTM NMT (PyTorch's default LSTM init trains slowly here).
+    model = Seq2Seq(encoder, decoder, cell=cfg.cell, enc_hidden=cfg.enc_hidden, dec_hidden=cfg.dec_hidden, dec_layers=cfg.dec_layers, word_dropout=cfg.word_dropout)
+    # Uniform init in ±0.1, the classic choice for LSTM (and GRU) NMT (PyTorch's default LSTM init trains slowly here).
     for p in model.parameters():
         nn.init.uniform_(p, -0.1, 0.1)
     with torch.no_grad():

@@ -9,15 +9,17 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from conftest import V, padded_batch, tiny
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
-def test_fused_decoder_equals_stepwise(attention):
-    model = tiny(attention, input_feeding=False).eval()
+def test_fused_decoder_equals_stepwise(attention, cell):
+    model = tiny(attention, input_feeding=False, cell=cell).eval()
     src, lens = padded_batch()
     tgt_in = torch.randint(4, V, (4, 5))
     memory = model.encode(src, lens)
     fused, _ = model.decoder(tgt_in, model.init_state(memory), memory)
-    stepwise, _ = model.decoder._forward_stepwise(tgt_in, model.init_state(memory), memory, 1.0)
+    stepwise, state = model.decoder._forward_stepwise(tgt_in, model.init_state(memory), memory, 1.0)
     torch.testing.assert_close(fused, stepwise, rtol=1e-5, atol=1e-5)
+    assert (state.c is None) == (cell == "gru")
 
 
 def test_scheduled_sampling_runs_and_changes_inputs():

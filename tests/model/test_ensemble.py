@@ -19,6 +19,7 @@ from seq2seq.checkpoint import CheckpointError
 from seq2seq.config import ModelConfig
 from seq2seq.model import Ensemble, build_model
 from seq2seq.options import SearchOptions
+from seq2seq.search import beam_search
 from seq2seq.textfiles import read_lines
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from seq2seq.translate import Translator
@@ -31,9 +32,9 @@ SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with
 NBEST = SearchOptions(beam_size=3, nbest=3, length_penalty=0.0, max_len_ratio=1.0, max_len_offset=2)
 
 
-def small_model(seed: int, vocab: int = 30):
+def small_model(seed: int, vocab: int = 30, cell: str = "lstm"):
     torch.manual_seed(seed)
-    cfg = ModelConfig(emb_dim=8, enc_hidden=8, dec_hidden=12, attention_dim=8, dropout=0.0, emb_dropout=0.0)
+    cfg = ModelConfig(cell=cell, emb_dim=8, enc_hidden=8, dec_hidden=12, attention_dim=8, dropout=0.0, emb_dropout=0.0)
     return build_model(cfg, vocab, vocab, True).eval()
 
 
@@ -75,8 +76,9 @@ def other_model_dir(trained_model_dir, tmp_path_factory):
     return perturbed_copy(trained_model_dir, tmp_path_factory.mktemp("other") / "model", seed=7)
 
 
-def test_ensemble_step_is_log_of_mean_probability():
-    models = [small_model(1), small_model(2)]
+@pytest.mark.parametrize("cells", [("lstm", "lstm"), ("lstm", "gru")])
+def test_ensemble_step_is_log_of_mean_probability(cells):
+    models = [small_model(1, cell=cells[0]), small_model(2, cell=cells[1])]
     ensemble = Ensemble(models)
     src, src_len = torch.tensor([[5, 6, 7, 3], [8, 9, 3, 0]]), torch.tensor([4, 3])
     y = torch.tensor([2, 2])
@@ -86,6 +88,9 @@ def test_ensemble_step_is_log_of_mean_probability():
     torch.testing.assert_close(out.exp(), (probs[0] + probs[1]) / 2)
     assert len(state) == 2 and weights.shape == (2, 4)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+    # The search reorders both members' states, the GRU's without a cell state.
+    hyps = beam_search(ensemble, src, src_len, SearchOptions(beam_size=3, nbest=3, max_len_ratio=1.0, max_len_offset=2))
+    assert [len(h) for h in hyps] == [3, 3]
 
 
 def test_ensemble_rejects_mismatched_vocabularies():

@@ -8,7 +8,7 @@ from seq2seq.batching import pad_sources
 from seq2seq.options import SearchOptions
 from seq2seq.translate import Translator
 
-from conftest import tiny
+from conftest import padded_batch, tiny
 
 SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
 
@@ -58,3 +58,25 @@ def test_int8_quantizes_the_lstm_and_linear_layers(trained_model_dir):
     quantized = [name for name, m in model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
     assert plain == []
     assert {"encoder.rnn", "decoder.rnn", "decoder.generator"} <= set(quantized)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_gru_model_runs_in_lower_precision(precision):
+    import copy
+
+    from seq2seq.model.precision import with_precision
+
+    model = tiny(cell="gru").eval()
+    src, lens = padded_batch()
+
+    def first_step(m):
+        with torch.inference_mode():
+            memory = m.encode(src, lens)
+            logits, _, _ = m.step(torch.full((4,), 2), m.init_state(memory), memory)
+        return torch.log_softmax(logits.float(), -1)
+
+    low = with_precision(copy.deepcopy(model), precision)
+    reference, approx = first_step(model), first_step(low)
+    assert (approx - reference).abs().max() < 0.05 and not torch.equal(approx, reference)
+    if precision == "int8":
+        assert all(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in (low.encoder.rnn, low.decoder.rnn))

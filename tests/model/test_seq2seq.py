@@ -9,10 +9,11 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID
 from conftest import V, padded_batch, tiny
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("attention", ["bahdanau", "luong", "none"])
 @pytest.mark.parametrize("input_feeding", [True, False])
-def test_shapes(attention, input_feeding):
-    model = tiny(attention, input_feeding, dec_layers=2, enc_layers=2)
+def test_shapes(attention, input_feeding, cell):
+    model = tiny(attention, input_feeding, dec_layers=2, enc_layers=2, cell=cell)
     src, lens = padded_batch()
     tgt_in = torch.randint(4, V, (4, 6))
     features = model(src, lens, tgt_in)
@@ -20,9 +21,13 @@ def test_shapes(attention, input_feeding):
     assert model.decoder.logits(features).shape == (4, 6, V)
     memory = model.encode(src, lens)
     state = model.init_state(memory)
-    assert state.h.shape == (2, 4, 24) and state.c.shape == (2, 4, 24)
+    assert state.h.shape == (2, 4, 24)
+    if cell == "lstm":
+        assert memory.context.shape == (4, 64) and state.c.shape == (2, 4, 24)
+    else:  # a GRU has no cell state: the context vector is the final h of both directions
+        assert memory.context.shape == (4, 32) and state.c is None and model.bridge_c is None
     logits, state, weights = model.decoder.step(torch.full((4,), BOS_ID), state, memory)
-    assert logits.shape == (4, V)
+    assert logits.shape == (4, V) and (state.c is None) == (cell == "gru")
     if attention == "none":
         assert weights is None
     else:
@@ -37,9 +42,9 @@ def test_tied_embeddings_share_one_matrix():
     assert model.encoder.embed.weight is model.decoder.embed.weight
 
 
-@pytest.mark.parametrize("attention", ["bahdanau", "none"])
-def test_overfits_a_tiny_batch(attention):
-    model = tiny(attention)
+@pytest.mark.parametrize("attention,cell", [("bahdanau", "lstm"), ("none", "lstm"), ("none", "gru")])
+def test_overfits_a_tiny_batch(attention, cell):
+    model = tiny(attention, cell=cell)
     src, lens = padded_batch()
     g = torch.Generator().manual_seed(2)
     tgt = torch.randint(4, V, (4, 5), generator=g)
@@ -55,3 +60,10 @@ def test_overfits_a_tiny_batch(attention):
     model.eval()
     predicted = model.decoder.logits(model(src, lens, tgt_in)).argmax(-1)
     assert torch.equal(predicted, tgt_out)
+
+
+def test_a_gru_has_three_gates_where_an_lstm_has_four():
+    lstm, gru = tiny(cell="lstm"), tiny(cell="gru")
+    assert type(lstm.encoder.rnn) is torch.nn.LSTM and type(gru.decoder.rnn) is torch.nn.GRU
+    assert gru.encoder.rnn.weight_hh_l0.shape[0] * 4 == lstm.encoder.rnn.weight_hh_l0.shape[0] * 3
+    assert sum(p.numel() for p in gru.parameters()) < sum(p.numel() for p in lstm.parameters())
