@@ -107,3 +107,16 @@ def test_meta_json_round_trips_and_names_what_is_missing(tmp_path):
     del flat["weights_sha256"], flat["tgt_lang"]
     with pytest.raises(CheckpointError, match=r"meta\.json lacks tgt_lang, weights_sha256"):
         ModelMeta.from_json(flat, tmp_path / "meta.json")
+
+
+@pytest.mark.slow
+def test_the_cell_travels_with_the_model_and_old_directories_load_as_lstm(trained_model_dir, tmp_path, demo_dir):
+    gru_dir = train(tiny_config(tmp_path / "gru", demo_dir, "train.max_steps=2", "model.cell=gru", "train.score_test=false"))
+    assert json.loads((gru_dir / "config.json").read_text())["model"]["cell"] == "gru"
+    assert type(load_model_dir(gru_dir)[0].decoder.rnn) is torch.nn.GRU
+    old = shutil.copytree(trained_model_dir, tmp_path / "old")  # written before model.cell existed: no such key
+    config = json.loads((old / "config.json").read_text())
+    del config["model"]["cell"]
+    (old / "config.json").write_text(json.dumps(config))
+    model, config, _, _ = load_model_dir(old)
+    assert config.model.cell == "lstm" and type(model.encoder.rnn) is torch.nn.LSTM

@@ -59,3 +59,9 @@ def test_target_output_vocabulary_needs_the_whole_training_set():
         load_config(None, ["data.streaming=true", "model.output_vocab=target"])
     with pytest.raises(ConfigError, match="full.*target|target.*full"):
         load_config(None, ["model.output_vocab=seen"])
+
+
+def test_an_unknown_cell_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"model.cell: expected one of 'lstm', 'gru', got 'transformer'"):
+        load_config("recipes/demo.yaml", ["model.cell=transformer"])
+    assert load_config("recipes/demo.yaml", ["model.cell=gru"]).model.cell == "gru"
