@@ -46,10 +46,12 @@ class TrainingRecord:
     test_bleu_signature: str | None = None
     test_beam_size: int | None = None
     averaged_from: tuple[str, ...] | None = None  # the checkpoints whose weights were averaged into this model
+    init_from_weights_sha256: str | None = None  # fine-tuned (train.init_from): the SHA-256 of the weights it started from
 
     def without_scores(self) -> TrainingRecord:
         """The run's position without the scores, which belong to other weights (e.g. before averaging)."""
-        return TrainingRecord(step=self.step, epoch=self.epoch, num_parameters=self.num_parameters, train_seconds=self.train_seconds)
+        return TrainingRecord(step=self.step, epoch=self.epoch, num_parameters=self.num_parameters, train_seconds=self.train_seconds,
+                              init_from_weights_sha256=self.init_from_weights_sha256)
 
 
 @dataclass(frozen=True, kw_only=True)

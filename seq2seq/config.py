@@ -138,6 +138,9 @@ class TrainConfig:
     threads: int = _num(0, 0)
     max_skipped_steps: int = _num(5, 1)  # steps in a row without an update (non-finite, out of memory) before the run stops
     tensorboard: bool = False
+    # Fine-tuning: a model directory whose weights a new run starts from. Its tokenizer and model
+    # section are reused (the recipe's must match them, dropout aside); optimizer and schedule start fresh.
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ the tokenizer and the model, and the parts of a run that the loop and validation
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
+import json
 import logging
 import os
 import random
@@ -16,7 +18,8 @@ import numpy as np
 import torch
 
 from seq2seq.atomic import write_text_atomic
-from seq2seq.config import Config, ConfigError, dump_yaml
+from seq2seq.checkpoint import WEIGHTS, CheckpointError, ModelMeta, read_model_dir
+from seq2seq.config import Config, ConfigError, ModelConfig, dump_yaml
 from seq2seq.corpus import DataError, EncodedSplit, describe_source, encode_split, load_corpus
 from seq2seq.devices import resolve_device
 from seq2seq.distributed import Dist, init_distributed
@@ -43,6 +46,7 @@ class TrainingRun:
     warmup: torch.optim.lr_scheduler.LRScheduler | None
     plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
     tokenizer_sha: str
+    init_from_sha: str | None  # with train.init_from: the SHA-256 of the weights the run started from
     num_params: int
     writer: MetricsWriter
     autocast: contextlib.AbstractContextManager  # bf16 autocast, or a context that does nothing
@@ -59,9 +63,13 @@ def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
         raise ConfigError(["train.bf16=true but this CPU has no bf16 instructions, which bf16 training on the CPU needs; set train.bf16=false"])
     run_dir = Path(config.run_dir)
     saved = open_run_dir(config, dist)
+    start_meta = check_init_from(config) if tc.init_from is not None else None
     tune_process(config, dist, device)
     data = prepare_data(config, run_dir, dist, saved)
-    model = new_model(config, data.tokenizer, data.train_split).to(device)
+    model = new_model(config, data.tokenizer, data.train_split)
+    if tc.init_from is not None and saved is None:  # a resumed run restores its own weights below
+        init_weights(model, Path(tc.init_from))
+    model = model.to(device)
     optimizer = new_optimizer(model, tc)
     num_params = sum(p.numel() for p in model.parameters())
     log.info("model: %s parameters on %s%s", f"{num_params:,}", device, f", rank {dist.rank} of {dist.world}" if dist.world > 1 else "")
@@ -73,6 +81,7 @@ def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
         ddp_model=torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model,
         optimizer=optimizer, warmup=warmup, plateau=plateau,
         tokenizer_sha=tokenizer_sha256(run_dir, data.tokenizer.joint), num_params=num_params,
+        init_from_sha=None if start_meta is None else start_meta.weights_sha256,
         writer=metrics_writer(run_dir, tc.tensorboard, enabled=dist.is_main),
         autocast=torch.autocast(device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext(),
     )
@@ -183,10 +192,13 @@ def prepare_data(config: Config, run_dir: Path, dist: Dist, saved: dict[str, Any
 
 
 def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str], list[str]], saved: dict[str, Any] | None) -> Tokenizer:
-    """Train SentencePiece for a new run; reuse the run's own for a resumed one (checked by hash)."""
+    """Train SentencePiece for a new run (or copy tokenizer.reuse's, or train.init_from's); reuse the
+    run's own for a resumed one (checked by hash)."""
     tok = config.tokenizer
     if saved is not None and saved["tokenizer_sha256"] is None:
         return load_tokenizer(run_dir, tok.joint)  # a non-main rank: rank 0 has just trained or checked it
+    if saved is None and config.train.init_from is not None:
+        return copy_tokenizer(Path(config.train.init_from), run_dir, tok.joint)
     if saved is None and tok.reuse is not None:
         return copy_tokenizer(Path(tok.reuse), run_dir, tok.joint)
     if saved is None:
@@ -209,6 +221,50 @@ def new_model(config: Config, tokenizer: Tokenizer, train_split: EncodedSplit | 
         log.info("output layer: %d of the %d target pieces (model.output_vocab=target)", int(model.decoder.output_mask.sum()), tokenizer.tgt_vocab_size)
     return model
 
+
+
+# Fine-tuning keeps the architecture; these model keys only regularise training and may change.
+FREE_MODEL_KEYS = ("dropout", "emb_dropout", "word_dropout")
+# The tokenizer keys that describe the SentencePiece model the weights were trained with.
+TOKENIZER_KEYS = ("vocab_size", "model_type", "character_coverage", "byte_fallback", "joint")
+
+
+def check_init_from(config: Config) -> ModelMeta:
+    """Refuse a train.init_from that is no model directory, or whose languages, tokenizer or model
+    settings the recipe changes (one ConfigError naming every key); return the directory's meta."""
+    source = Path(config.train.init_from)
+    try:
+        start, meta = read_model_dir(source)
+    except CheckpointError as err:
+        raise ConfigError([f"train.init_from: {err}"]) from None
+    problems = []
+    if config.tokenizer.reuse is not None:
+        problems.append("tokenizer.reuse: train.init_from already reuses its model's tokenizer; drop tokenizer.reuse")
+    pairs = [("data", k, getattr(start.data, k), getattr(config.data, k)) for k in ("src_lang", "tgt_lang")]
+    pairs += [("tokenizer", k, getattr(start.tokenizer, k), getattr(config.tokenizer, k)) for k in TOKENIZER_KEYS]
+    pairs += [("model", f.name, getattr(start.model, f.name), getattr(config.model, f.name))
+              for f in dataclasses.fields(ModelConfig) if f.name not in FREE_MODEL_KEYS]
+    for section, key, theirs, ours in pairs:
+        if theirs != ours:
+            problems.append(f"{section}.{key}: {ours!r} in the recipe but {theirs!r} in train.init_from={source}; fine-tuning keeps "
+                            f"the model's tokenizer and architecture: set {section}.{key}={theirs if isinstance(theirs, str) else json.dumps(theirs)} "
+                            "(or start without train.init_from)")
+    if problems:
+        raise ConfigError(problems)
+    return meta
+
+
+def init_weights(model: Seq2Seq, source: Path) -> None:
+    """Load a model directory's weights into a new run's model (train.init_from). With
+    model.output_vocab=target the output layer keeps the pieces it could produce and gains those
+    the new training targets can hold."""
+    from safetensors.torch import load_model
+
+    new_targets = None if model.decoder.output_mask is None else model.decoder.output_mask.clone()
+    load_model(model, str(source / WEIGHTS), strict=True)  # check_init_from made sure the architecture is the same
+    if new_targets is not None:
+        model.decoder.output_mask |= new_targets
+    log.info("fine-tuning: weights from %s (optimizer and schedule start fresh)", source)
 
 
 def _head(split: EncodedSplit, n: int) -> EncodedSplit:

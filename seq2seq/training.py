@@ -31,7 +31,7 @@ from seq2seq.reporting import progress_bar, train_record
 from seq2seq.resume import Progress, StopFlag, TrainingInterrupted
 from seq2seq.schedules import linear_lr, set_lr
 from seq2seq.tokenizer import Tokenizer, seed_sampling
-from seq2seq.validation import save_checkpoint, score_test_split, validate_and_save
+from seq2seq.validation import save_checkpoint, score_test_split, validate_and_save, validate_start
 
 log = logging.getLogger("seq2seq")
 
@@ -50,6 +50,8 @@ def train(config: Config) -> Path:
         shut_down(dist)
         return run.run_dir / "best"
 
+    if config.train.init_from is not None and progress.step == 0:
+        validate_start(run, data)  # fine-tuning: where the new run starts, for comparison
     clock = time.time()  # when time was last charged to progress.train_seconds
     window_start = time.time()
     eval_seconds = 0.0  # the last validation's duration

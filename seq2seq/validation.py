@@ -69,7 +69,7 @@ def validate_and_save(run: TrainingRun, data: TrainingData, progress: Progress, 
         progress.finished = True
     progress.finished = progress.finished or last_step
     record = TrainingRecord(step=progress.step, epoch=epoch, num_parameters=run.num_params, train_seconds=round(progress.train_seconds, 1),
-                            valid_bleu=result["bleu"], valid_bleu_signature=result["bleu_signature"])
+                            valid_bleu=result["bleu"], valid_bleu_signature=result["bleu_signature"], init_from_weights_sha256=run.init_from_sha)
     if improved and dist.is_main:
         save_model_dir(run.run_dir / "best", run.model, run.config, tokenizer_dir=run.run_dir, record=record)
     if tc.keep_checkpoints and dist.is_main:
@@ -78,6 +78,18 @@ def validate_and_save(run: TrainingRun, data: TrainingData, progress: Progress, 
     # The saves count toward the time budget, as the steps after them would have counted them.
     progress.train_seconds += time.time() - save_start
     return eval_seconds
+
+
+def validate_start(run: TrainingRun, data: TrainingData) -> None:
+    """Validate the weights a fine-tuning run starts from (train.init_from), before its first step:
+    a "valid" record at step 0 shows where the run started. It sets neither the best BLEU nor patience."""
+    if not run.dist.is_main:
+        return
+    start = time.time()
+    result = evaluate(run.model, data.valid_split, data.valid_refs, data.tokenizer, device=run.device, tc=run.config.train, autocast=run.autocast)
+    result.update(type="valid", step=0, epoch=0, elapsed_s=0.0, valid_s=round(time.time() - start, 1))
+    run.writer.write(result)
+    log.info("valid step 0, the weights of %s: loss %.3f ppl %.2f BLEU %.2f", run.config.train.init_from, result["loss"], result["ppl"], result["bleu"])
 
 
 def save_checkpoint(run: TrainingRun, progress: Progress, record: TrainingRecord | None = None) -> None:

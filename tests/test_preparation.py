@@ -79,3 +79,51 @@ def test_large_tensors_come_from_the_heap_and_stay_there_when_freed():
     after = libc.mallinfo2()
     assert during.hblkhd - before.hblkhd < 1 << 20
     assert after.arena >= during.arena >= 64 << 20
+
+
+# --- fine-tuning: train.init_from ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_the_models_weights_with_a_fresh_optimizer(trained_model_dir, tmp_path, demo_dir):
+    import json
+
+    from safetensors.torch import load_file
+
+    from seq2seq.preparation import start_run
+    from seq2seq.tokenizer import JOINT_MODEL
+
+    # model.dropout may change: it regularises training and is no part of the architecture.
+    args = (f"train.init_from={trained_model_dir}", "model.dropout=0.1", "train.max_steps=2", "train.eval_every=2", "train.score_test=false")
+    run, _, progress = start_run(tiny_config(tmp_path / "probe", demo_dir, *args))
+    run.writer.close()
+    source = load_file(trained_model_dir / "model.safetensors")
+    state = run.model.state_dict()
+    assert all(torch.equal(state[name], tensor) for name, tensor in source.items())
+    assert progress.step == 0 and run.optimizer.state_dict()["state"] == {}  # Adam's moments start empty
+    assert (tmp_path / "probe" / JOINT_MODEL).read_bytes() == (trained_model_dir / JOINT_MODEL).read_bytes()
+
+    best = train(tiny_config(tmp_path / "ft", demo_dir, *args))
+    records = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "valid"] == [0, 2]  # step 0: the weights it started from
+    meta = json.loads((best / "meta.json").read_text())
+    assert meta["init_from_weights_sha256"] == json.loads((trained_model_dir / "meta.json").read_text())["weights_sha256"]
+    assert json.loads((best / "config.json").read_text())["train"]["init_from"] == str(trained_model_dir)
+    assert not all(torch.equal(t, source[k]) for k, t in load_file(best / "model.safetensors").items())  # and it trained
+
+
+@pytest.mark.slow
+def test_fine_tuning_refuses_a_recipe_that_changes_the_tokenizer_or_model(trained_model_dir, tmp_path, demo_dir):
+    from seq2seq.config import ConfigError
+
+    changed = tiny_config(tmp_path / "a", demo_dir, f"train.init_from={trained_model_dir}", "model.dec_hidden=64", "model.cell=gru",
+                          "tokenizer.vocab_size=300", f"tokenizer.reuse={trained_model_dir}")
+    with pytest.raises(ConfigError) as err:
+        train(changed)
+    problems = "\n".join(err.value.problems)
+    assert "model.dec_hidden: 64 in the recipe but 48 in train.init_from" in problems and "set model.dec_hidden=48" in problems
+    assert 'model.cell: \'gru\' in the recipe but \'lstm\'' in problems and 'set model.cell=lstm' in problems
+    assert "tokenizer.vocab_size: 300" in problems and "drop tokenizer.reuse" in problems
+    assert len(err.value.problems) == 4
+    with pytest.raises(ConfigError, match=r"train\.init_from: .*nowhere is not a directory"):
+        train(tiny_config(tmp_path / "b", demo_dir, f"train.init_from={tmp_path / 'nowhere'}"))
