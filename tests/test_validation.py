@@ -28,13 +28,18 @@ def scripted_evaluate(monkeypatch, bleus):
     monkeypatch.setattr(validation, "evaluate", lambda *args, **kwargs: {"loss": 1.0, "ppl": math.e, "bleu": next(scores), "bleu_signature": "scripted"})
 
 
-def test_early_stopping_after_patience_validations_without_improvement(tmp_path, demo_dir, monkeypatch):
-    scripted_evaluate(monkeypatch, [10.0, 12.0, 12.0, 11.0, 13.0, 14.0])  # a tie is no improvement
-    train(tiny_config(tmp_path, demo_dir, "train.max_steps=6", "train.eval_every=1", "train.patience=2", "train.scheduler=constant"))
+@pytest.mark.parametrize("patience, stopped_at", [(2, 4), (0, 6)])  # 0: no early stopping, the control
+def test_early_stopping_after_patience_validations_without_improvement(tmp_path, demo_dir, monkeypatch, patience, stopped_at):
+    bleus = [10.0, 12.0, 12.0, 11.0, 13.0, 14.0]  # a tie is no improvement
+    scripted_evaluate(monkeypatch, bleus)
+    # The control, patience 0, runs the same script to max_steps: only the patience stops the other at step 4.
+    train(tiny_config(tmp_path, demo_dir, "train.max_steps=6", "train.eval_every=1", f"train.patience={patience}", "train.scheduler=constant"))
     state = torch.load(tmp_path / "last" / "training_state.pt", weights_only=True)["progress"]
-    assert state["step"] == 4 and state["finished"] and state["bad_evals"] == 2 and state["best_bleu"] == 12.0
+    assert state["step"] == stopped_at and state["finished"]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["bleu"] for r in records if r["type"] == "valid"] == [10.0, 12.0, 12.0, 11.0]
+    assert [r["bleu"] for r in records if r["type"] == "valid"] == bleus[:stopped_at]
+    if patience:
+        assert state["bad_evals"] == 2 and state["best_bleu"] == 12.0
 
 
 def test_save_every_writes_a_resume_state_between_validations(tmp_path, demo_dir, monkeypatch):
