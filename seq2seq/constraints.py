@@ -73,13 +73,14 @@ def constrain(x: torch.Tensor, t: int, history: torch.Tensor, limits: Limits, op
       3. before its sentence's minimum length (t < min_len), a hypothesis may not end;
       4. with options.no_repeat_ngram N, no token that would complete an N-gram the hypothesis
          already holds;
-      5. a hypothesis that 2–4 left with no token may end (EOS at its own score), so every
-         hypothesis can always finish;
-      6. at its sentence's maximum length (t == max_len), a hypothesis may only end (always);
+      5. at its sentence's maximum length (t == max_len), a hypothesis may only end (always);
+      6. a hypothesis that 2–5 left with no token may end (EOS at its own score), so every
+         hypothesis can always finish and a sampled row always has a token to draw;
       7. inside its sentence's prefix (t < prefix_len), a hypothesis takes the prefix's token,
          at its own score, whatever 1–6 said.
     Each row depends on its own hypothesis and sentence only, so the output never depends on
-    the batch. Rules 2–5 and 7 cost nothing when they are off. x is written in place where it
+    the batch. Rules 2–4, 6 and 7 cost nothing when they are off (without them, 1 and 5 always
+    leave EOS). x is written in place where it
     can be; use the returned tensor. A second runtime that searches must apply these same rules.
     """
     V = x.size(-1)
@@ -104,12 +105,13 @@ def constrain(x: torch.Tensor, t: int, history: torch.Tensor, limits: Limits, op
             banned = torch.where(seen, windows[..., -1], V)  # (B, K, t-n+1) the token that would repeat one; V: none
             repeat = torch.zeros(B, K, V + 1, dtype=torch.bool, device=x.device).scatter_(2, banned, True)[..., :V]
             x = x.view(B, K, V).masked_fill(repeat, NEG_INF).view(B * K, V)
-        stuck = ~torch.isfinite(x).any(-1)  # (B*K,)
-        x[:, EOS_ID] = torch.where(stuck, eos, x[:, EOS_ID])
     at_max = limits.max_len == t  # (B,)
     if at_max.any():
         not_eos = torch.arange(V, device=x.device) != EOS_ID  # (V,)
         x = x.view(B, K, V).masked_fill(at_max[:, None, None] & not_eos, NEG_INF).view(B * K, V)
+    if options.constrains_steps:
+        stuck = ~torch.isfinite(x).any(-1)  # (B*K,)
+        x[:, EOS_ID] = torch.where(stuck, eos, x[:, EOS_ID])
     if forcing:
         inside = (t < limits.prefix_len).repeat_interleave(K).unsqueeze(1)  # (B*K, 1)
         only = torch.full_like(x, NEG_INF).scatter_(1, forced, forced_score)

@@ -16,6 +16,7 @@ import torch
 from seq2seq.checkpoint import CheckpointError, ModelMeta, load_model_dir, save_model_dir
 from seq2seq.config import Config
 from seq2seq.devices import resolve_device
+from seq2seq.hub import resolve_model_dir
 from seq2seq.model import Ensemble
 from seq2seq.model.precision import with_precision
 from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
@@ -77,9 +78,22 @@ class Translator:
         return len(self.model_dirs) > 1
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path | list[str | Path], device: str = "auto", precision: Precision = "fp32") -> Translator:
+    def from_pretrained(
+        cls,
+        model_dir: str | Path | list[str | Path],
+        device: str = "auto",
+        precision: Precision = "fp32",
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> Translator:
         """Load a model directory, or a list of them to translate as an ensemble (they must share a
         tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run).
+
+        A string `ORG/NAME` that is not a local path is a model on the Hugging Face Hub: it is
+        downloaded into the Hub cache (`cache_dir`, else HF_HUB_CACHE or HF_HOME) at `revision`
+        (branch, tag or commit; default main), or read from the cache alone with HF_HUB_OFFLINE=1.
+        A local directory always wins over a Hub id (seq2seq.hub).
 
         device: auto, cpu, cuda or cuda:N. precision: fp32 (as trained), bf16 (weights and
         activations; fast on CUDA and on CPUs with bf16 instructions) or int8 (dynamic quantization
@@ -91,7 +105,7 @@ class Translator:
         resolved = resolve_device(device)
         if precision == "int8" and resolved.type != "cpu":
             raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
-        dirs = [Path(d) for d in model_dir] if isinstance(model_dir, (list, tuple)) else [Path(model_dir)]
+        dirs = [resolve_model_dir(d, revision=revision, cache_dir=cache_dir) for d in (model_dir if isinstance(model_dir, (list, tuple)) else [model_dir])]
         if not dirs:
             raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
         model, config, tokenizer, meta = load_model_dir(dirs[0], resolved)
