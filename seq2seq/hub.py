@@ -106,7 +106,7 @@ def upload_model_dir(model_dir: str | Path, repo_id: str, *, revision: str | Non
     except LocalTokenNotFoundError:
         raise HubError("uploading needs a Hugging Face token with write access: run `hf auth login`, or set HF_TOKEN") from None
     except Exception as err:  # HfHubHTTPError, or the HTTP library's own errors (connection refused), which differ by version
-        raise HubError(f"could not upload {model_dir} to the Hugging Face Hub as {repo_id} ({type(err).__name__}: {err}); "
+        raise HubError(f"could not upload {model_dir} to the Hugging Face Hub ({api.endpoint}) as {repo_id} ({type(err).__name__}: {err}); "
                        "check the network (and HF_ENDPOINT) and that your token may write to that repository") from None
     return info.commit_url
 
