@@ -80,8 +80,8 @@ def constrain(x: torch.Tensor, t: int, history: torch.Tensor, limits: Limits, op
          at its own score, whatever 1–6 said.
     Each row depends on its own hypothesis and sentence only, so the output never depends on
     the batch. Rules 2–4, 6 and 7 cost nothing when they are off (without them, 1 and 5 always
-    leave EOS). x is written in place where it
-    can be; use the returned tensor. A second runtime that searches must apply these same rules.
+    leave EOS). x is written in place where it can be; use the returned tensor. A second runtime
+    that searches must apply these same rules in this order.
     """
     V = x.size(-1)
     B, K = history.shape[:2]
