@@ -130,8 +130,9 @@ def sample(
 ) -> list[list[Hypothesis]]:
     """Ancestral sampling: options.nbest independent samples per sentence, sorted by score; shapes as `search`.
 
-    Tokens are drawn from softmax(logits / temperature), cut to the `top_k` most likely when
-    top_k > 0, then to the nucleus of probability `top_p` when top_p < 1; `log_prob` and `score` are the model's own (temperature 1, no cut), so samples
+    Tokens are drawn from softmax(logits / temperature) over the tokens `constrain` allows, cut
+    to the `top_k` most likely when top_k > 0, then to the nucleus of probability `top_p` when
+    top_p < 1; `log_prob` and `score` are the model's own (temperature 1, no cut), so samples
     rank as beam search would rank them. Each sentence draws from a generator of its own seeded
     with options.seed, so its samples depend on the sentence and the options alone, never on
     the batch it came in.
