@@ -45,16 +45,23 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length-penalty", type=float, default=DEFAULTS.length_penalty, help="GNMT length penalty alpha (0 = none)")
     parser.add_argument("--no-early-stop", action="store_true",
                         help="search each sentence until beam-size hypotheses have ended, not only until its best candidate ends")
+    parser.add_argument("--min-len-ratio", type=float, default=DEFAULTS.min_len_ratio,
+                        help="shortest output, relative to the source length (0: no minimum)")
+    parser.add_argument("--no-repeat-ngram", type=int, default=DEFAULTS.no_repeat_ngram, metavar="N",
+                        help="no N-gram of target tokens occurs twice in an output (0: off)")
+    parser.add_argument("--ban-unk", action="store_true", help="never output <unk>")
 
 
 def _search_options(parser: argparse.ArgumentParser, args: argparse.Namespace, **more: object) -> SearchOptions:
     """The SearchOptions the arguments describe; an invalid value is a usage error naming its flag."""
     try:
         check_batch_size(args.batch_size)
-        return SearchOptions(beam_size=args.beam_size, length_penalty=args.length_penalty, early_stop=not args.no_early_stop, **more)
+        return SearchOptions(beam_size=args.beam_size, length_penalty=args.length_penalty, early_stop=not args.no_early_stop,
+                             min_len_ratio=args.min_len_ratio, no_repeat_ngram=args.no_repeat_ngram, ban_unk=args.ban_unk, **more)
     except ValueError as err:
         message = str(err)
-        for name in ("beam_size", "batch_size", "nbest", "length_penalty", "max_len_ratio", "temperature", "top_k", "seed"):
+        for name in ("beam_size", "batch_size", "nbest", "length_penalty", "max_len_ratio", "min_len_ratio", "no_repeat_ngram", "temperature",
+                     "top_k", "top_p", "seed"):
             message = message.replace(name, "--" + name.replace("_", "-"))
         parser.error(message)
 
@@ -161,9 +168,12 @@ def translate_main(argv: list[str] | None = None) -> int:
         description="Translate one sentence per line from stdin (or --input) to stdout (or --output).",
         epilog="With --nbest N > 1 and text output, each input line gives N lines 'LINE ||| TRANSLATION ||| SCORE' "
         "(LINE counts from 0, best first). With --output-type json, each input line gives one JSON object "
-        '{"line": i, "source": ..., "hypotheses": [{"text", "score", "tokens"}, ...]}.',
+        '{"line": i, "source": ..., "hypotheses": [{"text", "score", "tokens"}, ...]}. With --input-type json, each input line '
+        'is one JSON object {"source": "...", "prefix": "..."}: the translation starts with the prefix (optional), and search continues from there.',
     )
-    parser.add_argument("--model", required=True, nargs="+", help="a model directory written by seq2seq-train; several: an ensemble")
+    parser.add_argument("--model", required=True, nargs="+",
+                        help="a model directory written by seq2seq-train, or a model on the Hugging Face Hub (ORG/NAME); several: an ensemble")
+    parser.add_argument("--revision", help="for a model on the Hub: the branch, tag or commit (default main)")
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
     parser.add_argument("--output", help="write translations to this file instead of stdout")
     _add_search_arguments(parser)
@@ -172,29 +182,37 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", action="store_true", help="sample instead of searching (see --temperature, --top-k)")
     parser.add_argument("--temperature", type=float, default=DEFAULTS.temperature)
     parser.add_argument("--top-k", type=int, default=DEFAULTS.top_k)
+    parser.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="nucleus sampling: draw from the most likely tokens whose probability reaches P")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed for --sample")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16: faster on CUDA and CPUs with bf16 instructions; int8: dynamic quantization, CPU only")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--input-type", choices=["text", "json"], default="text", help="json: one {\"source\", \"prefix\"} object per line")
     parser.add_argument("--output-type", choices=["text", "json"], default="text")
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     args = parser.parse_args(argv)
     options = _search_options(parser, args, mode="sample" if args.sample else "beam", nbest=args.nbest, max_len_ratio=args.max_len_ratio,
-                              temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     _setup_logging(args.quiet)
+    from seq2seq.hub import HubError, resolve_model_dir
+
+    try:
+        model_dirs = [resolve_model_dir(m, revision=args.revision) for m in args.model]
+    except HubError as err:
+        return _fail(str(err), EXIT_USAGE)
 
     import torch
 
     from seq2seq.checkpoint import CheckpointError
     from seq2seq.reporting import progress_bar
-    from seq2seq.translate import Translator
+    from seq2seq.translate import PrefixError, Translator
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
+        translator = Translator.from_pretrained(model_dirs, device=args.device, precision=args.precision)
     except (CheckpointError, ValueError) as err:
         return _fail(str(err), EXIT_USAGE)
     try:
@@ -213,17 +231,24 @@ def translate_main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         for batch in micro_batches(read_stream_lines(source), max_lines, args.wait):
-            texts = []
+            texts, prefixes = [], []
             for offset, (text, invalid) in enumerate(batch):
                 if invalid:
                     log.warning("line %d: invalid UTF-8 replaced by U+FFFD", line_no + offset + 1)
+                if args.input_type == "json":
+                    text, prefix = read_request(text, line_no + offset + 1)
+                    prefixes.append(prefix)
                 texts.append(clean_line(text))
-            results = translator.translate_nbest(texts, options, batch_size=args.batch_size)
+            results = translator.translate_nbest(texts, options, batch_size=args.batch_size, prefixes=prefixes if args.input_type == "json" else None)
             for text, hyps in zip(texts, results):
                 _write_result(sink, line_no, text, hyps, args.nbest, args.output_type)
                 line_no += 1
             sink.flush()
             bar.update(len(batch))
+    except RequestError as err:
+        return _fail(str(err), EXIT_USAGE)
+    except PrefixError as err:
+        return _fail(f"line {line_no + err.index + 1}: {err}", EXIT_USAGE)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -235,6 +260,29 @@ def translate_main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     log.info("translated %d lines in %.1f s (%.1f lines/s)", line_no, seconds, line_no / max(seconds, 1e-9))
     return EXIT_OK
+
+
+class RequestError(ValueError):
+    """A line of --input-type json input is not a request; the message names the line."""
+
+
+def read_request(line: str, line_no: int) -> tuple[str, str | None]:
+    """One line of JSON input → (source, prefix or None); a blank line is an empty source."""
+    if not line.strip():
+        return "", None
+    try:
+        request = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise RequestError(f"line {line_no}: not JSON ({err.msg}); with --input-type json each line is {{\"source\": \"...\", \"prefix\": \"...\"}}") from None
+    if not isinstance(request, dict) or not isinstance(request.get("source"), str):
+        raise RequestError(f"line {line_no}: expected an object with a string \"source\" (and optionally \"prefix\"); got {line[:80]!r}")
+    unknown = sorted(set(request) - {"source", "prefix"})
+    if unknown:
+        raise RequestError(f"line {line_no}: unknown key(s) {', '.join(unknown)}; the keys are source and prefix")
+    prefix = request.get("prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        raise RequestError(f"line {line_no}: \"prefix\" must be a string or null; got {type(prefix).__name__}")
+    return request["source"], None if prefix is None else clean_line(prefix)
 
 
 def _count_lines(path: str) -> int:

@@ -29,8 +29,16 @@ class SearchOptions:
     before EOS. `length_penalty` is GNMT's alpha (0: rank by raw log-probability). With
     `early_stop` a sentence is done as soon as its best candidate ends and `nbest` have ended;
     without it, when `beam_size` hypotheses have ended. `mode="sample"` draws `nbest`
-    independent samples at `temperature`, from the `top_k` most likely tokens when top_k > 0,
-    seeded with `seed`; `beam_size` and `early_stop` do not apply then.
+    independent samples at `temperature`, from the `top_k` most likely tokens when top_k > 0
+    and from the nucleus, the fewest most likely tokens whose probability reaches `top_p`, when
+    top_p < 1 (top_k first, then top_p), seeded with `seed`; `beam_size` and `early_stop` do not
+    apply then.
+
+    Controls, in both modes (all off by default): an output has at least
+    `ceil(min_len_ratio * S)` tokens before EOS (at most the maximum length); with
+    `no_repeat_ngram` N > 0 no N-gram of target tokens occurs twice in an output; `ban_unk`
+    keeps <unk> out of outputs. A forced target prefix is per sentence, so it is not an option
+    here: it is the `prefixes` argument of `Translator.translate`.
     """
 
     mode: Mode = "beam"
@@ -42,7 +50,11 @@ class SearchOptions:
     early_stop: bool = True
     temperature: float = 1.0
     top_k: int = 0
+    top_p: float = 1.0
     seed: int = 0
+    min_len_ratio: float = 0.0
+    no_repeat_ngram: int = 0
+    ban_unk: bool = False
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -54,23 +66,31 @@ class SearchOptions:
         found = []
         if self.mode not in MODES:
             found.append(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        for name, lo in (("beam_size", 1), ("nbest", 1), ("max_len_offset", 0), ("top_k", 0)):
+        for name, lo in (("beam_size", 1), ("nbest", 1), ("max_len_offset", 0), ("top_k", 0), ("no_repeat_ngram", 0)):
             value = getattr(self, name)
             if not _is_int(value) or value < lo:
                 found.append(f"{name} must be an integer >= {lo}; got {value!r}")
-        for name in ("length_penalty", "max_len_ratio"):
+        for name in ("length_penalty", "max_len_ratio", "min_len_ratio"):
             value = getattr(self, name)
             if not _is_number(value) or not value >= 0:
                 found.append(f"{name} must be a number >= 0; got {value!r}")
         if not _is_number(self.temperature) or not self.temperature > 0:
             found.append(f"temperature must be a number > 0; got {self.temperature!r}")
+        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
+            found.append(f"top_p must be a number > 0 and <= 1 (1: no nucleus cut); got {self.top_p!r}")
         if not _is_int(self.seed):
             found.append(f"seed must be an integer; got {self.seed!r}")
-        if not isinstance(self.early_stop, bool):
-            found.append(f"early_stop must be true or false; got {self.early_stop!r}")
+        for name in ("early_stop", "ban_unk"):
+            if not isinstance(getattr(self, name), bool):
+                found.append(f"{name} must be true or false; got {getattr(self, name)!r}")
         if self.mode == "beam" and _is_int(self.nbest) and _is_int(self.beam_size) and 1 <= self.beam_size < self.nbest:
             found.append(f"nbest ({self.nbest}) cannot exceed beam_size ({self.beam_size}); raise beam_size")
         return found
+
+    @property
+    def constrains_steps(self) -> bool:
+        """Whether a control beyond the length limit is on: the search does that work only then."""
+        return self.min_len_ratio > 0 or self.no_repeat_ngram > 0 or self.ban_unk
 
 
 def check_batch_size(batch_size: object) -> None:

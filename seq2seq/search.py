@@ -2,14 +2,15 @@
 
 One driver, `_search`, keeps K hypotheses for each of B sentences and advances all B×K of them
 with one decoder step per time step. Beam search and sampling differ only in how the next K
-hypotheses are chosen (`_select_topk`, `_select_sample`). Hypotheses that choose EOS are set
-aside; sentences that are done leave the batch, so a long sentence does not keep its finished
-neighbours computing.
+hypotheses are chosen (`_select_topk`, `_select_sample`); both first pass the step's scores
+through `constrain`, the one function that says which tokens may come next (length limits,
+decoding controls, forced prefixes). Hypotheses that choose EOS are set aside; sentences that are
+done leave the batch, so a long sentence does not keep its finished neighbours computing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -17,14 +18,15 @@ import numpy as np
 import torch
 
 from seq2seq.batching import pad_sources
+from seq2seq.constraints import NEG_INF, Prefix, constrain, sentence_limits
 from seq2seq.model import Ensemble, Seq2Seq
 from seq2seq.options import BATCH_SIZE, MODES, SearchOptions, check_batch_size
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
-NEG_INF = float("-inf")
-
-# (scores (B, K), logits (B*K, V), at_max (B,), ids (B,) the sentences' rows in the input) → origin beam, token, new score: (B, K) each
-Select = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+# (scores (B, K), logits (B*K, V), forbid: `constrain` bound to this step, ids (B,) the sentences' rows in the input)
+# → origin beam, token, new score: (B, K) each
+Forbid = Callable[[torch.Tensor], torch.Tensor]
+Select = Callable[[torch.Tensor, torch.Tensor, Forbid, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -39,19 +41,29 @@ class Hypothesis:
 
 
 def decode_sources(
-    model: Seq2Seq | Ensemble, sources: list[np.ndarray], device: torch.device, options: SearchOptions, batch_size: int = BATCH_SIZE
+    model: Seq2Seq | Ensemble,
+    sources: list[np.ndarray],
+    device: torch.device,
+    options: SearchOptions,
+    batch_size: int = BATCH_SIZE,
+    *,
+    prefixes: Sequence[Prefix] | None = None,
 ) -> list[list[Hypothesis]]:
     """Search for each source (token ids without EOS) in batches of similar length; results in input order.
 
-    Sorting by length keeps padding low; a sentence's result never depends on its batch.
+    prefixes: None, or one `Prefix` per source. Sorting by length keeps padding low; a
+    sentence's result never depends on its batch.
     """
     check_batch_size(batch_size)
+    if prefixes is not None and len(prefixes) != len(sources):
+        raise ValueError(f"prefixes has {len(prefixes)} entries for {len(sources)} sources; give one per source (None for no prefix)")
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src, src_len = pad_sources([sources[i] for i in chunk])
-        for i, h in zip(chunk, search(model, src.to(device), src_len.to(device), options)):
+        chunk_prefixes = None if prefixes is None else [prefixes[i] for i in chunk]
+        for i, h in zip(chunk, search(model, src.to(device), src_len.to(device), options, prefixes=chunk_prefixes)):
             results[i] = h
     return results
 
@@ -63,21 +75,29 @@ def search(
     options: SearchOptions,
     *,
     return_attention: bool = False,
+    prefixes: Sequence[Prefix] | None = None,
 ) -> list[list[Hypothesis]]:
     """Beam search or sampling, as options.mode says: src (B, S) ending in EOS and PAD-padded,
-    src_len (B,) → B n-best lists, best first."""
+    src_len (B,) → B n-best lists, best first. prefixes: None, or B `Prefix`es: each output
+    starts with its sentence's prefix, which counts in its tokens and score."""
     if options.mode == "beam":
-        return beam_search(model, src, src_len, options, return_attention=return_attention)
+        return beam_search(model, src, src_len, options, return_attention=return_attention, prefixes=prefixes)
     elif options.mode == "sample":
         if return_attention:
             raise ValueError("return_attention is for beam search; sampling does not keep attention weights")
-        return sample(model, src, src_len, options)
+        return sample(model, src, src_len, options, prefixes=prefixes)
     raise ValueError(f"mode must be one of {', '.join(MODES)}; got {options.mode!r}")
 
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions, *, return_attention: bool = False
+    model: Seq2Seq | Ensemble,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    options: SearchOptions,
+    *,
+    return_attention: bool = False,
+    prefixes: Sequence[Prefix] | None = None,
 ) -> list[list[Hypothesis]]:
     """Beam search with options.beam_size hypotheses per sentence; shapes as `search`.
 
@@ -85,43 +105,57 @@ def beam_search(
     OpenNMT-py), as soon as its best candidate ends and options.nbest have ended: the rest of the
     beam is then unlikely to win and costs steps. See `SearchOptions` for the length limit and penalty.
     """
-    _check_inputs(model, src, src_len, return_attention)
+    _check_inputs(model, src, src_len, return_attention, prefixes)
     return _search(model, src, src_len, options, _select_topk, K=options.beam_size, one_start=True, early_stop=options.early_stop,
-                   return_attention=return_attention)
+                   return_attention=return_attention, prefixes=prefixes)
 
 
 def greedy_search(
-    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions | None = None, *, return_attention: bool = False
+    model: Seq2Seq | Ensemble,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    options: SearchOptions | None = None,
+    *,
+    return_attention: bool = False,
+    prefixes: Sequence[Prefix] | None = None,
 ) -> list[list[Hypothesis]]:
-    """Greedy search: beam search with one beam, so the two agree exactly; options' length limits apply."""
+    """Greedy search: beam search with one beam, so the two agree exactly; options' length limits and controls apply."""
     one_beam = replace(options or SearchOptions(), mode="beam", beam_size=1, nbest=1)
-    return beam_search(model, src, src_len, one_beam, return_attention=return_attention)
+    return beam_search(model, src, src_len, one_beam, return_attention=return_attention, prefixes=prefixes)
 
 
 @torch.inference_mode()
 def sample(
-    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, options: SearchOptions, *, prefixes: Sequence[Prefix] | None = None
 ) -> list[list[Hypothesis]]:
     """Ancestral sampling: options.nbest independent samples per sentence, sorted by score; shapes as `search`.
 
-    Tokens are drawn from softmax(logits / temperature), cut to the `top_k` most likely when
-    top_k > 0; `log_prob` and `score` are the model's own (temperature 1, no cut), so samples
+    Tokens are drawn from softmax(logits / temperature) over the tokens `constrain` allows, cut
+    to the `top_k` most likely when top_k > 0, then to the nucleus of probability `top_p` when
+    top_p < 1; `log_prob` and `score` are the model's own (temperature 1, no cut), so samples
     rank as beam search would rank them. Each sentence draws from a generator of its own seeded
     with options.seed, so its samples depend on the sentence and the options alone, never on
     the batch it came in.
     """
-    _check_inputs(model, src, src_len, False)
+    _check_inputs(model, src, src_len, False, prefixes)
     generators = [torch.Generator(device=src.device).manual_seed(options.seed) for _ in range(src.size(0))]
-    select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, generators=generators)
-    return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False, return_attention=False)
+    select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, top_p=options.top_p, generators=generators)
+    return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False, return_attention=False,
+                   prefixes=prefixes)
 
 
-def _check_inputs(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, return_attention: bool) -> None:
+def _check_inputs(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, return_attention: bool, prefixes: Sequence[Prefix] | None) -> None:
     """Checks of what the options do not cover; each error names the argument and what is valid."""
     if src.dim() != 2 or src_len.shape != src.shape[:1]:
         raise ValueError(f"src must be (B, S) and src_len (B,); got {tuple(src.shape)} and {tuple(src_len.shape)}")
     if return_attention and not model.has_attention:
         raise ValueError("return_attention needs a model with attention; this one (or one in the ensemble) has attention 'none'")
+    if prefixes is not None:
+        if len(prefixes) != src.size(0):
+            raise ValueError(f"prefixes has {len(prefixes)} entries for a batch of {src.size(0)}; give one per sentence (None for no prefix)")
+        for b, prefix in enumerate(prefixes):
+            if prefix is not None and any(int(i) in (PAD_ID, BOS_ID, EOS_ID) for i in prefix):
+                raise ValueError(f"prefixes[{b}] holds PAD, BOS or EOS ({PAD_ID}, {BOS_ID}, {EOS_ID}); a prefix is target tokens without them")
 
 
 def _search(
@@ -135,6 +169,7 @@ def _search(
     one_start: bool,
     early_stop: bool,
     return_attention: bool,
+    prefixes: Sequence[Prefix] | None,
 ) -> list[list[Hypothesis]]:
     """The driver: src (B, S), src_len (B,) → B lists of the options.nbest finished hypotheses, best first.
 
@@ -147,7 +182,7 @@ def _search(
         return []
     nbest, alpha = options.nbest, options.length_penalty
     lengths = src_len.tolist()
-    max_len = _max_lengths(src_len, options.max_len_ratio, options.max_len_offset).to(src.device)  # (B,)
+    limits = sentence_limits(src_len, options, prefixes)
     ids = torch.arange(B, device=src.device)  # (B,) each active sentence's row in src
     memory = model.select_memory(model.encode(src, src_len), ids.repeat_interleave(K))  # rows (B*K)
     state = model.init_state(memory)
@@ -162,9 +197,10 @@ def _search(
     n_finished = torch.zeros(B, dtype=torch.long, device=src.device)  # (B,)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     y = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)  # (B*K,)
-    for t in range(int(max_len.max()) + 1):
+    for t in range(int(limits.max_len.max()) + 1):
         logits, state, weights = model.step(y, state, memory)  # (B*K, V)
-        origin, y_k, scores = select(scores, logits, max_len == t, ids)  # (B, K) each
+        forbid = partial(constrain, t=t, history=tokens, limits=limits, options=options)
+        origin, y_k, scores = select(scores, logits, forbid, ids)  # (B, K) each
         tokens, attn = _extend(tokens, attn, origin, y_k, weights)
         ended = (y_k == EOS_ID) & torch.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, attn, scores, ended, lengths, _length_penalty(t + 1, alpha))
@@ -179,75 +215,71 @@ def _search(
         state = model.reorder_state(state, _rows(keep, origin[keep], K))
         if keep.numel() < done.numel():
             memory = model.select_memory(memory, _rows(keep, torch.arange(K, device=keep.device).expand(keep.numel(), K), K))
-            ids, max_len, scores, n_finished, tokens = ids[keep], max_len[keep], scores[keep], n_finished[keep], tokens[keep]
+            ids, limits, scores, n_finished, tokens = ids[keep], limits.keep(keep), scores[keep], n_finished[keep], tokens[keep]
             attn = None if attn is None else attn[keep]
         y = y_k[keep].flatten()
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-def _max_lengths(src_len: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
-    """src_len (B,), EOS included → the most tokens each output may have before its EOS (B,)."""
-    return torch.ceil(ratio * (src_len.double() - 1)).long() + offset
-
-
-def _log_probs(logits: torch.Tensor, K: int, at_max: torch.Tensor) -> torch.Tensor:
-    """logits (B*K, V) in the model's dtype → log-probabilities (B, K, V) in float32 (or float64).
-
-    PAD and BOS are never output, so they get -inf (the others keep the model's log-probability,
-    not renormalised, so scores stay what teacher forcing computes). Sentences whose hypotheses
-    have reached their maximum length, at_max (B,), may only end: every token but EOS gets -inf,
-    so they finish with EOS and its log-probability counted.
-    """
-    logp = torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
-    return _forbid(logp, K, at_max).view(-1, K, logits.size(-1))
-
-
-def _forbid(x: torch.Tensor, K: int, at_max: torch.Tensor) -> torch.Tensor:
-    """x (B*K, V) → x with -inf for PAD and BOS, and for all but EOS in the rows of sentences at their maximum length (B,)."""
-    x[:, PAD_ID] = NEG_INF
-    x[:, BOS_ID] = NEG_INF
-    if at_max.any():
-        V = x.size(-1)
-        not_eos = torch.arange(V, device=x.device) != EOS_ID  # (V,)
-        x = x.view(-1, K, V).masked_fill(at_max[:, None, None] & not_eos, NEG_INF).view(-1, V)
-    return x
-
-
-def _select_topk(scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _select_topk(scores: torch.Tensor, logits: torch.Tensor, forbid: Forbid, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Beam step: the K best continuations of each sentence over all its beams (ids: unused, see `Select`).
 
-    scores (B, K), logits (B*K, V), at_max (B,) → origin beam, token, summed log-prob: (B, K) each.
-    Each of a sentence's K best continuations is among the K best of its own beam, so the search
-    takes the K best tokens per beam from the raw logits, then the K best of those K·K: no
-    (B, K, V) log-probabilities are written. Log-probabilities are as in `_log_probs`. Dead beams
-    (-inf) offer only -inf, so their slots are refilled from live ones. All candidates have the
-    same length, so the length penalty cannot change their order and is left to `_set_aside`.
+    scores (B, K), logits (B*K, V), forbid: `constrain` for this step → origin beam, token, summed
+    log-prob: (B, K) each. Each of a sentence's K best continuations is among the K best of its
+    own beam, so the search takes the K best allowed tokens per beam from the raw logits, then the
+    K best of those K·K: no (B, K, V) log-probabilities are written. A token's log-probability is
+    the model's (not renormalised over the allowed tokens, so scores stay what teacher forcing
+    computes). Dead beams (-inf) offer only -inf, so their slots are refilled from live ones. All
+    candidates have the same length, so the length penalty cannot change their order and is left
+    to `_set_aside`.
     """
     B, K = scores.shape
     log_norm = torch.logsumexp(logits.float(), dim=-1, keepdim=True)  # (B*K, 1) before any -inf
-    # The step's logits are fresh and read only here, so _forbid may write into them.
-    values, tokens = _forbid(logits, K, at_max).topk(K, dim=-1)  # (B*K, K)
+    # The step's logits are fresh and read only here, so forbid may write into them.
+    values, tokens = forbid(logits).topk(K, dim=-1)  # (B*K, K)
     candidates = scores.reshape(B * K, 1) + (values.to(scores.dtype) - log_norm)  # (B*K, K)
     top, flat = candidates.view(B, K * K).topk(K, dim=1)  # (B, K)
     return flat // K, tokens.view(B, K * K).gather(1, flat), top
 
 
 def _select_sample(
-    scores: torch.Tensor, logits: torch.Tensor, at_max: torch.Tensor, ids: torch.Tensor, *, temperature: float, top_k: int, generators: list[torch.Generator]
+    scores: torch.Tensor,
+    logits: torch.Tensor,
+    forbid: Forbid,
+    ids: torch.Tensor,
+    *,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generators: list[torch.Generator],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sampling step: each hypothesis draws its own next token, from its sentence's generator
-    (generators[ids[b]] for sentence b); shapes as `_select_topk`, origin = k."""
+    """Sampling step: each hypothesis draws its own next token among the allowed ones, from its
+    sentence's generator (generators[ids[b]] for sentence b); shapes as `_select_topk`, origin = k.
+    Scores are the model's log-probabilities (float32, or float64 for a float64 model)."""
     B, K = scores.shape
     V = logits.size(-1)
-    logp = _log_probs(logits, K, at_max)  # (B, K, V)
+    logp = forbid(torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))).view(B, K, V)
     tempered = logp / temperature  # (B, K, V)
     if 0 < top_k < V:
         kth = tempered.topk(top_k, dim=-1).values[..., -1:]  # (B, K, 1)
         tempered = tempered.masked_fill(tempered < kth, NEG_INF)
+    if top_p < 1:
+        tempered = nucleus(tempered, top_p)
     probs = tempered.softmax(-1)  # (B, K, V)
     y = torch.stack([torch.multinomial(probs[b], 1, generator=generators[i]).squeeze(1) for b, i in enumerate(ids.tolist())])  # (B, K)
     new_scores = scores + logp.gather(2, y.unsqueeze(2)).squeeze(2)  # dead rows stay -inf
     return torch.arange(K, device=y.device).expand(B, K), y, new_scores
+
+
+def nucleus(x: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Top-p: x (..., V) log-weights → x with -inf outside the nucleus, the fewest most likely
+    tokens whose probabilities (softmax of x) sum to at least top_p; the most likely token is
+    always in it, and of tokens of equal probability the lower id comes first."""
+    probs = x.softmax(-1)
+    ranked, order = probs.sort(dim=-1, descending=True, stable=True)  # (..., V) each
+    before = ranked.cumsum(-1) - ranked  # (..., V) the mass of the more likely tokens
+    outside = torch.zeros_like(before, dtype=torch.bool).scatter_(-1, order, before >= top_p)
+    return x.masked_fill(outside, NEG_INF)
 
 
 def _extend(tokens: torch.Tensor, attn: torch.Tensor | None, origin: torch.Tensor, y_k: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -16,6 +16,7 @@ import torch
 from seq2seq.checkpoint import CheckpointError, ModelMeta, load_model_dir, save_model_dir
 from seq2seq.config import Config
 from seq2seq.devices import resolve_device
+from seq2seq.hub import resolve_model_dir
 from seq2seq.model import Ensemble
 from seq2seq.model.precision import with_precision
 from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
@@ -23,6 +24,14 @@ from seq2seq.search import Hypothesis, decode_sources
 from seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger("seq2seq")
+
+
+class PrefixError(ValueError):
+    """A forced prefix cannot be used; `index` is its sentence's position in the call."""
+
+    def __init__(self, index: int, message: str):
+        self.index = index
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -69,9 +78,22 @@ class Translator:
         return len(self.model_dirs) > 1
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path | list[str | Path], device: str = "auto", precision: Precision = "fp32") -> Translator:
+    def from_pretrained(
+        cls,
+        model_dir: str | Path | list[str | Path],
+        device: str = "auto",
+        precision: Precision = "fp32",
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> Translator:
         """Load a model directory, or a list of them to translate as an ensemble (they must share a
         tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run).
+
+        A string `ORG/NAME` that is not a local path is a model on the Hugging Face Hub: it is
+        downloaded into the Hub cache (`cache_dir`, else HF_HUB_CACHE or HF_HOME) at `revision`
+        (branch, tag or commit; default main), or read from the cache alone with HF_HUB_OFFLINE=1.
+        A local directory always wins over a Hub id (seq2seq.hub).
 
         device: auto, cpu, cuda or cuda:N. precision: fp32 (as trained), bf16 (weights and
         activations; fast on CUDA and on CPUs with bf16 instructions) or int8 (dynamic quantization
@@ -83,7 +105,7 @@ class Translator:
         resolved = resolve_device(device)
         if precision == "int8" and resolved.type != "cpu":
             raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
-        dirs = [Path(d) for d in model_dir] if isinstance(model_dir, (list, tuple)) else [Path(model_dir)]
+        dirs = [resolve_model_dir(d, revision=revision, cache_dir=cache_dir) for d in (model_dir if isinstance(model_dir, (list, tuple)) else [model_dir])]
         if not dirs:
             raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
         model, config, tokenizer, meta = load_model_dir(dirs[0], resolved)
@@ -108,22 +130,34 @@ class Translator:
             return
         save_model_dir(out_dir, self.model, self.config, tokenizer_dir=self.model_dir, record=self.meta.training)
 
-    def translate(self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE) -> list[str]:
-        """The best translation of each sentence; empty or blank sentences give ''."""
-        return [hyps[0].text for hyps in self.translate_nbest(sentences, options, batch_size=batch_size)]
+    def translate(
+        self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE, prefixes: list[str | None] | None = None
+    ) -> list[str]:
+        """The best translation of each sentence; empty or blank sentences give ''. prefixes: see `translate_nbest`."""
+        return [hyps[0].text for hyps in self.translate_nbest(sentences, options, batch_size=batch_size, prefixes=prefixes)]
 
-    def translate_nbest(self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE) -> list[list[Translation]]:
+    def translate_nbest(
+        self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE, prefixes: list[str | None] | None = None
+    ) -> list[list[Translation]]:
         """The options.nbest best translations of each sentence (beam search) or options.nbest
-        samples (mode="sample"), with their scores, best first. Default options: `SearchOptions()`."""
+        samples (mode="sample"), with their scores, best first. Default options: `SearchOptions()`.
+
+        prefixes: None, or one target-language string (or None) per sentence: that sentence's
+        translations start with it, tokenized with the target tokenizer, and search continues
+        from there; the prefix is part of each translation's text, tokens and score. It is per
+        sentence, so it is an argument here rather than a field of the shared `SearchOptions`.
+        """
         _check_sentences(sentences)
         options = SearchOptions() if options is None else options
         if not isinstance(options, SearchOptions):
             raise TypeError(f"options must be a SearchOptions; got {type(options).__name__}")
+        forced = self._encode_prefixes(prefixes, len(sentences))
 
         todo = [i for i, s in enumerate(sentences) if s.strip()]
         encoded = self.tokenizer.encode_src([sentences[i] for i in todo])
         pieces: list[np.ndarray] = []  # over-long sentences are translated in pieces of max_len tokens
         owner: list[int] = []
+        piece_prefixes: list[list[int] | None] = []  # a prefix starts its sentence's first piece
         for i, ids in zip(todo, encoded):
             if len(ids) > self.max_len:
                 log.warning("line %d has %d tokens, more than the model's maximum of %d: translating it in %d pieces",
@@ -131,8 +165,9 @@ class Translator:
             for start in range(0, len(ids), self.max_len):
                 pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
                 owner.append(i)
+                piece_prefixes.append(forced[i] if forced is not None and start == 0 else None)
         with torch.inference_mode():
-            hyps = decode_sources(self.model, pieces, self.device, options, batch_size)
+            hyps = decode_sources(self.model, pieces, self.device, options, batch_size, prefixes=piece_prefixes if forced is not None else None)
         out: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in sentences]
         joined: dict[int, list[list[Hypothesis]]] = {}
         for i, h in zip(owner, hyps):
@@ -141,6 +176,24 @@ class Translator:
             out[i] = self._join(parts) if len(parts) > 1 else [self._to_translation(h) for h in parts[0]]
         return out
 
+    def _encode_prefixes(self, prefixes: object, n: int) -> list[list[int] | None] | None:
+        """Each sentence's prefix as target ids (None where it has none), or None when no sentence has one."""
+        if prefixes is None:
+            return None
+        if not isinstance(prefixes, (list, tuple)) or len(prefixes) != n:
+            raise TypeError(f"prefixes must be a list of one string (or None) per sentence, {n} in all; got {_describe(prefixes)}")
+        for i, p in enumerate(prefixes):
+            if p is not None and not isinstance(p, str):
+                raise TypeError(f"prefixes[{i}] must be a str or None; got {type(p).__name__}")
+        forced = [self.tokenizer.encode_tgt([p])[0] if p and p.strip() else None for p in prefixes]
+        emittable = _emittable(self.model)
+        for i, ids in enumerate(forced):
+            if ids and emittable is not None and not bool(emittable[torch.tensor(ids)].all()):
+                bad = [self.tokenizer.tgt_pieces([t])[0] for t in ids if not bool(emittable[t])]
+                raise PrefixError(i, f"prefixes[{i}] {prefixes[i]!r} has pieces this model never outputs ({', '.join(bad)}): "
+                                 "it was trained with model.output_vocab=target; write the prefix in the target language")
+        return forced if any(forced) else None
+
     def _to_translation(self, h: Hypothesis) -> Translation:
         return Translation(self.tokenizer.decode_tgt([h.tokens])[0], h.score, self.tokenizer.tgt_pieces(h.tokens))
 
@@ -148,6 +201,16 @@ class Translator:
         """The best hypotheses of a sentence's pieces, concatenated (an n-best of one)."""
         tokens = [t for p in parts for t in p[0].tokens]
         return [Translation(self.tokenizer.decode_tgt([tokens])[0], sum(p[0].score for p in parts), self.tokenizer.tgt_pieces(tokens))]
+
+
+def _emittable(model: torch.nn.Module) -> torch.Tensor | None:
+    """(V,) True for the target ids the model (or any model of an ensemble) can output; None: every id."""
+    masks = [m.decoder.output_mask for m in (model.models if isinstance(model, Ensemble) else [model])]
+    return None if any(mask is None for mask in masks) else torch.stack(masks).any(0).cpu()
+
+
+def _describe(value: object) -> str:
+    return f"{len(value)} entries" if isinstance(value, (list, tuple)) else type(value).__name__
 
 
 def _check_sentences(sentences: object) -> None:

@@ -15,6 +15,10 @@ def test_defaults():
     o = SearchOptions()
     assert (o.mode, o.beam_size, o.nbest, o.length_penalty, o.max_len_ratio, o.max_len_offset) == ("beam", 5, 1, 1.0, 2.0, 10)
     assert (o.early_stop, o.temperature, o.top_k, o.seed) == (True, 1.0, 0, 0)
+    assert (o.top_p, o.min_len_ratio, o.no_repeat_ngram, o.ban_unk) == (1.0, 0.0, 0, False)  # the controls are off
+    assert not o.constrains_steps
+    assert SearchOptions(ban_unk=True).constrains_steps and SearchOptions(no_repeat_ngram=2).constrains_steps
+    assert not SearchOptions(mode="sample", top_p=0.5).constrains_steps  # top_p is the sampler's cut, not a per-step rule
     assert BATCH_SIZE == 64
 
 
@@ -40,6 +44,12 @@ def test_options_are_keyword_only_and_frozen():
         ({"top_k": -1}, "top_k must be an integer >= 0; got -1"),
         ({"seed": 1.5}, "seed must be an integer; got 1.5"),
         ({"early_stop": "no"}, "early_stop must be true or false; got 'no'"),
+        ({"top_p": 0.0}, "top_p must be a number > 0 and <= 1 (1: no nucleus cut); got 0.0"),
+        ({"top_p": 1.01}, "top_p must be a number > 0 and <= 1 (1: no nucleus cut); got 1.01"),
+        ({"min_len_ratio": -1.0}, "min_len_ratio must be a number >= 0; got -1.0"),
+        ({"no_repeat_ngram": -1}, "no_repeat_ngram must be an integer >= 0; got -1"),
+        ({"no_repeat_ngram": 2.0}, "no_repeat_ngram must be an integer >= 0; got 2.0"),
+        ({"ban_unk": 1}, "ban_unk must be true or false; got 1"),
     ],
 )
 def test_each_invalid_field_is_named(fields, message):
