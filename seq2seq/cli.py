@@ -163,7 +163,7 @@ def translate_main(argv: list[str] | None = None) -> int:
         "(LINE counts from 0, best first). With --output-type json, each input line gives one JSON object "
         '{"line": i, "source": ..., "hypotheses": [{"text", "score", "tokens"}, ...]}.',
     )
-    parser.add_argument("--model", required=True, nargs="+", help="a model directory written by seq2seq-train; several: an ensemble")
+    parser.add_argument("--model", required=True, nargs="+", help="a model directory written by seq2seq-train (several: an ensemble), or one written by seq2seq-export")
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
     parser.add_argument("--output", help="write translations to this file instead of stdout")
     _add_search_arguments(parser)
@@ -176,7 +176,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16: faster on CUDA and CPUs with bf16 instructions; int8: dynamic quantization, CPU only")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's or onnxruntime's default)")
     parser.add_argument("--output-type", choices=["text", "json"], default="text")
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -185,16 +185,12 @@ def translate_main(argv: list[str] | None = None) -> int:
                               temperature=args.temperature, top_k=args.top_k, seed=args.seed)
     _setup_logging(args.quiet)
 
-    import torch
-
+    # No torch here: an exported model (seq2seq-export) translates where torch is not installed.
     from seq2seq.checkpoint import CheckpointError
-    from seq2seq.reporting import progress_bar
     from seq2seq.translate import Translator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
+        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=args.threads)
     except (CheckpointError, ValueError) as err:
         return _fail(str(err), EXIT_USAGE)
     try:
@@ -208,7 +204,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     # A regular file's line count gives the bar an end, so a long job (distilling a corpus) shows how
     # far it is; a pipe or FIFO given as --input must not be read twice.
     total = _count_lines(args.input) if args.input and os.path.isfile(args.input) else None
-    bar = progress_bar(total, "translating", enabled=not interactive, unit="line")
+    bar = _line_bar(total, enabled=not interactive)
     line_no = 0
     start = time.perf_counter()
     try:
@@ -235,6 +231,24 @@ def translate_main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     log.info("translated %d lines in %.1f s (%.1f lines/s)", line_no, seconds, line_no / max(seconds, 1e-9))
     return EXIT_OK
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _line_bar(total: int | None, enabled: bool):
+    """tqdm's bar; none in an environment with only an exported model's runtime, which lacks tqdm and yaml."""
+    try:
+        from seq2seq.reporting import progress_bar
+
+        return progress_bar(total, "translating", enabled=enabled, unit="line")
+    except ImportError:
+        return _NoBar()
 
 
 def _count_lines(path: str) -> int:

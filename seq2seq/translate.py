@@ -1,7 +1,10 @@
-"""Translator: load a model directory and translate lists of sentences.
+"""Translator: load a model directory (or an exported one) and translate lists of sentences.
 
-This module is on the start-up path of `seq2seq-translate`: it imports torch, sentencepiece and
-safetensors, and nothing heavier (no `datasets`, no sacrebleu, no plotting, no training code).
+This module is on the start-up path of `seq2seq-translate`. It imports no torch itself: a model
+directory loads torch, sentencepiece and safetensors when `from_pretrained` reads it, and an
+exported directory (seq2seq-export) loads onnxruntime instead, so the exported path works where
+torch is not installed. Nothing heavier is ever imported (no `datasets`, no sacrebleu, no
+plotting, no training code).
 """
 
 from __future__ import annotations
@@ -9,18 +12,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from seq2seq.checkpoint import CheckpointError, ModelMeta, load_model_dir, save_model_dir
-from seq2seq.config import Config
-from seq2seq.devices import resolve_device
-from seq2seq.model import Ensemble
-from seq2seq.model.precision import with_precision
+from seq2seq.checkpoint import CheckpointError, ModelMeta
+from seq2seq.export import is_exported_dir
 from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
-from seq2seq.search import Hypothesis, decode_sources
 from seq2seq.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from seq2seq.config import Config
+    from seq2seq.export.runtime import ExportedModel
+    from seq2seq.search import Hypothesis
 
 log = logging.getLogger("seq2seq")
 
@@ -36,18 +42,20 @@ class Translator:
     """A loaded model directory: `Translator.from_pretrained(DIR).translate(["A man is sleeping."])`.
 
     `meta` is the first model's metadata; `precision` and `model_dirs` say how it was loaded
-    (several directories: an ensemble).
+    (several directories: an ensemble). For an exported directory `model` is the onnxruntime
+    `ExportedModel`, `config` is None (export.json, in `model.meta`, says what the graphs
+    need) and `device` is cpu.
     """
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | ExportedModel,
         tokenizer: Tokenizer,
-        config: Config,
+        config: Config | None,
         meta: ModelMeta,
         *,
         model_dirs: list[Path],
-        device: torch.device,
+        device: torch.device | str,
         precision: Precision,
         max_len: int,
     ):
@@ -68,24 +76,42 @@ class Translator:
     def is_ensemble(self) -> bool:
         return len(self.model_dirs) > 1
 
+    @property
+    def is_exported(self) -> bool:
+        return self.config is None
+
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path | list[str | Path], device: str = "auto", precision: Precision = "fp32") -> Translator:
+    def from_pretrained(cls, model_dir: str | Path | list[str | Path], device: str = "auto", precision: Precision = "fp32", threads: int = 0) -> Translator:
         """Load a model directory, or a list of them to translate as an ensemble (they must share a
-        tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run).
+        tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run), or a
+        directory written by seq2seq-export (translated with onnxruntime; torch is not imported).
 
         device: auto, cpu, cuda or cuda:N. precision: fp32 (as trained), bf16 (weights and
         activations; fast on CUDA and on CPUs with bf16 instructions) or int8 (dynamic quantization
         of the LSTM and linear layers; CPU only). Both trade a little accuracy for speed: check
-        BLEU on a validation set.
+        BLEU on a validation set. An exported directory's precision is chosen when exporting.
+        threads: CPU threads (0: the library's default; torch's setting is process-wide).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-        resolved = resolve_device(device)
-        if precision == "int8" and resolved.type != "cpu":
-            raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
         dirs = [Path(d) for d in model_dir] if isinstance(model_dir, (list, tuple)) else [Path(model_dir)]
         if not dirs:
             raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
+        if any(is_exported_dir(d) for d in dirs):
+            return cls._from_exported(dirs, device, precision, threads)
+
+        import torch
+
+        from seq2seq.checkpoint import load_model_dir
+        from seq2seq.devices import resolve_device
+        from seq2seq.model import Ensemble
+        from seq2seq.model.precision import with_precision
+
+        if threads:
+            torch.set_num_threads(threads)
+        resolved = resolve_device(device)
+        if precision == "int8" and resolved.type != "cpu":
+            raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
         model, config, tokenizer, meta = load_model_dir(dirs[0], resolved)
         models, max_len = [with_precision(model, precision)], config.data.max_len
         for other in dirs[1:]:
@@ -97,8 +123,27 @@ class Translator:
         searched = models[0] if len(models) == 1 else Ensemble(models).eval()
         return cls(searched, tokenizer, config, meta, model_dirs=dirs, device=resolved, precision=precision, max_len=max_len)
 
+    @classmethod
+    def _from_exported(cls, dirs: list[Path], device: str, precision: Precision, threads: int) -> Translator:
+        """An exported directory, run by onnxruntime on the CPU in the precision it was exported in."""
+        from seq2seq.export.runtime import load_exported
+
+        if len(dirs) > 1:
+            raise CheckpointError("an exported model cannot join an ensemble; give one exported directory, or the model directories to ensemble with torch")
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"an exported model runs on the CPU (onnxruntime); got device {device!r}: use cpu, or the model directory on CUDA")
+        model, tokenizer, meta, export_meta = load_exported(dirs[0], threads)
+        exported = "int8" if export_meta.quantize == "int8" else "fp32"
+        if precision not in ("fp32", exported):
+            raise ValueError(f"{dirs[0]} was exported in {exported}; its precision is chosen by seq2seq-export --quantize, not by precision={precision!r}")
+        return cls(model, tokenizer, None, meta, model_dirs=dirs, device="cpu", precision=exported, max_len=export_meta.max_len)
+
     def save_pretrained(self, out_dir: str | Path) -> None:
         """Copy the model directory to `out_dir` (weights, config, tokenizer, metadata, card)."""
+        from seq2seq.checkpoint import save_model_dir
+
+        if self.is_exported:
+            raise ValueError("an exported model directory is saved by copying it (all its files); save_pretrained writes model directories")
         if self.is_ensemble:
             raise ValueError("an ensemble has no single model directory to save; average checkpoints of one run with seq2seq-average instead")
         if self.precision != "fp32":
@@ -131,8 +176,7 @@ class Translator:
             for start in range(0, len(ids), self.max_len):
                 pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
                 owner.append(i)
-        with torch.inference_mode():
-            hyps = decode_sources(self.model, pieces, self.device, options, batch_size)
+        hyps = self._decode(pieces, options, batch_size)
         out: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in sentences]
         joined: dict[int, list[list[Hypothesis]]] = {}
         for i, h in zip(owner, hyps):
@@ -140,6 +184,19 @@ class Translator:
         for i, parts in joined.items():
             out[i] = self._join(parts) if len(parts) > 1 else [self._to_translation(h) for h in parts[0]]
         return out
+
+    def _decode(self, pieces: list[np.ndarray], options: SearchOptions, batch_size: int) -> list[list[Hypothesis]]:
+        """Search each piece with the backend the model was loaded for; both sort by length and batch alike."""
+        if self.is_exported:
+            from seq2seq.export.search import decode_sources as decode_exported
+
+            return decode_exported(self.model, pieces, options, batch_size)
+        import torch
+
+        from seq2seq.search import decode_sources
+
+        with torch.inference_mode():
+            return decode_sources(self.model, pieces, self.device, options, batch_size)
 
     def _to_translation(self, h: Hypothesis) -> Translation:
         return Translation(self.tokenizer.decode_tgt([h.tokens])[0], h.score, self.tokenizer.tgt_pieces(h.tokens))
