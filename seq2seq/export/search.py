@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seq2seq.options import BATCH_SIZE, SearchOptions, check_batch_size
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
-    from seq2seq.export.runtime import ExportedModel, Memory, State
+    from seq2seq.export.runtime import ExportedModel
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # as seq2seq.tokenizer; the runtime checks export.json's against them
 NEG_INF = np.float32(-np.inf)
 
 # The SearchOptions fields this search implements; any other must keep its default.
@@ -132,7 +132,7 @@ def _search(
     for t in range(int(max_len.max()) + 1):
         logits, state = model.step(y, state, memory)  # (B*K, V)
         origin, y_k, scores = select(scores, logits, max_len == t, ids)  # (B, K) each
-        tokens = np.concatenate([np.take_along_axis(tokens, origin[:, :, None], axis=1), y_k[:, :, None]], axis=2)
+        tokens = np.concatenate([tokens[np.arange(tokens.shape[0])[:, None], origin], y_k[:, :, None]], axis=2)  # (B, K, t+1)
         ended = (y_k == EOS_ID) & np.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, scores, ended, _length_penalty(t + 1, alpha))
         scores = np.where(ended, NEG_INF, scores)
@@ -181,15 +181,21 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
 
 
 def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest of each row of x (N, M), largest first (ties: lower index first) → values, indices (N, k)."""
-    if k < x.shape[1]:
+    """The k largest of each row of x (N, M), largest first, ties to the lower index → values, indices (N, k).
+
+    Fancy indexing rather than np.take_along_axis, whose Python-level set-up cost more than the
+    decoder step itself at batch 1.
+    """
+    rows = np.arange(x.shape[0])[:, None]  # (N, 1)
+    if k == 1:
+        idx = x.argmax(axis=1)[:, None]
+    elif k < x.shape[1] and x.shape[1] > 64:  # partition the vocabulary, then sort only the k
         part = np.argpartition(-x, k - 1, axis=1)[:, :k]
+        part.sort(axis=1)  # index order first, so the stable sort below breaks ties by index
+        idx = part[rows, np.argsort(-x[rows, part], axis=1, kind="stable")]
     else:
-        part = np.broadcast_to(np.arange(x.shape[1]), x.shape)
-    part = np.sort(part, axis=1)  # index order first, so the stable sort below breaks ties by index
-    order = np.argsort(-np.take_along_axis(x, part, axis=1), axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    return np.take_along_axis(x, idx, axis=1), idx
+        idx = np.argsort(-x, axis=1, kind="stable")[:, :k]
+    return x[rows, idx], idx
 
 
 def _select_topk(scores: np.ndarray, logits: np.ndarray, at_max: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,7 +208,7 @@ def _select_topk(scores: np.ndarray, logits: np.ndarray, at_max: np.ndarray, ids
     values, tokens = _topk(_constrain(logits, K, at_max), K)  # (B*K, K)
     candidates = scores.reshape(B * K, 1) + (values - log_norm)  # (B*K, K)
     top, flat = _topk(candidates.reshape(B, K * K), K)  # (B, K)
-    return flat // K, np.take_along_axis(tokens.reshape(B, K * K), flat, axis=1), top
+    return flat // K, tokens.reshape(B, K * K)[np.arange(B)[:, None], flat], top
 
 
 def _select_sample(

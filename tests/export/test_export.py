@@ -48,10 +48,14 @@ def exported(trained_model_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def five_hundred(demo_dir) -> list[str]:
-    lines = [line for split in ("train", "valid", "test") for line in read_lines(demo_dir / f"{split}.en.gz")]
+    lines = [line for split in ("train", "val", "test") for line in read_lines(demo_dir / f"{split}.en.gz")]
     lines += [" ".join(reversed(line.split())) for line in lines[: 500 - len(lines)]]  # word salad: odd inputs too
     assert len(lines) == 500
     return lines
+
+
+def texts(nbest) -> list[list[str]]:
+    return [[h.text for h in hyps] for hyps in nbest]
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +86,12 @@ def test_exported_sampling_is_seeded_and_batch_independent(runtime, five_hundred
     sentences = five_hundred[:12]
     options = SearchOptions(mode="sample", nbest=3, temperature=1.5, top_k=20, seed=7)
     first = runtime.translate_nbest(sentences, options, batch_size=4)
-    assert runtime.translate_nbest(sentences, options, batch_size=12) == first  # the batch does not matter
-    assert runtime.translate_nbest(sentences[3:4], options) == first[3:4]
+    # The batch does not change what is drawn (onnxruntime's kernels may change a score's last bit, not a draw).
+    assert texts(runtime.translate_nbest(sentences, options, batch_size=12)) == texts(first)
+    assert texts(runtime.translate_nbest(sentences[3:4], options)) == texts(first[3:4])
+    assert texts(runtime.translate_nbest(sentences, options, batch_size=4)) == texts(first)
     other = runtime.translate_nbest(sentences, SearchOptions(mode="sample", nbest=3, temperature=1.5, top_k=20, seed=8))
-    assert [[h.text for h in hyps] for hyps in other] != [[h.text for h in hyps] for hyps in first]  # the seed is used
+    assert texts(other) != texts(first)  # the seed is used
     for hyps in first:
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
 
