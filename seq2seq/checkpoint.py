@@ -153,6 +153,10 @@ def read_model_dir(model_dir: Path) -> tuple[Config, ModelMeta]:
 
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir} is not a directory; pass the model directory that training wrote (e.g. runs/demo/best)")
+    from seq2seq.export import is_exported_dir
+
+    if is_exported_dir(model_dir) and not (model_dir / WEIGHTS).is_file():
+        raise CheckpointError(f"{model_dir} is an exported model (seq2seq-export): it translates (seq2seq-translate, Translator); this needs the model directory it was exported from")
     for name in (WEIGHTS, CONFIG, META):
         if not (model_dir / name).is_file():
             raise CheckpointError(f"{model_dir} has no {name}; it is not a complete model directory (re-run training or copy the whole directory)")

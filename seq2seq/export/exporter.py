@@ -19,6 +19,7 @@ next state. What the state is comes from `_state_fields`, the one place that kno
 from __future__ import annotations
 
 import hashlib
+import logging
 import warnings
 from pathlib import Path
 from typing import Literal, get_args
@@ -175,7 +176,13 @@ def _quantize_int8(path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = path.with_name(path.name + ".int8.tmp")
-    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for static quantization; the BLEU check is in docs/export.md
+    try:
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     tmp.replace(path)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.checkpoint import CheckpointError
+from seq2seq.checkpoint import CheckpointError, load_model_dir
 from seq2seq.export.command import export_main
 from seq2seq.export.search import check_supported
 from seq2seq.options import SearchOptions
@@ -176,6 +176,9 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
         Translator.from_pretrained(exported, device="cuda")
     with pytest.raises(CheckpointError, match="cannot join an ensemble"):
         Translator.from_pretrained([exported, trained_model_dir])
+
+    with pytest.raises(CheckpointError, match="is an exported model .seq2seq-export.: it translates"):
+        load_model_dir(exported)  # what training, averaging and seq2seq-export read
 
     assert export_main(["--model", str(trained_model_dir), str(trained_model_dir), "--output", str(tmp_path / "ens")]) == 2
     assert "an ensemble of 2 cannot be exported" in capsys.readouterr().err
