@@ -101,6 +101,9 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     if out_dir.resolve() == model_dir.resolve() or (out_dir / WEIGHTS).exists():
         raise CheckpointError(f"{out_dir} holds a model directory; export into a new directory (e.g. {model_dir.name}-onnx)")
     model, config, tokenizer, model_meta = load_model_dir(model_dir, "cpu")
+    cell = getattr(config.model, "cell", "lstm")  # recipes before model.cell have LSTMs
+    if cell != "lstm":
+        raise CheckpointError(f"{model_dir} has model.cell={cell}; seq2seq-export writes LSTM models only so far (see _state_fields in seq2seq/export/exporter.py)")
     model = model.float().eval()
     memory_names, state_names = _memory_fields(model), _state_fields(model)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,7 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
         opset=OPSET,
         exporter=EXPORTER,
         quantize=quantize,
-        cell="lstm",
+        cell=cell,
         state_batch_axes=state_names,
         memory_names=memory_names,
         special_ids=SPECIAL_IDS,
