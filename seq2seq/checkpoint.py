@@ -13,13 +13,15 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from seq2seq.atomic import atomic_write, write_text_atomic
-from seq2seq.config import Config, config_from_dict, config_to_dict
 from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, copy_model_files, load_tokenizer, model_files, tokenizer_sha256
+
+if TYPE_CHECKING:  # torch and the recipe (yaml) load where used: the exported runtime reads ModelMeta without them
+    import torch
+
+    from seq2seq.config import Config
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -96,6 +98,7 @@ def save_model_dir(out_dir: Path, model: torch.nn.Module, config: Config, *, tok
     from safetensors.torch import save_model
 
     from seq2seq import __version__
+    from seq2seq.config import config_to_dict
 
     out_dir.mkdir(parents=True, exist_ok=True)
     joint = config.tokenizer.joint
@@ -148,8 +151,14 @@ def _file_sha256(path: Path) -> str:
 
 def read_model_dir(model_dir: Path) -> tuple[Config, ModelMeta]:
     """Check a model directory's files and format, and return its recipe and metadata."""
+    from seq2seq.config import config_from_dict
+
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir} is not a directory; pass the model directory that training wrote (e.g. runs/demo/best)")
+    from seq2seq.export import is_exported_dir
+
+    if is_exported_dir(model_dir) and not (model_dir / WEIGHTS).is_file():
+        raise CheckpointError(f"{model_dir} is an exported model (seq2seq-export): it translates (seq2seq-translate, Translator); this needs the model directory it was exported from")
     for name in (WEIGHTS, CONFIG, META):
         if not (model_dir / name).is_file():
             raise CheckpointError(f"{model_dir} has no {name}; it is not a complete model directory (re-run training or copy the whole directory)")

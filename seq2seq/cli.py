@@ -172,7 +172,8 @@ def translate_main(argv: list[str] | None = None) -> int:
         'is one JSON object {"source": "...", "prefix": "..."}: the translation starts with the prefix (optional), and search continues from there.',
     )
     parser.add_argument("--model", required=True, nargs="+",
-                        help="a model directory written by seq2seq-train, or a model on the Hugging Face Hub (ORG/NAME); several: an ensemble")
+                        help="a model directory written by seq2seq-train or seq2seq-export, or a model on the Hugging Face Hub (ORG/NAME); "
+                        "several: an ensemble")
     parser.add_argument("--revision", help="for a model on the Hub: the branch, tag or commit (default main)")
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
     parser.add_argument("--output", help="write translations to this file instead of stdout")
@@ -187,7 +188,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16: faster on CUDA and CPUs with bf16 instructions; int8: dynamic quantization, CPU only")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's or onnxruntime's default)")
     parser.add_argument("--input-type", choices=["text", "json"], default="text", help="json: one {\"source\", \"prefix\"} object per line")
     parser.add_argument("--output-type", choices=["text", "json"], default="text")
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
@@ -203,16 +204,12 @@ def translate_main(argv: list[str] | None = None) -> int:
     except HubError as err:
         return _fail(str(err), EXIT_USAGE)
 
-    import torch
-
+    # No torch here: an exported model (seq2seq-export) translates where torch is not installed.
     from seq2seq.checkpoint import CheckpointError
-    from seq2seq.reporting import progress_bar
     from seq2seq.translate import PrefixError, Translator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        translator = Translator.from_pretrained(model_dirs, device=args.device, precision=args.precision)
+        translator = Translator.from_pretrained(model_dirs, device=args.device, precision=args.precision, threads=args.threads)
     except (CheckpointError, ValueError) as err:
         return _fail(str(err), EXIT_USAGE)
     try:
@@ -226,7 +223,7 @@ def translate_main(argv: list[str] | None = None) -> int:
     # A regular file's line count gives the bar an end, so a long job (distilling a corpus) shows how
     # far it is; a pipe or FIFO given as --input must not be read twice.
     total = _count_lines(args.input) if args.input and os.path.isfile(args.input) else None
-    bar = progress_bar(total, "translating", enabled=not interactive, unit="line")
+    bar = _line_bar(total, enabled=not interactive)
     line_no = 0
     start = time.perf_counter()
     try:
@@ -283,6 +280,24 @@ def read_request(line: str, line_no: int) -> tuple[str, str | None]:
     if prefix is not None and not isinstance(prefix, str):
         raise RequestError(f"line {line_no}: \"prefix\" must be a string or null; got {type(prefix).__name__}")
     return request["source"], None if prefix is None else clean_line(prefix)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _line_bar(total: int | None, enabled: bool):
+    """tqdm's bar; none in an environment with only an exported model's runtime, which lacks tqdm and yaml."""
+    try:
+        from seq2seq.reporting import progress_bar
+
+        return progress_bar(total, "translating", enabled=enabled, unit="line")
+    except ImportError:
+        return _NoBar()
 
 
 def _count_lines(path: str) -> int:

@@ -15,7 +15,6 @@ from pathlib import Path
 import sentencepiece as spm
 
 from seq2seq.atomic import atomic_write
-from seq2seq.config import ConfigError
 
 PAD_ID = 0
 UNK_ID = 1
@@ -165,6 +164,8 @@ def copy_tokenizer(source: Path, out_dir: Path, joint: bool) -> Tokenizer:
     names = model_files(joint)
     missing = [name for name in names if not (source / name).is_file()]
     if missing:
+        from seq2seq.config import ConfigError  # here, not at the top: an exported model's runtime loads tokenizers without yaml
+
         layout = "joint" if joint else "separate"
         raise ConfigError([
             f"tokenizer.reuse: {source} holds no {' or '.join(missing)}, which a {layout} vocabulary "

@@ -1,7 +1,10 @@
-"""Translator: load a model directory and translate lists of sentences.
+"""Translator: load a model directory (or an exported one) and translate lists of sentences.
 
-This module is on the start-up path of `seq2seq-translate`: it imports torch, sentencepiece and
-safetensors, and nothing heavier (no `datasets`, no sacrebleu, no plotting, no training code).
+This module is on the start-up path of `seq2seq-translate`. It imports no torch itself: a model
+directory loads torch, sentencepiece and safetensors when `from_pretrained` reads it, and an
+exported directory (seq2seq-export) loads onnxruntime instead, so the exported path works where
+torch is not installed. Nothing heavier is ever imported (no `datasets`, no sacrebleu, no
+plotting, no training code).
 """
 
 from __future__ import annotations
@@ -9,19 +12,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from seq2seq.checkpoint import CheckpointError, ModelMeta, load_model_dir, save_model_dir
-from seq2seq.config import Config
-from seq2seq.devices import resolve_device
+from seq2seq.checkpoint import CheckpointError, ModelMeta
+from seq2seq.export import is_exported_dir
 from seq2seq.hub import resolve_model_dir
-from seq2seq.model import Ensemble
-from seq2seq.model.precision import with_precision
 from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
-from seq2seq.search import Hypothesis, decode_sources
 from seq2seq.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from seq2seq.config import Config
+    from seq2seq.export.runtime import ExportedModel
+    from seq2seq.search import Hypothesis
 
 log = logging.getLogger("seq2seq")
 
@@ -45,18 +51,20 @@ class Translator:
     """A loaded model directory: `Translator.from_pretrained(DIR).translate(["A man is sleeping."])`.
 
     `meta` is the first model's metadata; `precision` and `model_dirs` say how it was loaded
-    (several directories: an ensemble).
+    (several directories: an ensemble). For an exported directory `model` is the onnxruntime
+    `ExportedModel`, `config` is None (export.json, in `model.meta`, says what the graphs
+    need) and `device` is cpu.
     """
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | ExportedModel,
         tokenizer: Tokenizer,
-        config: Config,
+        config: Config | None,
         meta: ModelMeta,
         *,
         model_dirs: list[Path],
-        device: torch.device,
+        device: torch.device | str,
         precision: Precision,
         max_len: int,
     ):
@@ -77,6 +85,10 @@ class Translator:
     def is_ensemble(self) -> bool:
         return len(self.model_dirs) > 1
 
+    @property
+    def is_exported(self) -> bool:
+        return self.config is None
+
     @classmethod
     def from_pretrained(
         cls,
@@ -84,11 +96,13 @@ class Translator:
         device: str = "auto",
         precision: Precision = "fp32",
         *,
+        threads: int = 0,
         revision: str | None = None,
         cache_dir: str | Path | None = None,
     ) -> Translator:
         """Load a model directory, or a list of them to translate as an ensemble (they must share a
-        tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run).
+        tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run), or a
+        directory written by seq2seq-export (translated with onnxruntime; torch is not imported).
 
         A string `ORG/NAME` that is not a local path is a model on the Hugging Face Hub: it is
         downloaded into the Hub cache (`cache_dir`, else HF_HUB_CACHE or HF_HOME) at `revision`
@@ -98,16 +112,29 @@ class Translator:
         device: auto, cpu, cuda or cuda:N. precision: fp32 (as trained), bf16 (weights and
         activations; fast on CUDA and on CPUs with bf16 instructions) or int8 (dynamic quantization
         of the LSTM and linear layers; CPU only). Both trade a little accuracy for speed: check
-        BLEU on a validation set.
+        BLEU on a validation set. An exported directory's precision is chosen when exporting.
+        threads: CPU threads (0: the library's default; torch's setting is process-wide).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-        resolved = resolve_device(device)
-        if precision == "int8" and resolved.type != "cpu":
-            raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
         dirs = [resolve_model_dir(d, revision=revision, cache_dir=cache_dir) for d in (model_dir if isinstance(model_dir, (list, tuple)) else [model_dir])]
         if not dirs:
             raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
+        if any(is_exported_dir(d) for d in dirs):
+            return cls._from_exported(dirs, device, precision, threads)
+
+        import torch
+
+        from seq2seq.checkpoint import load_model_dir
+        from seq2seq.devices import resolve_device
+        from seq2seq.model import Ensemble
+        from seq2seq.model.precision import with_precision
+
+        if threads:
+            torch.set_num_threads(threads)
+        resolved = resolve_device(device)
+        if precision == "int8" and resolved.type != "cpu":
+            raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
         model, config, tokenizer, meta = load_model_dir(dirs[0], resolved)
         models, max_len = [with_precision(model, precision)], config.data.max_len
         for other in dirs[1:]:
@@ -119,8 +146,27 @@ class Translator:
         searched = models[0] if len(models) == 1 else Ensemble(models).eval()
         return cls(searched, tokenizer, config, meta, model_dirs=dirs, device=resolved, precision=precision, max_len=max_len)
 
+    @classmethod
+    def _from_exported(cls, dirs: list[Path], device: str, precision: Precision, threads: int) -> Translator:
+        """An exported directory, run by onnxruntime on the CPU in the precision it was exported in."""
+        from seq2seq.export.runtime import load_exported
+
+        if len(dirs) > 1:
+            raise CheckpointError("an exported model cannot join an ensemble; give one exported directory, or the model directories to ensemble with torch")
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"an exported model runs on the CPU (onnxruntime); got device {device!r}: use cpu, or the model directory on CUDA")
+        model, tokenizer, meta, export_meta = load_exported(dirs[0], threads)
+        exported = "int8" if export_meta.quantize == "int8" else "fp32"
+        if precision not in ("fp32", exported):
+            raise ValueError(f"{dirs[0]} was exported in {exported}; its precision is chosen by seq2seq-export --quantize, not by precision={precision!r}")
+        return cls(model, tokenizer, None, meta, model_dirs=dirs, device="cpu", precision=exported, max_len=export_meta.max_len)
+
     def save_pretrained(self, out_dir: str | Path) -> None:
         """Copy the model directory to `out_dir` (weights, config, tokenizer, metadata, card)."""
+        from seq2seq.checkpoint import save_model_dir
+
+        if self.is_exported:
+            raise ValueError("an exported model directory is saved by copying it (all its files); save_pretrained writes model directories")
         if self.is_ensemble:
             raise ValueError("an ensemble has no single model directory to save; average checkpoints of one run with seq2seq-average instead")
         if self.precision != "fp32":
@@ -166,8 +212,7 @@ class Translator:
                 pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
                 owner.append(i)
                 piece_prefixes.append(forced[i] if forced is not None and start == 0 else None)
-        with torch.inference_mode():
-            hyps = decode_sources(self.model, pieces, self.device, options, batch_size, prefixes=piece_prefixes if forced is not None else None)
+        hyps = self._decode(pieces, options, batch_size, piece_prefixes if forced is not None else None)
         out: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in sentences]
         joined: dict[int, list[list[Hypothesis]]] = {}
         for i, h in zip(owner, hyps):
@@ -186,13 +231,30 @@ class Translator:
             if p is not None and not isinstance(p, str):
                 raise TypeError(f"prefixes[{i}] must be a str or None; got {type(p).__name__}")
         forced = [self.tokenizer.encode_tgt([p])[0] if p and p.strip() else None for p in prefixes]
-        emittable = _emittable(self.model)
+        if self.is_exported and any(forced):
+            raise ValueError("the exported (onnxruntime) search does not take forced prefixes; translate with the torch model directory")
+        emittable = None if self.is_exported else _emittable(self.model)
         for i, ids in enumerate(forced):
-            if ids and emittable is not None and not bool(emittable[torch.tensor(ids)].all()):
+            if ids and emittable is not None and not bool(emittable[ids].all()):
                 bad = [self.tokenizer.tgt_pieces([t])[0] for t in ids if not bool(emittable[t])]
                 raise PrefixError(i, f"prefixes[{i}] {prefixes[i]!r} has pieces this model never outputs ({', '.join(bad)}): "
                                  "it was trained with model.output_vocab=target; write the prefix in the target language")
         return forced if any(forced) else None
+
+    def _decode(
+        self, pieces: list[np.ndarray], options: SearchOptions, batch_size: int, prefixes: list[list[int] | None] | None
+    ) -> list[list[Hypothesis]]:
+        """Search each piece with the backend the model was loaded for; both sort by length and batch alike."""
+        if self.is_exported:
+            from seq2seq.export.search import decode_sources as decode_exported
+
+            return decode_exported(self.model, pieces, options, batch_size)
+        import torch
+
+        from seq2seq.search import decode_sources
+
+        with torch.inference_mode():
+            return decode_sources(self.model, pieces, self.device, options, batch_size, prefixes=prefixes)
 
     def _to_translation(self, h: Hypothesis) -> Translation:
         return Translation(self.tokenizer.decode_tgt([h.tokens])[0], h.score, self.tokenizer.tgt_pieces(h.tokens))
@@ -203,10 +265,14 @@ class Translator:
         return [Translation(self.tokenizer.decode_tgt([tokens])[0], sum(p[0].score for p in parts), self.tokenizer.tgt_pieces(tokens))]
 
 
-def _emittable(model: torch.nn.Module) -> torch.Tensor | None:
+def _emittable(model: torch.nn.Module) -> np.ndarray | None:
     """(V,) True for the target ids the model (or any model of an ensemble) can output; None: every id."""
+    import torch
+
+    from seq2seq.model import Ensemble
+
     masks = [m.decoder.output_mask for m in (model.models if isinstance(model, Ensemble) else [model])]
-    return None if any(mask is None for mask in masks) else torch.stack(masks).any(0).cpu()
+    return None if any(mask is None for mask in masks) else torch.stack(masks).any(0).cpu().numpy()
 
 
 def _describe(value: object) -> str:

@@ -1,0 +1,23 @@
+"""Exported models: ONNX graphs of the encoder and of one decoder step, searched without torch.
+
+`seq2seq-export` (seq2seq.export.exporter, which needs torch) writes an exported directory;
+seq2seq.export.runtime loads one with onnxruntime, numpy and sentencepiece only, and
+seq2seq.export.search decodes with it. This module holds what both sides agree on and imports
+nothing heavy, so `Translator.from_pretrained` can tell an exported directory from a model
+directory before deciding whether to load torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Bumped when the graphs' inputs or outputs or export.json change in a way older runtimes cannot read.
+EXPORT_FORMAT_VERSION = 1
+EXPORT_META = "export.json"
+ENCODER_GRAPH = "encoder.onnx"
+STEP_GRAPH = "decoder_step.onnx"
+
+
+def is_exported_dir(path: str | Path) -> bool:
+    """Whether `path` is a directory written by seq2seq-export (it holds export.json)."""
+    return (Path(path) / EXPORT_META).is_file()

@@ -1,0 +1,220 @@
+"""`seq2seq-export`: write a model directory's encoder and one decoder step as ONNX graphs.
+
+Exporter: the TorchScript-based `torch.onnx.export(..., dynamo=False)`. It traces the encoder's
+fused left-padded pass (seq2seq.model.encoder: `torch._VF.lstm` over gathered and flipped rows,
+the bias riding on an input feature) and the decoder's `nn.LSTM` into ONNX LSTM operators, keeps
+batch and source length as dynamic axes, and writes one self-contained file per graph. The
+dynamo exporter (torch.export → onnxscript) is where torch.onnx is heading, but see
+docs/export.md for what it did with this model when tried. Either way no packed sequence enters
+a graph: on the CPU the encoder never packs (the left-padded pass gives a sentence the same
+states alone or in a padded batch), which is also the path the torch search runs.
+
+The graphs pass state and memory in and out, as `Seq2Seq.step` does: the encoder graph returns
+the memory (encoder outputs, projected attention keys, source mask; or the context vector without
+attention) and the decoder's initial state; the step graph takes the previous token, the state
+and the memory and returns the logits (−inf outside the output vocabulary, as in torch) and the
+next state. What the state is comes from `_state_fields`, the one place that knows the cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from seq2seq.atomic import write_text_atomic
+from seq2seq.checkpoint import CARD, CONFIG, META, WEIGHTS, CheckpointError, load_model_dir
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH
+from seq2seq.export.runtime import ExportMeta
+from seq2seq.model import DecoderState, Memory, Seq2Seq
+from seq2seq.tokenizer import SPECIAL_IDS, copy_model_files, model_files, tokenizer_sha256
+
+Quantize = Literal["none", "int8"]
+QUANTIZE: tuple[str, ...] = get_args(Quantize)
+OPSET = 17
+EXPORTER = "torchscript"
+
+
+def _state_fields(model: Seq2Seq) -> dict[str, int]:
+    """The decoder state's fields that the graphs pass, each with its batch axis.
+
+    An LSTM has h and c (L, B, D); input feeding adds feed (B, D). A cell without c (a GRU) is
+    one more branch here and in `_state_tuple`.
+    """
+    fields = {"h": 1, "c": 1}
+    if model.decoder.input_feeding:
+        fields["feed"] = 0
+    return fields
+
+
+def _state_tuple(state: DecoderState, names: dict[str, int]) -> tuple[torch.Tensor, ...]:
+    return tuple(getattr(state, name) for name in names)
+
+
+def _memory_fields(model: Seq2Seq) -> tuple[str, ...]:
+    """The memory fields the decoder step reads: with attention the encoder outputs, keys and mask;
+    without, the context vector only."""
+    return ("enc_out", "keys", "mask") if model.has_attention else ("context",)
+
+
+class _EncoderGraph(nn.Module):
+    """src (B, S), src_len (B,) → the memory fields, then the initial state fields."""
+
+    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int]):
+        super().__init__()
+        self.model, self.memory_names, self.state_names = model, memory_names, state_names
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        memory = self.model.encode(src, src_len)
+        state = self.model.init_state(memory)
+        return tuple(getattr(memory, name) for name in self.memory_names) + _state_tuple(state, self.state_names)
+
+
+class _StepGraph(nn.Module):
+    """y (N,), the state fields, the memory fields → logits (N, V), the next state fields."""
+
+    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int]):
+        super().__init__()
+        self.model, self.memory_names, self.state_names = model, memory_names, state_names
+
+    def forward(self, y: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = len(self.state_names)
+        given = dict(zip(self.state_names, inputs[:n])) | dict(zip(self.memory_names, inputs[n:]))
+        state = DecoderState(given["h"], given["c"], given.get("feed"))
+        memory = Memory(given.get("enc_out"), given.get("keys"), given.get("mask"), given.get("context"))
+        logits, state, _ = self.model.step(y, state, memory)
+        return (logits, *_state_tuple(state, self.state_names))
+
+
+def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "none") -> ExportMeta:
+    """Write the exported directory for one model directory; returns its export.json."""
+    from seq2seq import __version__
+
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)}; got {quantize!r}")
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if out_dir.resolve() == model_dir.resolve() or (out_dir / WEIGHTS).exists():
+        raise CheckpointError(f"{out_dir} holds a model directory; export into a new directory (e.g. {model_dir.name}-onnx)")
+    model, config, tokenizer, model_meta = load_model_dir(model_dir, "cpu")
+    cell = getattr(config.model, "cell", "lstm")  # recipes before model.cell have LSTMs
+    if cell != "lstm":
+        raise CheckpointError(f"{model_dir} has model.cell={cell}; seq2seq-export writes LSTM models only so far (see _state_fields in seq2seq/export/exporter.py)")
+    model = model.float().eval()
+    memory_names, state_names = _memory_fields(model), _state_fields(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # Example inputs of two sentences of different lengths, so no size is mistaken for a constant.
+    src = torch.tensor([[5, 6, 7, 3], [8, 3, 0, 0]], dtype=torch.long).clamp(max=tokenizer.src_vocab_size - 1)
+    src_len = torch.tensor([4, 2])
+    encoder = _EncoderGraph(model, memory_names, state_names)
+    with torch.inference_mode():
+        enc_outputs = encoder(src, src_len)
+    batch = {0: "batch"}
+    enc_axes = {"src": {0: "batch", 1: "src_len"}, "src_len": batch}
+    for name in (*memory_names, *state_names):
+        enc_axes[name] = {0: "batch", 1: "src_len"} if name in ("enc_out", "keys", "mask") else {state_names.get(name, 0): "batch"}
+    _export(encoder, (src, src_len), out_dir / ENCODER_GRAPH, ["src", "src_len"], [*memory_names, *state_names], enc_axes)
+
+    step = _StepGraph(model, memory_names, state_names)
+    memory, state = enc_outputs[: len(memory_names)], enc_outputs[len(memory_names) :]
+    y = torch.tensor([2, 2], dtype=torch.long)
+    step_axes = {"y": batch, "logits": batch}
+    for name, axis in state_names.items():
+        step_axes[name] = step_axes[f"next_{name}"] = {axis: "batch"}
+    for name in memory_names:
+        step_axes[name] = enc_axes[name]
+    _export(step, (y, *state, *memory), out_dir / STEP_GRAPH, ["y", *state_names, *memory_names], ["logits", *(f"next_{n}" for n in state_names)], step_axes)
+
+    if quantize == "int8":
+        for name in (ENCODER_GRAPH, STEP_GRAPH):
+            _quantize_int8(out_dir / name)
+
+    joint = config.tokenizer.joint
+    copy_model_files(model_dir, out_dir, joint)
+    for name in (META, CONFIG):
+        write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
+    mask = model.decoder.output_mask
+    meta = ExportMeta(
+        export_format_version=EXPORT_FORMAT_VERSION,
+        package_version=__version__,
+        opset=OPSET,
+        exporter=EXPORTER,
+        quantize=quantize,
+        cell=cell,
+        state_batch_axes=state_names,
+        memory_names=memory_names,
+        special_ids=SPECIAL_IDS,
+        joint=joint,
+        tokenizer_files=tuple(model_files(joint)),
+        tokenizer_sha256=tokenizer_sha256(out_dir, joint),
+        src_vocab_size=tokenizer.src_vocab_size,
+        tgt_vocab_size=tokenizer.tgt_vocab_size,
+        output_ids=None if mask is None else tuple(mask.nonzero().squeeze(1).tolist()),
+        max_len=config.data.max_len,
+        source_weights_sha256=model_meta.weights_sha256,
+    )
+    original = (model_dir / CARD).read_text(encoding="utf-8") if (model_dir / CARD).is_file() else ""
+    write_text_atomic(out_dir / CARD, original.rstrip("\n") + "\n\n" + _card_section(out_dir, meta))
+    # export.json last: a directory without it is not taken for an exported model.
+    write_text_atomic(out_dir / EXPORT_META, meta.to_json())
+    return meta
+
+
+def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str], dynamic_axes: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer warnings about shapes read as Python numbers: the dynamic axes are checked by the tests
+        torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    tmp.replace(path)
+
+
+def _quantize_int8(path: Path) -> None:
+    """Replace a graph by its onnxruntime dynamic int8 quantization (weights int8, activations quantized per call)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = path.with_name(path.name + ".int8.tmp")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for static quantization; the BLEU check is in docs/export.md
+    try:
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    tmp.replace(path)
+
+
+def _card_section(out_dir: Path, meta: ExportMeta) -> str:
+    sizes = {name: (out_dir / name).stat().st_size / 1e6 for name in (ENCODER_GRAPH, STEP_GRAPH)}
+    digest = {name: hashlib.sha256((out_dir / name).read_bytes()).hexdigest()[:12] for name in sizes}
+    graphs = "\n".join(f"- `{name}`: {size:.1f} MB, SHA-256 {digest[name]}…" for name, size in sizes.items())
+    return f"""## Exported model
+
+This directory was written by `seq2seq-export` (export format {meta.export_format_version}, ONNX opset {meta.opset},
+{'int8 dynamic quantization' if meta.quantize == 'int8' else 'fp32'}). It runs with onnxruntime, numpy and sentencepiece; torch is not needed.
+
+{graphs}
+
+```python
+from seq2seq import Translator
+
+translator = Translator.from_pretrained("{out_dir.name}")
+print(translator.translate(["A man is riding a bicycle."]))
+```
+
+or `seq2seq-translate --model {out_dir.name} < input.txt`.
+"""
+
+
+def check_ensemble(model_dirs: list[Path]) -> None:
+    """Refuse more than one model directory, saying what to do instead."""
+    if len(model_dirs) > 1:
+        raise CheckpointError(
+            f"seq2seq-export takes one model directory; an ensemble of {len(model_dirs)} cannot be exported as one graph yet. "
+            "Average checkpoints of one run into one model with seq2seq-average and export that, or export each model on its own"
+        )

@@ -1,0 +1,157 @@
+"""Load an exported model directory with onnxruntime: no torch, no yaml, no training code.
+
+An exported directory (written by `seq2seq-export`) holds encoder.onnx, decoder_step.onnx, the
+SentencePiece model(s), export.json (an `ExportMeta`: what the graphs expect), the source model's
+meta.json and config.json, and a README.md model card. `load_exported` checks it as
+seq2seq.checkpoint.read_model_dir checks a model directory, with errors that say what to do.
+
+The graphs pass everything in and out: the encoder maps (src, src_len) to the attention memory
+(its projected keys among it) and the decoder's initial state; one decoder step maps
+(y, state, memory) to (logits, next state). State and memory travel as dicts keyed by the
+graphs' own input names, so the runtime needs no knowledge of the cell: an LSTM's state is
+h and c (and feed, with input feeding), a GRU's would be h alone, and export.json says which
+axis of each is the batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seq2seq.checkpoint import META, CheckpointError, ModelMeta
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH
+from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+State = dict[str, np.ndarray]  # the graphs' state inputs by name, e.g. h, c (L, B, D) and feed (B, D)
+Memory = dict[str, np.ndarray]  # the step graph's memory inputs by name, batch first: enc_out (B, S, 2H), keys (B, S, A), mask (B, S), context (B, 4H)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportMeta:
+    """export.json: what the graphs expect and how they were made."""
+
+    export_format_version: int
+    package_version: str
+    opset: int
+    exporter: str  # the torch.onnx exporter that wrote the graphs
+    quantize: str  # none | int8 (onnxruntime dynamic quantization)
+    cell: str  # the decoder's recurrent cell, e.g. lstm
+    state_batch_axes: dict[str, int]  # state input name → its batch axis
+    memory_names: tuple[str, ...]  # the step graph's memory inputs, batch axis 0
+    special_ids: dict[str, int]
+    joint: bool
+    tokenizer_files: tuple[str, ...]
+    tokenizer_sha256: str
+    src_vocab_size: int
+    tgt_vocab_size: int
+    output_ids: tuple[int, ...] | None  # the output-vocabulary mask: the ids the model may output (None: all); the step graph applies it
+    max_len: int  # source tokens per piece: longer sentences are translated in pieces, as the torch path does
+    source_weights_sha256: str  # model.safetensors of the model directory that was exported
+
+    def to_json(self) -> str:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        return json.dumps(values, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, flat: dict[str, Any], where: Path) -> ExportMeta:
+        names = {f.name for f in fields(cls)}
+        missing = sorted(names - set(flat))
+        if missing:
+            raise CheckpointError(f"{where} lacks {', '.join(missing)}; it was not written by seq2seq-export (export the model directory again)")
+        values = {k: flat[k] for k in names}
+        for key in ("memory_names", "tokenizer_files"):
+            values[key] = tuple(values[key])
+        if values["output_ids"] is not None:
+            values["output_ids"] = tuple(values["output_ids"])
+        return cls(**values)
+
+
+class ExportedModel:
+    """The two onnxruntime sessions, offering what the search needs: encode, step, reorder_state, select_memory."""
+
+    def __init__(self, encoder: onnxruntime.InferenceSession, step: onnxruntime.InferenceSession, meta: ExportMeta):
+        self.encoder = encoder
+        self.step_session = step
+        self.meta = meta
+        self._state_names = tuple(meta.state_batch_axes)
+        self._step_outputs = [o.name for o in step.get_outputs()]  # logits, then next_<state name> for each state input
+
+    def encode(self, src: np.ndarray, src_len: np.ndarray) -> tuple[Memory, State]:
+        """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state."""
+        names = [o.name for o in self.encoder.get_outputs()]
+        values = dict(zip(names, self.encoder.run(None, {"src": src, "src_len": src_len})))
+        return {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
+
+    def step(self, y: np.ndarray, state: State, memory: Memory) -> tuple[np.ndarray, State]:
+        """y (N,) int64 → logits (N, V) float32 (−inf outside the output vocabulary) and the next state."""
+        out = dict(zip(self._step_outputs, self.step_session.run(None, {"y": y, **state, **memory})))
+        return out["logits"], {k: out[f"next_{k}"] for k in self._state_names}
+
+    def reorder_state(self, state: State, index: np.ndarray) -> State:
+        """Pick rows of each state array along its batch axis: index (N',)."""
+        return {k: np.take(v, index, axis=self.meta.state_batch_axes[k]) for k, v in state.items()}
+
+    @staticmethod
+    def select_memory(memory: Memory, index: np.ndarray) -> Memory:
+        return {k: v[index] for k, v in memory.items()}
+
+
+def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
+    """Check an exported directory's files, format and tokenizer; return its export.json and meta.json."""
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory} is not a directory; pass the directory that seq2seq-export wrote")
+    for name in (EXPORT_META, META, ENCODER_GRAPH, STEP_GRAPH):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory} has no {name}; it is not a complete exported model (run seq2seq-export again or copy the whole directory)")
+    flat = json.loads((directory / EXPORT_META).read_text(encoding="utf-8"))
+    version = flat.get("export_format_version")
+    if not isinstance(version, int) or version > EXPORT_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory} has export format version {version!r}; this seq2seq reads versions up to {EXPORT_FORMAT_VERSION}: upgrade the package"
+        )
+    meta = ExportMeta.from_json(flat, directory / EXPORT_META)
+    for name in meta.tokenizer_files:
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory} has no tokenizer file {name}; copy it from the model directory that was exported")
+    sha = tokenizer_sha256(directory, meta.joint)
+    if sha != meta.tokenizer_sha256:
+        raise CheckpointError(
+            f"{directory}: the tokenizer does not match the graphs (SHA-256 {sha[:12]}… but export.json records "
+            f"{meta.tokenizer_sha256[:12]}…); use the SentencePiece model exported with them, or export the model directory again"
+        )
+    if meta.special_ids != SPECIAL_IDS:
+        raise CheckpointError(f"{directory}: special ids {meta.special_ids} differ from this package's {SPECIAL_IDS}; export the model again with this package")
+    return meta, ModelMeta.from_json(json.loads((directory / META).read_text(encoding="utf-8")), directory / META)
+
+
+def load_exported(directory: str | Path, threads: int = 0) -> tuple[ExportedModel, Tokenizer, ModelMeta, ExportMeta]:
+    """Load an exported directory: (model, tokenizer, meta.json, export.json). threads: onnxruntime's
+    intra-op threads (0: its default, one per physical core)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise CheckpointError('an exported model needs onnxruntime: pip install "seq2seq[onnx]" (see README, "Export")') from None
+
+    directory = Path(directory)
+    meta, model_meta = read_exported_dir(directory)
+    tokenizer = load_tokenizer(directory, meta.joint)
+    if (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size) != (meta.src_vocab_size, meta.tgt_vocab_size):
+        raise CheckpointError(f"{directory}: the tokenizer's vocabulary sizes differ from the graphs'; use the SentencePiece model exported with them")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        sessions = [ort.InferenceSession(str(directory / name), options, providers=["CPUExecutionProvider"]) for name in (ENCODER_GRAPH, STEP_GRAPH)]
+    except Exception as err:  # onnxruntime raises its own exception types for a damaged or too-new graph
+        raise CheckpointError(f"{directory}: onnxruntime cannot load the graphs ({err}); export the model again, or upgrade onnxruntime") from None
+    return ExportedModel(*sessions, meta), tokenizer, model_meta, meta

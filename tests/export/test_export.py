@@ -1,0 +1,186 @@
+"""seq2seq-export and the onnxruntime runtime (seq2seq/export/): the exported demo model translates byte for
+byte as the torch model does, runs where torch cannot be imported, keeps one line out per line in, and
+refuses bad directories, ensembles and options it does not implement with messages that say what to do."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from seq2seq.checkpoint import CheckpointError, load_model_dir
+from seq2seq.export.command import export_main
+from seq2seq.export.search import check_supported
+from seq2seq.options import SearchOptions
+from seq2seq.textfiles import read_lines
+from seq2seq.translate import Translator
+
+from conftest import tiny_tokenizer
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+HOSTILE = [
+    b"The dog sees the cat.",
+    b"",
+    b"   \t ",
+    b"A cat \xff\xfe laughs.",  # invalid UTF-8
+    b"The woman\x07 sleeps\x1b.",  # control characters
+    "The man\u2028reads the letter.".encode(),
+    "Der Hund 🐕 שלום 你好.".encode(),  # pieces the tokenizer has never seen
+    b"We help the child.\r",
+    b" ".join([b"the big dog"] * 200),  # far longer than the model's maximum length: translated in pieces
+    b"The last line has no newline.",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exported") / "onnx"
+    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def five_hundred(demo_dir) -> list[str]:
+    lines = [line for split in ("train", "val", "test") for line in read_lines(demo_dir / f"{split}.en.gz")]
+    lines += [" ".join(reversed(line.split())) for line in lines[: 500 - len(lines)]]  # word salad: odd inputs too
+    assert len(lines) == 500
+    return lines
+
+
+def texts(nbest) -> list[list[str]]:
+    return [[h.text for h in hyps] for hyps in nbest]
+
+
+@pytest.fixture(scope="module")
+def runtime(exported) -> Translator:
+    return Translator.from_pretrained(exported, threads=1)
+
+
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_exported_translations_are_byte_identical_to_torch(translator, runtime, five_hundred, beam_size):
+    assert runtime.is_exported and runtime.meta == translator.meta
+    options = SearchOptions(beam_size=beam_size)
+    expected = translator.translate(five_hundred, options, batch_size=64)
+    assert runtime.translate(five_hundred, options, batch_size=64) == expected
+    assert runtime.translate(five_hundred, options, batch_size=1) == expected  # torch: batch 1 = batch 64 (tests/test_translate.py)
+
+
+def test_exported_nbest_scores_match_torch(translator, runtime, five_hundred):
+    options = SearchOptions(beam_size=5, nbest=5, length_penalty=0.6, early_stop=False, max_len_ratio=1.0, max_len_offset=2)
+    torch_nbest = translator.translate_nbest(five_hundred[:60], options)
+    onnx_nbest = runtime.translate_nbest(five_hundred[:60], options)
+    assert [[h.text for h in hyps] for hyps in onnx_nbest] == [[h.text for h in hyps] for hyps in torch_nbest]
+    assert [[h.tokens for h in hyps] for hyps in onnx_nbest] == [[h.tokens for h in hyps] for hyps in torch_nbest]
+    for mine, theirs in zip(onnx_nbest, torch_nbest):
+        assert [h.score for h in mine] == pytest.approx([h.score for h in theirs], abs=1e-4)
+
+
+def test_exported_sampling_is_seeded_and_batch_independent(runtime, five_hundred):
+    sentences = five_hundred[:12]
+    options = SearchOptions(mode="sample", nbest=3, temperature=1.5, top_k=20, seed=7)
+    first = runtime.translate_nbest(sentences, options, batch_size=4)
+    # The batch does not change what is drawn (onnxruntime's kernels may change a score's last bit, not a draw).
+    assert texts(runtime.translate_nbest(sentences, options, batch_size=12)) == texts(first)
+    assert texts(runtime.translate_nbest(sentences[3:4], options)) == texts(first[3:4])
+    assert texts(runtime.translate_nbest(sentences, options, batch_size=4)) == texts(first)
+    other = runtime.translate_nbest(sentences, SearchOptions(mode="sample", nbest=3, temperature=1.5, top_k=20, seed=8))
+    assert texts(other) != texts(first)  # the seed is used
+    for hyps in first:
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_runtime_refuses_options_it_does_not_implement():
+    @dataclass(frozen=True, kw_only=True)
+    class Newer(SearchOptions):  # an option added to SearchOptions after the runtime was written
+        min_length: int = 0
+
+    check_supported(Newer())  # at its default it changes nothing
+    with pytest.raises(ValueError, match=r"does not implement min_length; leave it at the default or translate with the torch model"):
+        check_supported(Newer(min_length=3))
+
+
+def test_runtime_translates_where_torch_cannot_be_imported(exported, translator, tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    for name in ("torch", "yaml", "tqdm", "safetensors", "datasets", "sacrebleu"):  # none is in a runtime-only environment
+        (blocked / f"{name}.py").write_text(f"raise ImportError('{name} is not installed here')\n")
+    env = {**ENV, "PYTHONPATH": str(blocked)}
+    code = (
+        "import sys; from seq2seq import Translator; "
+        f"t = Translator.from_pretrained({str(exported)!r}); print(t.translate(['The dog sees the cat.'])[0]); "
+        "assert not {'torch', 'yaml'} & set(sys.modules), sorted(sys.modules)"
+    )
+    api = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=120)
+    assert api.returncode == 0, api.stderr.decode()
+    assert api.stdout.decode().strip() == translator.translate(["The dog sees the cat."])[0]
+    cli = subprocess.run([BIN / "seq2seq-translate", "--model", str(exported), "--quiet"], input=b"The dog sees the cat.\n", capture_output=True, env=env, timeout=120)
+    assert cli.returncode == 0, cli.stderr.decode()
+    assert cli.stdout == api.stdout
+
+
+def test_hostile_input_keeps_one_line_per_line_as_torch_does(exported, trained_model_dir):
+    data = b"\n".join(HOSTILE)
+
+    def cli(model: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([BIN / "seq2seq-translate", "--model", str(model), "--quiet", "--beam-size", "3"], input=data, capture_output=True, env=ENV, timeout=120)
+
+    onnx, torch_out = cli(exported), cli(trained_model_dir)
+    assert onnx.returncode == 0, onnx.stderr.decode()
+    assert onnx.stdout.count(b"\n") == len(HOSTILE)
+    assert onnx.stdout == torch_out.stdout
+
+
+def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, translator):
+    out = tmp_path / "int8"
+    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quantize", "int8", "--quiet"]) == 0
+    assert json.loads((out / "export.json").read_text())["quantize"] == "int8"
+    runtime = Translator.from_pretrained(out)
+    assert runtime.precision == "int8"
+    sentences = five_hundred[:100]
+    got = runtime.translate(sentences)
+    same = sum(a == b for a, b in zip(got, translator.translate(sentences)))
+    assert len(got) == 100 and same >= 50, same  # quantized weights change a few words, not the model
+
+
+def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, demo_dir, capsys):
+    def broken(name: str) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(exported, copy)
+        return copy
+
+    incomplete = broken("incomplete")
+    (incomplete / "decoder_step.onnx").unlink()
+    with pytest.raises(CheckpointError, match="has no decoder_step.onnx; it is not a complete exported model .run seq2seq-export again"):
+        Translator.from_pretrained(incomplete)
+
+    newer = broken("newer")
+    meta = json.loads((newer / "export.json").read_text())
+    (newer / "export.json").write_text(json.dumps({**meta, "export_format_version": 99}))
+    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 1: upgrade the package"):
+        Translator.from_pretrained(newer)
+
+    other_tokenizer = broken("other-tokenizer")
+    tiny_tokenizer(tmp_path / "spm", demo_dir, seed=5)
+    shutil.copy(tmp_path / "spm" / "spm.model", other_tokenizer / "spm.model")
+    with pytest.raises(CheckpointError, match="the tokenizer does not match the graphs"):
+        Translator.from_pretrained(other_tokenizer)
+
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        Translator.from_pretrained(exported, device="cuda")
+    with pytest.raises(CheckpointError, match="cannot join an ensemble"):
+        Translator.from_pretrained([exported, trained_model_dir])
+
+    with pytest.raises(CheckpointError, match="is an exported model .seq2seq-export.: it translates"):
+        load_model_dir(exported)  # what training, averaging and seq2seq-export read
+
+    assert export_main(["--model", str(trained_model_dir), str(trained_model_dir), "--output", str(tmp_path / "ens")]) == 2
+    assert "an ensemble of 2 cannot be exported" in capsys.readouterr().err
+    assert export_main(["--model", str(trained_model_dir), "--output", str(trained_model_dir)]) == 2
+    assert "holds a model directory; export into a new directory" in capsys.readouterr().err

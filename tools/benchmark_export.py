@@ -1,0 +1,134 @@
+"""Benchmark an exported model against the torch path it came from, in one sitting.
+
+    flock /tmp/seq2seq-bench.lock python tools/benchmark_export.py --model /work/models/m30k-lstm/best \\
+        --exported /work/models/export/m30k-onnx --data /work/shared/data/multi30k --json docs/export-benchmark.json
+
+Exports the model (fp32 and int8) unless the directories exist, then measures on test_2016_flickr:
+how many beam-5 output lines of the fp32 export differ from the torch model's, BLEU (sacreBLEU,
+cased 13a, as ../shared/peers) of torch, fp32 and int8 exports; a fresh process's start-up plus
+one sentence, for the torch path and for the exported path (also in a runtime-only environment
+when --runtime-python is given); sentences/s greedy and beam 5 at batch 1 and 64, fp32 and int8,
+exported and torch; and the disk size of the environments given with --env. Prints a Markdown
+table and writes every number to --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STARTUP = "import sys; from seq2seq import Translator; t = Translator.from_pretrained(sys.argv[1], threads={threads}); t.translate(['A man is riding a bicycle.'])"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, type=Path, help="the torch model directory")
+    parser.add_argument("--exported", required=True, type=Path, help="where the fp32 export is (written if absent); int8 goes to the same name + -int8")
+    parser.add_argument("--data", required=True, type=Path, help="the Multi30k directory (test_2016_flickr.{en,de}.gz)")
+    parser.add_argument("--lines", type=int, default=1000, help="test lines for quality and batch-64 speed")
+    parser.add_argument("--batch1-lines", type=int, default=200, help="lines for the batch-1 speed runs (they are slow)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch and onnxruntime alike")
+    parser.add_argument("--runtime-python", type=Path, help="python of an environment with the runtime only (no torch), for the start-up figure")
+    parser.add_argument("--env", type=Path, action="append", default=[], help="a virtual environment whose disk size to report (repeatable)")
+    parser.add_argument("--part", choices=["all", "quality", "speed"], default="all",
+                        help="quality (differing lines, BLEU) needs no lock; speed (sentences/s, start-up, sizes) runs under flock")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+
+    from seq2seq.export.exporter import export_model_dir
+    from seq2seq.options import SearchOptions
+    from seq2seq.textfiles import read_lines
+    from seq2seq.translate import Translator
+
+    int8_dir = args.exported.with_name(args.exported.name + "-int8")
+    for out, quantize in ((args.exported, "none"), (int8_dir, "int8")):
+        if not (out / "export.json").is_file():
+            export_model_dir(args.model, out, quantize=quantize)
+    src = read_lines(args.data / "test_2016_flickr.en.gz")[: args.lines]
+    ref = read_lines(args.data / "test_2016_flickr.de.gz")[: args.lines]
+    translators = {
+        "torch fp32": Translator.from_pretrained(args.model, device="cpu", threads=args.threads),
+        "torch int8": Translator.from_pretrained(args.model, device="cpu", precision="int8", threads=args.threads),
+        "exported fp32": Translator.from_pretrained(args.exported, threads=args.threads),
+        "exported int8": Translator.from_pretrained(int8_dir, threads=args.threads),
+    }
+    figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines}
+    beam5 = SearchOptions(beam_size=5)
+    if args.part in ("all", "quality"):
+        _quality(figures, translators, src, ref, beam5)
+    if args.part in ("all", "speed"):
+        _speed(figures, translators, src, beam5, args, int8_dir)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+
+
+def _quality(figures: dict, translators: dict, src: list[str], ref: list[str], beam5) -> None:
+    outputs = {name: t.translate(src, beam5, batch_size=64) for name, t in translators.items()}
+    diff = [i for i, (a, b) in enumerate(zip(outputs["torch fp32"], outputs["exported fp32"])) if a != b]
+    figures["differing_lines_fp32_beam5"] = len(diff)
+    figures["differing_examples"] = [{"line": i, "torch": outputs["torch fp32"][i], "exported": outputs["exported fp32"][i]} for i in diff[:5]]
+    figures["bleu_beam5"] = {name: _bleu(hyps, ref) for name, hyps in outputs.items()}
+    print(f"lines that differ (fp32 beam 5, torch vs exported): {len(diff)} of {len(src)}; BLEU {figures['bleu_beam5']}", flush=True)
+
+
+def _speed(figures: dict, translators: dict, src: list[str], beam5, args: argparse.Namespace, int8_dir: Path) -> None:
+    from seq2seq.options import SearchOptions
+
+    speed: dict[str, dict[str, float]] = {name: {} for name in translators}
+    for name, t in translators.items():
+        t.translate(src[:16], beam5)  # warm-up: first-call allocations and lazy initialisation
+        for beam in (1, 5):
+            for batch in (1, 64):
+                lines = src[: args.batch1_lines] if batch == 1 else src
+                start = time.perf_counter()
+                t.translate(lines, SearchOptions(beam_size=beam), batch_size=batch)
+                speed[name][f"beam{beam}_batch{batch}"] = len(lines) / (time.perf_counter() - start)
+        print(name, {k: round(v, 1) for k, v in speed[name].items()}, flush=True)
+    figures["sentences_per_s"] = speed
+
+    code = STARTUP.format(threads=args.threads)
+    startup = {"torch fp32": _startup(sys.executable, code, args.model), "exported fp32": _startup(sys.executable, code, args.exported)}
+    if args.runtime_python:
+        startup["exported fp32, runtime-only env"] = _startup(str(args.runtime_python), code, args.exported)
+    figures["startup_plus_one_sentence_s"] = startup
+    print("start-up + one sentence (s):", startup, flush=True)
+    figures["disk_mb"] = {str(env): _du_mb(env) for env in args.env}
+    figures["export_dir_mb"] = {str(d): _du_mb(d) for d in (args.exported, int8_dir)}
+    print(_table(figures))
+
+
+def _bleu(hyps: list[str], refs: list[str]) -> float:
+    from sacrebleu.metrics import BLEU
+
+    return round(BLEU().corpus_score(hyps, [refs]).score, 2)
+
+
+def _startup(python: str, code: str, model: Path, runs: int = 3) -> float:
+    """Median wall-clock seconds of a fresh process that loads the model and translates one sentence."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([python, "-c", code, str(model)], check=True, capture_output=True, timeout=300)
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 3)
+
+
+def _du_mb(path: Path) -> float:
+    out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True).stdout
+    return round(int(out.split()[0]) / 1024, 1)
+
+
+def _table(f: dict) -> str:
+    rows = ["| path | greedy b1 | greedy b64 | beam 5 b1 | beam 5 b64 |", "|---|---|---|---|---|"]
+    for name, s in f["sentences_per_s"].items():
+        rows.append(f"| {name} | {s['beam1_batch1']:.1f} | {s['beam1_batch64']:.1f} | {s['beam5_batch1']:.1f} | {s['beam5_batch64']:.1f} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()
