@@ -232,7 +232,8 @@ class Translator:
                 raise TypeError(f"prefixes[{i}] must be a str or None; got {type(p).__name__}")
         forced = [self.tokenizer.encode_tgt([p])[0] if p and p.strip() else None for p in prefixes]
         if self.is_exported and any(forced):
-            raise ValueError("the exported (onnxruntime) search does not take forced prefixes; translate with the torch model directory")
+            first = next(i for i, ids in enumerate(forced) if ids)
+            raise PrefixError(first, "the exported (onnxruntime) search does not take forced prefixes; translate with the torch model directory")
         emittable = None if self.is_exported else _emittable(self.model)
         for i, ids in enumerate(forced):
             if ids and emittable is not None and not bool(emittable[ids].all()):
