@@ -75,14 +75,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         print(f"error: {MISSING}", file=sys.stderr)
         return EXIT_USAGE
 
-    import torch
-    import uvicorn
-
-    from seq2seq.checkpoint import CheckpointError
     from seq2seq.options import SearchOptions
-    from seq2seq.serve.app import Settings, create_app
     from seq2seq.serve.inputs import InputError, Limits, search_options
-    from seq2seq.translate import Translator
 
     limits = Limits(max_body_bytes=args.max_body_bytes, max_lines=args.max_lines, max_beam_size=args.max_beam_size)
     try:
@@ -100,6 +94,14 @@ def serve_main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: --api-keys: {err}", file=sys.stderr)
         return EXIT_USAGE
+    # The model's framework last: the mistakes above are reported without waiting for it.
+    import torch
+    import uvicorn
+
+    from seq2seq.checkpoint import CheckpointError
+    from seq2seq.serve.app import Settings, create_app
+    from seq2seq.translate import Translator
+
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -63,13 +63,16 @@ class Server:
     proc: subprocess.Popen
     url: str
     log: Path  # its stderr
+    headers: dict[str, str] | None = None  # what every request needs (a key)
 
     def stderr(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def metric(self, name: str, labels: str = "") -> float:
         """One sample of /metrics, e.g. metric("seq2seq_dropped_sentences_total", 'reason="deadline"'); 0 when absent."""
-        text = request(self.url + "/metrics").body.decode()
+        reply = request(self.url + "/metrics", headers=self.headers)
+        assert reply.status == 200, reply.body
+        text = reply.body.decode()
         wanted = f"{name}{{{labels}}}" if labels else name
         for line in text.splitlines():
             key, _, value = line.rpartition(" ")
@@ -85,9 +88,9 @@ def running_server(model_dir: Path, log: Path, *args: str, headers: dict[str, st
     cmd = [str(BIN / "seq2seq-serve"), "--model", str(model_dir), "--port", str(port), "--threads", "1", *args]
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=ENV)
-    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    server = Server(proc, f"http://127.0.0.1:{port}", log, headers)
     try:
-        wait_ready(server, headers)
+        wait_ready(server)
         yield server
     finally:
         if proc.poll() is None:
@@ -99,13 +102,13 @@ def running_server(model_dir: Path, log: Path, *args: str, headers: dict[str, st
                 proc.wait()
 
 
-def wait_ready(server: Server, headers: dict[str, str] | None = None, timeout: float = 120) -> None:
+def wait_ready(server: Server, timeout: float = 120) -> None:
     until = time.monotonic() + timeout
     while time.monotonic() < until:
         if server.proc.poll() is not None:
             raise RuntimeError(f"seq2seq-serve exited with {server.proc.returncode}:\n{server.stderr()}")
         with contextlib.suppress(OSError):
-            if request(server.url + "/ready", headers=headers, timeout=5).status == 200:
+            if request(server.url + "/ready", timeout=5).status == 200:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"seq2seq-serve was not ready within {timeout} s:\n{server.stderr()}")
