@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 from serving import Server, assert_same_records, cli_records, post_form, post_json, request, running_server, translate_cli
 
 from seq2seq.options import SearchOptions
@@ -235,6 +236,18 @@ def test_operational_endpoints(server, trained_model_dir):
     assert server.metric("seq2seq_requests_total", 'endpoint="/languages",status="200"') >= 1
     # One access line per request on stderr.
     assert '"GET /languages HTTP/1.1" 200' in server.stderr()
+
+
+def test_attention_is_the_plot_tools(server, trained_model_dir, lines):
+    """/v1/attention (Translator.attention) gives what tools/plot_attention.py computes on its own."""
+    from conftest import load_tool
+
+    src, tgt, translation, weights = load_tool("plot_attention").attend(trained_model_dir, lines[5], beam_size=2)
+    reply = post_json(server.url + "/v1/attention", {"q": lines[5], "beam_size": 2, "max_len_ratio": 2.0})
+    assert reply.status == 200, reply.body
+    got = reply.json()
+    assert (got["source"], got["target"], got["translation"]) == (src, tgt, translation)
+    assert torch.allclose(torch.tensor(got["weights"]), weights, atol=1e-6)
 
 
 def text_of(driver, selector: str, part: str = "") -> list[str]:
