@@ -160,8 +160,8 @@ def libre_request(fields: dict[str, Any], src_lang: str, tgt_lang: str, base: Se
     if text_format != "text":
         raise InputError(400, f"format {text_format!r} is not supported; send format 'text' (strip HTML markup first)", "format")
     alternatives = _integer(fields.get("alternatives", 0), "alternatives")
-    if alternatives < 0:
-        raise InputError(400, f"alternatives must be an integer >= 0; got {alternatives}", "alternatives")
+    if not 0 <= alternatives < limits.max_beam_size:
+        raise InputError(400, f"alternatives must be an integer from 0 to {limits.max_beam_size - 1} (--max-beam-size); got {alternatives}", "alternatives")
     options = search_options({"nbest": 1 + alternatives, "beam_size": max(base.beam_size, 1 + alternatives)} if alternatives else {}, base, limits)
     return LibreRequest(texts, options, alternatives, source == "auto", _api_key(fields))
 

@@ -129,6 +129,7 @@ BAD = [
     ("/translate", b'{"q": "A dog.", "source": "en", "target": "fr"}', "application/json", 400, "target 'de'"),
     ("/translate", b'{"q": "A dog.", "format": "html"}', "application/json", 400, "format 'html'"),
     ("/translate", b"q=A+dog.&alternatives=many", "application/x-www-form-urlencoded", 400, "alternatives must be an integer"),
+    ("/translate", b'{"q": "A dog.", "alternatives": 40}', "application/json", 400, "alternatives must be an integer from 0 to 31"),
     ("/translate", b"A dog.", "text/plain", 415, "application/json"),
     ("/translate", json.dumps({"q": ["a"] * (MAX_LINES + 1)}).encode(), "application/json", 413, "--max-lines"),
     ("/translate", json.dumps({"q": "a " * MAX_BODY}).encode(), "application/json", 413, "--max-body-bytes"),
