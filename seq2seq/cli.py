@@ -16,11 +16,12 @@ import queue
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
 from seq2seq.options import BATCH_SIZE, PRECISIONS, SearchOptions, check_batch_size
+from seq2seq.output import clean_line, json_record
+from seq2seq.output import one_line as _one_line
 
 log = logging.getLogger("seq2seq")
 
@@ -103,14 +104,6 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 # --- seq2seq-translate -------------------------------------------------------------------------
-
-# Characters that would split a line in some readers or break the tokenizer: control characters
-# and the Unicode line and paragraph separators (U+2028, U+2029, U+0085 is a control).
-def clean_line(text: str) -> str:
-    if text.isprintable():
-        return text
-    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
-
 
 def read_stream_lines(stream: BinaryIO) -> Iterator[tuple[str, bool]]:
     """Lines of a byte stream as (text, had_invalid_utf8); only b'\\n' ends a line, '\\r\\n' too."""
@@ -309,15 +302,9 @@ def _count_lines(path: str) -> int:
     return count + (not last.endswith(b"\n"))
 
 
-def _one_line(text: str) -> str:
-    return text.replace("\r", " ").replace("\n", " ")
-
-
 def _write_result(sink: TextIO, line_no: int, source: str, hyps, nbest: int, output_type: str) -> None:
     if output_type == "json":
-        record = {"line": line_no, "source": source,
-                  "hypotheses": [{"text": h.text, "score": h.score, "tokens": h.tokens} for h in hyps[:nbest]]}
-        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sink.write(json.dumps(json_record(line_no, source, hyps, nbest), ensure_ascii=False) + "\n")
     elif nbest > 1:
         for h in hyps[:nbest]:
             sink.write(f"{line_no} ||| {_one_line(h.text)} ||| {h.score:.4f}\n")

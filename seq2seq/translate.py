@@ -47,6 +47,16 @@ class Translation:
     tokens: list[str]  # target subwords, without EOS
 
 
+@dataclass(frozen=True)
+class Attention:
+    """The best translation of one sentence and where the decoder looked while writing it."""
+
+    text: str
+    source: list[str]  # source subwords and the </s> the model appends: S labels
+    target: list[str]  # target subwords and the final </s>: T labels
+    weights: list[list[float]]  # (T, S): each row sums to 1
+
+
 class Translator:
     """A loaded model directory: `Translator.from_pretrained(DIR).translate(["A man is sleeping."])`.
 
@@ -256,6 +266,34 @@ class Translator:
 
         with torch.inference_mode():
             return decode_sources(self.model, pieces, self.device, options, batch_size, prefixes=prefixes)
+
+    def attention(self, sentence: str, options: SearchOptions | None = None) -> Attention:
+        """The best translation of one sentence (what `translate` gives with these options) with its
+        attention weights. A model trained with attention 'none', sampling, or a sentence longer than
+        the model's maximum (translated in pieces, each with its own weights) raise ValueError."""
+        _check_sentences([sentence])
+        if self.is_exported:
+            raise ValueError(f"{self.model_dir} is an exported model, whose runtime does not return attention weights; use the model directory")
+        import torch
+
+        from seq2seq.batching import pad_sources
+        from seq2seq.search import search
+
+        options = SearchOptions() if options is None else options
+        if options.mode != "beam":
+            raise ValueError("attention weights come from beam search; use mode='beam'")
+        if not self.model.has_attention:
+            raise ValueError(f"{self.model_dir} was trained with attention: none, so it has no attention weights")
+        if not sentence.strip():
+            raise ValueError("the sentence is empty")
+        ids = self.tokenizer.encode_src([sentence])[0]
+        if len(ids) > self.max_len:
+            raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {self.max_len}")
+        src, src_len = pad_sources([np.asarray(ids, dtype=np.int64)])
+        with torch.inference_mode():
+            hyp = search(self.model, src.to(self.device), src_len.to(self.device), options, return_attention=True)[0][0]
+        return Attention(self.tokenizer.decode_tgt([hyp.tokens])[0], self.tokenizer.src_pieces(sentence) + ["</s>"],
+                         self.tokenizer.tgt_pieces(hyp.tokens) + ["</s>"], hyp.attention.float().cpu().tolist())
 
     def _to_translation(self, h: Hypothesis) -> Translation:
         return Translation(self.tokenizer.decode_tgt([h.tokens])[0], h.score, self.tokenizer.tgt_pieces(h.tokens))

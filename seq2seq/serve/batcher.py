@@ -1,0 +1,220 @@
+"""Dynamic batching: one queue of sentences, one inference worker thread.
+
+Requests put their sentences on the queue (`Batcher.submit`) and await a `Ticket`. The worker
+takes sentences in arrival order until they hold `max_tokens` source subwords or `max_wait`
+seconds have passed since it took the first, translates them with `Translator.translate_nbest`
+(one call per distinct `SearchOptions` in the batch) and hands each result back to its ticket at
+its index: a request's sentences may go in several batches and still come back in order. A
+translation never depends on the batch it was in, so the answers are those of seq2seq-translate.
+
+Cancelled tickets (the client went away, or the deadline passed) leave their sentences in the
+queue; the worker drops them when it reaches them. Other work that needs the model (warm-up, an
+attention map) goes through the same worker with `Batcher.call`, so the model is only ever used
+from one thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from seq2seq.options import SearchOptions
+from seq2seq.serve.metrics import Metrics
+
+if TYPE_CHECKING:
+    from seq2seq.translate import Translation, Translator
+
+log = logging.getLogger("seq2seq.serve")
+
+
+class Ticket:
+    """One request's sentences on the queue; `future` resolves to their n-best lists, in order."""
+
+    def __init__(self, size: int, loop: asyncio.AbstractEventLoop):
+        self.results: list[list[Translation] | None] = [None] * size
+        self.left = size  # written by the worker thread only
+        self.loop = loop
+        self.future: asyncio.Future = loop.create_future()
+        # Set on the event loop, read by the worker (at worst one more batch translates it): why the
+        # request no longer waits, "disconnected" or "deadline".
+        self.cancelled: str | None = None
+        if size == 0:
+            self.future.set_result([])
+
+    def cancel(self, reason: str) -> None:
+        self.cancelled = reason
+
+    def _deliver(self, index: int, hyps: list[Translation]) -> None:
+        self.results[index] = hyps
+        self.left -= 1
+        if self.left == 0:
+            self.loop.call_soon_threadsafe(_resolve, self.future, self.results, None)
+
+    def _fail(self, err: BaseException) -> None:
+        self.loop.call_soon_threadsafe(_resolve, self.future, None, err)
+
+
+def _resolve(future: asyncio.Future, result: Any, err: BaseException | None) -> None:
+    if future.done():
+        return
+    if err is not None:
+        future.set_exception(err)
+    else:
+        future.set_result(result)
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    ticket: Ticket
+    index: int
+    text: str
+    options: SearchOptions
+    tokens: int
+
+
+@dataclass(frozen=True)
+class _Call:
+    fn: Callable[[], Any]
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class Batcher:
+    """The queue and its worker. `submit` and `call` are for the event loop's thread."""
+
+    def __init__(self, translator: Translator, metrics: Metrics, *, max_tokens: int, max_wait: float, batch_size: int):
+        self.translator = translator
+        self.metrics = metrics
+        self.max_tokens = max_tokens
+        self.max_wait = max_wait
+        self.batch_size = batch_size
+        self._items: collections.deque[_Sentence | _Call] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._rate = 0.0  # sentences/s of recent batches, for Retry-After
+
+    @property
+    def queued(self) -> int:
+        return len(self._items)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="seq2seq-inference", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the worker."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def submit(self, texts: list[str], options: SearchOptions) -> Ticket:
+        ticket = Ticket(len(texts), asyncio.get_running_loop())
+        if texts:
+            lengths = [len(ids) for ids in self.translator.tokenizer.encode_src(texts)]
+            with self._cond:
+                self._items.extend(_Sentence(ticket, i, t, options, n) for i, (t, n) in enumerate(zip(texts, lengths)))
+                self.metrics.queue_depth.set(len(self._items))
+                self._cond.notify()
+        return ticket
+
+    def call(self, fn: Callable[[], Any]) -> asyncio.Future:
+        """Run fn() on the worker thread, between batches; the future resolves to its result or error."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._cond:
+            self._items.append(_Call(fn, future, loop))
+            self._cond.notify()
+        return future
+
+    def retry_after(self) -> int:
+        """Seconds after which the queue as it stands now should have been worked off (1 to 60)."""
+        return int(min(60, max(1, math.ceil(self.queued / self._rate)))) if self._rate > 0 else 1
+
+    # --- the worker thread -----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            if isinstance(taken, _Call):
+                self._run_call(taken)
+            elif taken:
+                self._translate(taken)
+
+    def _take(self) -> list[_Sentence] | _Call | None:
+        """The next call, or sentences up to the token budget or the wait; None when stopped and empty."""
+        with self._cond:
+            while not self._items and not self._stopping:
+                self._cond.wait()
+            if not self._items:
+                return None
+            if isinstance(self._items[0], _Call):
+                return self._items.popleft()
+            batch: list[_Sentence] = []
+            tokens, until = 0, time.monotonic() + self.max_wait
+            try:
+                while True:
+                    while self._items and not isinstance(self._items[0], _Call):
+                        item = self._items[0]
+                        if item.ticket.cancelled:
+                            self._items.popleft()
+                            self.metrics.dropped.labels(item.ticket.cancelled).inc()
+                            continue
+                        if batch and tokens + item.tokens > self.max_tokens:
+                            return batch
+                        batch.append(self._items.popleft())
+                        tokens += item.tokens
+                        if tokens >= self.max_tokens:
+                            return batch
+                    remaining = until - time.monotonic()
+                    if not batch or remaining <= 0 or self._stopping or self._items:  # a call waits behind this batch: go now
+                        return batch
+                    self._cond.wait(remaining)
+            finally:
+                self.metrics.queue_depth.set(len(self._items))
+
+    def _translate(self, batch: list[_Sentence]) -> None:
+        start = time.perf_counter()
+        groups: list[tuple[SearchOptions, list[_Sentence]]] = []  # SearchOptions compared with ==: a field may be unhashable
+        for item in batch:
+            for options, members in groups:
+                if options == item.options:
+                    members.append(item)
+                    break
+            else:
+                groups.append((item.options, [item]))
+        for options, members in groups:
+            try:
+                results = self.translator.translate_nbest([m.text for m in members], options, batch_size=self.batch_size)
+            except Exception as err:  # a bug, not the input's fault: fail these requests (500), keep serving
+                log.exception("translating a batch of %d sentences failed", len(members))
+                for ticket in {id(m.ticket): m.ticket for m in members}.values():
+                    ticket._fail(err)
+                continue
+            for m, hyps in zip(members, results):
+                m.ticket._deliver(m.index, hyps)
+                self.metrics.target_tokens.inc(len(hyps[0].tokens))
+        seconds = time.perf_counter() - start
+        self.metrics.sentences.inc(len(batch))
+        self.metrics.batch_sentences.observe(len(batch))
+        current = len(batch) / max(seconds, 1e-6)
+        self._rate = current if self._rate == 0 else 0.8 * self._rate + 0.2 * current
+
+    @staticmethod
+    def _run_call(call: _Call) -> None:
+        try:
+            result, err = call.fn(), None
+        except Exception as e:  # handed to the caller, which turns it into a response
+            result, err = None, e
+        call.loop.call_soon_threadsafe(_resolve, call.future, result, err)

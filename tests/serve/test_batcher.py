@@ -1,0 +1,176 @@
+"""The batching queue with a stand-in translator (no model): token budget, wait, order, options, drops, calls."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("prometheus_client", reason="the server's extra is not installed: pip install -e '.[serve]'")
+
+from seq2seq.options import SearchOptions
+from seq2seq.serve.batcher import Batcher
+from seq2seq.serve.metrics import new_metrics
+from seq2seq.translate import Translation
+
+
+class Echo:
+    """Translates a sentence into itself, upper-cased; a token is a word. Records every call."""
+
+    def __init__(self, delay: float = 0.0):
+        self.tokenizer = self
+        self.calls: list[tuple[list[str], SearchOptions]] = []
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def encode_src(self, texts: list[str]) -> list[list[int]]:
+        return [[0] * len(t.split()) for t in texts]
+
+    def translate_nbest(self, texts: list[str], options: SearchOptions, *, batch_size: int) -> list[list[Translation]]:
+        self.gate.wait()
+        if "boom" in texts:
+            raise RuntimeError("boom")
+        self.calls.append((list(texts), options))
+        time.sleep(self.delay)
+        return [[Translation(t.upper(), -float(len(t)), t.split())] for t in texts]
+
+
+def batcher_for(echo: Echo, max_tokens: int = 100, max_wait: float = 0.0) -> Batcher:
+    return Batcher(echo, new_metrics(), max_tokens=max_tokens, max_wait=max_wait, batch_size=64)
+
+
+def texts_of(results) -> list[str]:
+    return [hyps[0].text for hyps in results]
+
+
+def test_requests_share_batches_within_the_token_budget_and_come_back_in_order():
+    async def main():
+        echo = Echo()
+        echo.gate.clear()  # the worker holds its first batch until every request is queued
+        batcher = batcher_for(echo, max_tokens=6)
+        batcher.start()
+        first = batcher.submit(["a b"], SearchOptions())
+        await asyncio.sleep(0.05)
+        second = batcher.submit(["c d e", "f", "g h i j", "k l"], SearchOptions())
+        third = batcher.submit(["m n o p q r s t"], SearchOptions())  # longer than the budget: a batch of its own
+        echo.gate.set()
+        results = await asyncio.gather(first.future, second.future, third.future)
+        batcher.stop()
+        return echo.calls, results
+
+    calls, (first, second, third) = asyncio.run(main())
+    assert texts_of(first) == ["A B"]
+    assert texts_of(second) == ["C D E", "F", "G H I J", "K L"]  # split over batches, put back in order
+    assert texts_of(third) == ["M N O P Q R S T"]
+    assert [texts for texts, _ in calls] == [["a b"], ["c d e", "f"], ["g h i j", "k l"], ["m n o p q r s t"]]
+
+
+def test_the_worker_waits_briefly_for_more_sentences():
+    async def main(max_wait: float):
+        echo = Echo()
+        batcher = batcher_for(echo, max_wait=max_wait)
+        batcher.start()
+        first = batcher.submit(["a"], SearchOptions())
+        await asyncio.sleep(0.05)
+        second = batcher.submit(["b"], SearchOptions())
+        await asyncio.gather(first.future, second.future)
+        batcher.stop()
+        return [texts for texts, _ in echo.calls]
+
+    assert asyncio.run(main(max_wait=0.3)) == [["a", "b"]]
+    assert asyncio.run(main(max_wait=0.0)) == [["a"], ["b"]]
+
+
+def test_one_call_per_distinct_options_in_a_batch():
+    async def main():
+        echo = Echo()
+        echo.gate.clear()
+        batcher = batcher_for(echo)
+        batcher.start()
+        tickets = [batcher.submit([t], SearchOptions(beam_size=k)) for t, k in (("a", 5), ("b", 2), ("c", 5))]
+        await asyncio.sleep(0.05)
+        echo.gate.set()
+        results = await asyncio.gather(*(t.future for t in tickets))
+        batcher.stop()
+        return echo.calls, results
+
+    calls, results = asyncio.run(main())
+    assert [(texts, o.beam_size) for texts, o in calls] == [(["a", "c"], 5), (["b"], 2)]
+    assert [texts_of(r) for r in results] == [["A"], ["B"], ["C"]]
+
+
+def test_cancelled_requests_are_dropped_from_the_queue_and_counted():
+    async def main():
+        echo = Echo()
+        echo.gate.clear()
+        batcher = batcher_for(echo, max_tokens=1)
+        batcher.start()
+        busy = batcher.submit(["a"], SearchOptions())
+        await asyncio.sleep(0.05)  # the worker has taken "a" and waits at the gate
+        gone = batcher.submit(["b", "c"], SearchOptions())
+        late = batcher.submit(["d"], SearchOptions())
+        kept = batcher.submit(["e"], SearchOptions())
+        gone.cancel("disconnected")
+        late.cancel("deadline")
+        echo.gate.set()
+        await asyncio.gather(busy.future, kept.future)
+        batcher.stop()
+        return echo.calls, batcher.metrics
+
+    calls, metrics = asyncio.run(main())
+    assert [texts for texts, _ in calls] == [["a"], ["e"]]
+    assert metrics.dropped.labels("disconnected")._value.get() == 2
+    assert metrics.dropped.labels("deadline")._value.get() == 1
+    assert metrics.sentences._value.get() == 2
+    assert metrics.queue_depth._value.get() == 0
+
+
+def test_a_failing_batch_fails_its_requests_and_the_worker_goes_on():
+    async def main():
+        echo = Echo()
+        echo.gate.clear()
+        batcher = batcher_for(echo)
+        batcher.start()
+        bad = batcher.submit(["boom"], SearchOptions())
+        good = batcher.submit(["fine"], SearchOptions(beam_size=2))
+        echo.gate.set()
+        with pytest.raises(RuntimeError, match="boom"):
+            await bad.future
+        result = await good.future
+        batcher.stop()
+        return result
+
+    assert texts_of(asyncio.run(main())) == ["FINE"]
+
+
+def test_calls_run_on_the_worker_between_batches():
+    async def main():
+        echo = Echo()
+        batcher = batcher_for(echo)
+        batcher.start()
+        ticket = batcher.submit(["a"], SearchOptions())
+        thread = await batcher.call(lambda: threading.current_thread().name)
+        with pytest.raises(ZeroDivisionError):
+            await batcher.call(lambda: 1 / 0)
+        await ticket.future
+        empty = batcher.submit([], SearchOptions())  # nothing to translate: answered at once
+        assert await empty.future == []
+        batcher.stop()
+        return thread
+
+    assert asyncio.run(main()) == "seq2seq-inference"
+
+
+def test_stop_finishes_what_is_queued():
+    async def main():
+        echo = Echo(delay=0.01)
+        batcher = batcher_for(echo, max_tokens=1)
+        batcher.start()
+        tickets = [batcher.submit([str(i)], SearchOptions()) for i in range(5)]
+        await asyncio.to_thread(batcher.stop)
+        return [texts_of(await t.future) for t in tickets]
+
+    assert asyncio.run(main()) == [[str(i)] for i in range(5)]

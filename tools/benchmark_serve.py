@@ -1,0 +1,185 @@
+"""seq2seq-serve under load beside seq2seq-translate, in one sitting.
+
+    flock /tmp/seq2seq-bench.lock python tools/benchmark_serve.py --model runs/en-de/best \\
+        --src ../shared/data/multi30k/test_2016_flickr.en.gz [--concurrency 1 8 64] [--json out.json]
+
+1. `seq2seq-translate --batch-size 64` on the file: its own "translated N lines in S s" (the model
+   loaded, start-up left out), and its output, which every server answer is checked against.
+2. In process, each sentence alone through `Translator.translate`: the latency a server answering
+   one sentence at a time cannot beat.
+3. `seq2seq-serve` (default settings) on a free loopback port; for each concurrency C, C client
+   threads with a keep-alive connection each send the sentences as one-sentence LibreTranslate
+   requests (POST /translate): sentences/s over the whole file, and p50/p95/p99 request latency.
+
+All three use the decoding defaults (beam 5) and `--threads` CPU threads for the model (default 1:
+on a small shared machine more threads mostly wait on one another), and the clients run on the
+same machine as the server. A benchmark, not a test: compare figures of one sitting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]  # nearest rank
+
+
+def command_rate(model: str, sentences: list[str], threads: int) -> tuple[float, float, list[str]]:
+    """seq2seq-translate --batch-size 64: (sentences/s as it reports, wall seconds with start-up, output lines)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".en", encoding="utf-8", delete=False) as f:
+        f.writelines(s + "\n" for s in sentences)
+    start = time.perf_counter()
+    done = subprocess.run([str(BIN / "seq2seq-translate"), "--model", model, "--batch-size", "64", "--threads", str(threads), "--input", f.name],
+                          capture_output=True, check=True)
+    wall = time.perf_counter() - start
+    Path(f.name).unlink()
+    found = re.search(r"translated (\d+) lines in ([\d.]+) s", done.stderr.decode())
+    assert found is not None, done.stderr.decode()
+    return int(found[1]) / float(found[2]), wall, done.stdout.decode("utf-8").split("\n")[:-1]
+
+
+def in_process_latencies(model: str, sentences: list[str], threads: int) -> list[float]:
+    import torch
+
+    from seq2seq.output import clean_line
+    from seq2seq.translate import Translator
+
+    torch.set_num_threads(threads)
+    translator = Translator.from_pretrained(model, device="cpu")
+    translator.translate(sentences[:4])  # warm-up
+    out = []
+    for s in sentences:
+        start = time.perf_counter()
+        translator.translate([clean_line(s)])
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
+    proc = subprocess.Popen([str(BIN / "seq2seq-serve"), "--model", model, "--port", str(port), "--quiet", *extra], stdin=subprocess.DEVNULL)
+    until = time.monotonic() + 300
+    while time.monotonic() < until:
+        if proc.poll() is not None:
+            raise SystemExit(f"seq2seq-serve exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/ready")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("seq2seq-serve was not ready within 300 s")
+
+
+def load(port: int, sentences: list[str], concurrency: int) -> tuple[float, list[float], list[str]]:
+    """Every sentence as its own request from `concurrency` threads: (wall seconds, latencies, answers in order)."""
+    answers: list[str] = [""] * len(sentences)
+    latencies: list[float] = [0.0] * len(sentences)
+    next_index = iter(range(len(sentences)))
+    lock = threading.Lock()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                conn.close()
+                return
+            body = json.dumps({"q": sentences[i], "source": "en", "target": "de"})
+            start = time.perf_counter()
+            conn.request("POST", "/translate", body, {"Content-Type": "application/json"})
+            reply = conn.getresponse()
+            data = reply.read()
+            latencies[i] = time.perf_counter() - start
+            if reply.status != 200:
+                raise SystemExit(f"request {i} answered {reply.status}: {data[:200]!r}")
+            answers[i] = json.loads(data)["translatedText"]
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies, answers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--src", required=True, help="source sentences, one per line (.gz allowed)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N sentences (0: all)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for the model, in all three")
+    parser.add_argument("--serve-args", default="", help="more seq2seq-serve arguments, e.g. '--max-wait-ms 2'")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    from seq2seq.textfiles import read_lines
+
+    sentences = read_lines(args.src)
+    sentences = sentences[: args.limit] if args.limit else sentences
+
+    rate, wall, expected = command_rate(args.model, sentences, args.threads)
+    print(f"seq2seq-translate --batch-size 64: {rate:.1f} sentences/s (model loaded; {wall:.1f} s with start-up)", flush=True)
+    alone = in_process_latencies(args.model, sentences, args.threads)
+    alone_p50 = statistics.median(alone)
+    print(f"in process, one sentence at a time: p50 {1000 * alone_p50:.1f} ms, {len(alone) / sum(alone):.1f} sentences/s", flush=True)
+
+    port = free_port()
+    server = start_server(args.model, port, ["--threads", str(args.threads), *args.serve_args.split()])
+    rows = []
+    try:
+        load(port, sentences[:16], 4)  # warm the connections and the allocator
+        for c in args.concurrency:
+            seconds, latencies, answers = load(port, sentences, c)
+            wrong = sum(a != e for a, e in zip(answers, expected))
+            row = {"concurrency": c, "sentences_per_s": round(len(sentences) / seconds, 1), "vs_command": round(len(sentences) / seconds / rate, 2),
+                   "p50_ms": round(1000 * percentile(latencies, 50), 1), "p95_ms": round(1000 * percentile(latencies, 95), 1),
+                   "p99_ms": round(1000 * percentile(latencies, 99), 1), "p50_vs_in_process": round(percentile(latencies, 50) / alone_p50, 2),
+                   "answers_unlike_command": wrong}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(120)
+
+    print(f"\n{len(sentences)} sentences of {args.src}; seq2seq-translate --batch-size 64: {rate:.1f} sentences/s; "
+          f"in process one at a time: p50 {1000 * alone_p50:.1f} ms; server exit code after SIGTERM: {code}\n")
+    print("| concurrency | sentences/s | × command | p50 ms | p95 ms | p99 ms | p50 × in-process | answers unlike the command |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['concurrency']} | {r['sentences_per_s']} | {r['vs_command']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+              f"{r['p50_vs_in_process']} | {r['answers_unlike_command']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"sentences": len(sentences), "command_sentences_per_s": round(rate, 1),
+                                               "in_process_p50_ms": round(1000 * alone_p50, 1), "server_exit_code": code, "rows": rows}, indent=2))
+    return 0 if code == 0 and all(r["answers_unlike_command"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
