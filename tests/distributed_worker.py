@@ -37,6 +37,7 @@ def sabotage(rank: int, failures: dict[int, str]) -> None:
         if kind == "kill" and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
             os.kill(os.getpid(), signal.SIGKILL)
         if kind == "hang":
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # torchrun's SIGTERM ends it at once, not after its grace period
             while True:
                 time.sleep(60)
         loss = real_loss(*args, **kwargs)
