@@ -111,7 +111,9 @@ def test_two_nodes_match_one_process(tmp_path, demo_dir, one_process):
 def test_a_killed_worker_restarts_the_group_which_resumes(tmp_path, demo_dir, two_processes):
     """Rank 1 is SIGKILLed at step 5 of torchrun's first attempt; with --max-restarts the group
     restarts, resumes from the state saved at step 4 and ends as the uninterrupted run did."""
-    elastic = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--max-restarts=1", WORKER, "--rank", "1", "--fail", "5:kill",
+    # Restarts beyond the first: on torch 2.13 a restarted gloo group sometimes fails to connect
+    # (connectFullMesh: connection refused) once or twice before it forms; each try costs seconds.
+    elastic = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--max-restarts=3", WORKER, "--rank", "1", "--fail", "5:kill",
                    *recipe(demo_dir), "train.save_every=2", f"run_dir={tmp_path / 'two'}"])
     assert elastic.returncode == 0, elastic.stderr.decode()[-3000:]
     assert b"resuming" in elastic.stderr and b"at step 4" in elastic.stderr, elastic.stderr.decode()[-3000:]
