@@ -198,16 +198,30 @@ def translate_main(argv: list[str] | None = None) -> int:
         return _fail(str(err), EXIT_USAGE)
 
     # No torch here: an exported model (seq2seq-export) translates where torch is not installed.
+    from seq2seq import sharding
     from seq2seq.checkpoint import CheckpointError
     from seq2seq.translate import PrefixError, Translator
 
+    # Under torchrun, each process translates its share of --input (seq2seq/sharding.py).
+    shard = sharding.shard_from_env()
+    if shard is not None and not (args.input and os.path.isfile(args.input) and args.output):
+        return _fail(f"{shard.world} processes translate one file: give --input (a regular file) and --output", EXIT_USAGE)
+    device, threads = args.device, args.threads
+    if shard is not None:
+        import torch
+
+        sharding.open_group()
+        if device in ("auto", "cuda") and torch.cuda.is_available():
+            device = f"cuda:{shard.local_rank}"  # one GPU per process
+        threads = threads or sharding.cpu_threads(shard)
     try:
-        translator = Translator.from_pretrained(model_dirs, device=args.device, precision=args.precision, threads=args.threads)
+        translator = Translator.from_pretrained(model_dirs, device=device, precision=args.precision, threads=threads)
     except (CheckpointError, ValueError) as err:
         return _fail(str(err), EXIT_USAGE)
     try:
         source = open(args.input, "rb") if args.input else sys.stdin.buffer
-        sink = open(args.output, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
+        sink_path = sharding.part_path(args.output, shard.rank) if shard is not None else args.output
+        sink = open(sink_path, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
     except OSError as err:
         return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
     # Interactive use answers each line at once; piped input is read in large sorted chunks.
@@ -216,29 +230,34 @@ def translate_main(argv: list[str] | None = None) -> int:
     # A regular file's line count gives the bar an end, so a long job (distilling a corpus) shows how
     # far it is; a pipe or FIFO given as --input must not be read twice.
     total = _count_lines(args.input) if args.input and os.path.isfile(args.input) else None
-    bar = _line_bar(total, enabled=not interactive)
-    line_no = 0
+    if shard is not None and total is not None:
+        total = sharding.share_size(total, shard, max_lines)
+    bar = _line_bar(total, enabled=not interactive and (shard is None or shard.rank == 0))
+    lines = read_stream_lines(source)
+    numbered = enumerate(lines) if shard is None else sharding.own_lines(lines, shard, max_lines)
+    counts = sharding.ChunkCounts(max_lines)
+    done = 0
     start = time.perf_counter()
     try:
-        for batch in micro_batches(read_stream_lines(source), max_lines, args.wait):
+        for batch in micro_batches(numbered, max_lines, args.wait):
             texts, prefixes = [], []
-            for offset, (text, invalid) in enumerate(batch):
+            for line_no, (text, invalid) in batch:
                 if invalid:
-                    log.warning("line %d: invalid UTF-8 replaced by U+FFFD", line_no + offset + 1)
+                    log.warning("line %d: invalid UTF-8 replaced by U+FFFD", line_no + 1)
                 if args.input_type == "json":
-                    text, prefix = read_request(text, line_no + offset + 1)
+                    text, prefix = read_request(text, line_no + 1)
                     prefixes.append(prefix)
                 texts.append(clean_line(text))
             results = translator.translate_nbest(texts, options, batch_size=args.batch_size, prefixes=prefixes if args.input_type == "json" else None)
-            for text, hyps in zip(texts, results):
-                _write_result(sink, line_no, text, hyps, args.nbest, args.output_type)
-                line_no += 1
+            for (line_no, _), text, hyps in zip(batch, texts, results):
+                counts.add(line_no, _write_result(sink, line_no, text, hyps, args.nbest, args.output_type))
             sink.flush()
             bar.update(len(batch))
+            done += len(batch)
     except RequestError as err:
         return _fail(str(err), EXIT_USAGE)
     except PrefixError as err:
-        return _fail(f"line {line_no + err.index + 1}: {err}", EXIT_USAGE)
+        return _fail(f"line {batch[err.index][0] + 1}: {err}", EXIT_USAGE)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -247,8 +266,11 @@ def translate_main(argv: list[str] | None = None) -> int:
         bar.close()
         if args.output:
             sink.close()
+    if shard is not None:
+        sharding.join_parts(shard, counts, args.output)
     seconds = time.perf_counter() - start
-    log.info("translated %d lines in %.1f s (%.1f lines/s)", line_no, seconds, line_no / max(seconds, 1e-9))
+    log.info("translated %d lines in %.1f s (%.1f lines/s)%s", done, seconds, done / max(seconds, 1e-9),
+             f" on rank {shard.rank} of {shard.world}" if shard is not None else "")
     return EXIT_OK
 
 
@@ -302,14 +324,17 @@ def _count_lines(path: str) -> int:
     return count + (not last.endswith(b"\n"))
 
 
-def _write_result(sink: TextIO, line_no: int, source: str, hyps, nbest: int, output_type: str) -> None:
+def _write_result(sink: TextIO, line_no: int, source: str, hyps, nbest: int, output_type: str) -> int:
+    """Write one input line's result; return the number of lines written."""
     if output_type == "json":
         sink.write(json.dumps(json_record(line_no, source, hyps, nbest), ensure_ascii=False) + "\n")
-    elif nbest > 1:
+        return 1
+    if nbest > 1:
         for h in hyps[:nbest]:
             sink.write(f"{line_no} ||| {_one_line(h.text)} ||| {h.score:.4f}\n")
-    else:
-        sink.write(_one_line(hyps[0].text) + "\n")
+        return len(hyps[:nbest])
+    sink.write(_one_line(hyps[0].text) + "\n")
+    return 1
 
 
 # --- seq2seq-score and seq2seq-evaluate --------------------------------------------------------

@@ -136,6 +136,10 @@ class TrainConfig:
     device: Device = "auto"
     bf16: bool = False  # bf16 autocast, on CUDA and on CPUs with bf16 matrix units
     threads: int = _num(0, 0)
+    # Under torchrun: how long a rank waits for the others in one collective before the run fails
+    # with an error naming the ranks that did not answer (a dead or stuck peer); above the longest
+    # validation, which the other ranks wait out.
+    dist_timeout_minutes: float = _num(10.0, 0.0, open_lo=True)
     max_skipped_steps: int = _num(5, 1)  # steps in a row without an update (non-finite, out of memory) before the run stops
     tensorboard: bool = False
     # Fine-tuning: a model directory whose weights a new run starts from. Its tokenizer and model

@@ -8,8 +8,12 @@ helper here is a no-op, so the single-process path pays nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -21,6 +25,8 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    # Where collectives' tensors live: NCCL reduces CUDA tensors only, gloo CPU ones.
+    device: torch.device = torch.device("cpu")
 
     @property
     def is_main(self) -> bool:
@@ -33,11 +39,15 @@ class Dist:
         return items[self.rank :: self.world]
 
     def sum(self, value: float) -> float:
+        return self.sums(value)[0]
+
+    def sums(self, *values: float) -> tuple[float, ...]:
+        """Each value summed over the ranks, in one all-reduce."""
         if self.world == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64)
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         torch_dist.all_reduce(t)
-        return float(t.item())
+        return tuple(t.tolist())
 
     def any(self, flag: bool) -> bool:
         return self.sum(1.0 if flag else 0.0) > 0
@@ -63,8 +73,15 @@ class Dist:
             torch_dist.barrier()
 
 
-def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
-    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPUs); one process otherwise."""
+class PeerError(ConnectionError):
+    """A collective failed: another rank died, hangs or stopped answering."""
+
+
+def init_distributed(device: torch.device, timeout_minutes: float = 10.0) -> tuple[Dist, torch.device]:
+    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPUs); one process otherwise.
+
+    `timeout_minutes`: how long a collective waits for the other ranks before it fails.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist(), device
@@ -73,8 +90,49 @@ def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank, world, local_rank), device
+        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes))
+    return Dist(rank, world, local_rank, device if device.type == "cuda" else torch.device("cpu")), device
+
+
+@contextlib.contextmanager
+def peers_watched(dist: Dist, roll_call_s: float = 10.0) -> Iterator[None]:
+    """Turn a failed collective (a peer that died, or hangs past the process group's timeout) into
+    a PeerError that names the ranks that did not answer.
+
+    The ranks that see the failure sign in at torchrun's key-value store and wait up to
+    `roll_call_s` for the others; whoever has not signed in by then is named.
+    """
+    try:
+        yield
+    except (torch_dist.DistError, RuntimeError) as err:
+        if dist.world == 1 or not is_collective_failure(err):
+            raise
+        missing = absent_ranks(dist, roll_call_s)
+        who = f"rank{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} did not answer" if missing else "no rank was found missing"
+        raise PeerError(f"rank {dist.rank}: a collective with the other ranks failed ({who}): {str(err).splitlines()[0]}; "
+                        "see that rank's log; train.dist_timeout_minutes sets how long ranks wait for each other") from err
+
+
+def is_collective_failure(err: BaseException) -> bool:
+    if isinstance(err, torch_dist.DistError):
+        return True
+    text = str(err)
+    return any(mark in text for mark in ("Gloo", "gloo", "NCCL", "Connection closed by peer", "Connection reset by peer", "Timed out waiting"))
+
+
+def absent_ranks(dist: Dist, wait_s: float) -> list[int]:
+    """Ranks that have not signed in at the store within wait_s (empty when the store is gone too)."""
+    try:
+        store = torch_dist.distributed_c10d._get_default_store()
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        keys = [f"seq2seq/failed/{attempt}/{r}" for r in range(dist.world)]
+        store.set(keys[dist.rank], "1")
+        deadline = time.monotonic() + wait_s
+        while not store.check(keys) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return [r for r, key in enumerate(keys) if not store.check([key])]
+    except (RuntimeError, ValueError):
+        return []
 
 
 def shut_down(dist: Dist) -> None:

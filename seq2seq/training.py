@@ -23,7 +23,7 @@ import torch
 from seq2seq.batching import Batch, collate_pairs, make_batches, stream_batches
 from seq2seq.config import Config
 from seq2seq.corpus import EncodedSplit
-from seq2seq.distributed import shut_down
+from seq2seq.distributed import peers_watched, shut_down
 from seq2seq.loss import token_loss
 from seq2seq.model import Seq2Seq
 from seq2seq.preparation import TrainingData, TrainingRun, start_run
@@ -55,7 +55,7 @@ def train(config: Config) -> Path:
     clock = time.time()  # when time was last charged to progress.train_seconds
     window_start = time.time()
     eval_seconds = 0.0  # the last validation's duration
-    with StopFlag() as stop_flag:
+    with StopFlag() as stop_flag, peers_watched(dist):
         for epoch in range(progress.epoch + progress.epoch_complete, tc.epochs + 1):
             first = progress.batch_in_epoch if epoch == progress.epoch else 0
             progress.epoch, progress.batch_in_epoch, progress.epoch_complete = epoch, first, False
@@ -129,7 +129,9 @@ def train_step(run: TrainingRun, batch: Batch, *, num_tokens: int, lr: float | N
     clip → step. num_tokens: the global batch's target tokens; lr: a rate to set first (None: keep).
 
     Returns the batch's summed loss over all ranks and None, or the reason the step made no
-    update (a non-finite loss or gradient, CUDA out of memory).
+    update (a non-finite loss or gradient, CUDA out of memory). Ranks decide together: if any
+    rank's forward ran out of memory or any rank's loss is not finite, every rank skips the step,
+    so each takes the same steps and their collectives stay paired.
     """
     model, optimizer, tc, dist = run.model, run.optimizer, run.config.train, run.dist
     model.train()
@@ -138,23 +140,42 @@ def train_step(run: TrainingRun, batch: Batch, *, num_tokens: int, lr: float | N
         with run.autocast:
             features = run.ddp_model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
             loss_sum = token_loss(model, features, batch.tgt_out, tc.label_smoothing)
-        loss_value = dist.sum(loss_sum.item())
-        if not math.isfinite(loss_value):
-            return loss_value, f"loss is {loss_value}"
-        # DDP averages over ranks, hence the world size: the update is that of one process with the whole batch.
-        (loss_sum * dist.world / num_tokens).backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
-        if not torch.isfinite(grad_norm):
-            return loss_value, "gradient norm is not finite"
-        if lr is not None:
-            set_lr(optimizer, lr)
-        optimizer.step()
-        return loss_value, None
+        local_loss, local_oom = loss_sum.item(), 0.0
     except torch.cuda.OutOfMemoryError:
         features = loss_sum = None
-        optimizer.zero_grad(set_to_none=True)
-        torch.cuda.empty_cache()
+        free_cuda_memory(optimizer)
+        local_loss, local_oom = 0.0, 1.0
+    # One all-reduce of (loss, out-of-memory flag) decides for every rank; a NaN anywhere makes the sum NaN.
+    loss_value, ooms = dist.sums(local_loss, local_oom)
+    if ooms:
         return math.nan, OOM
+    if not math.isfinite(loss_value):
+        return loss_value, f"loss is {loss_value}"
+    try:
+        # DDP averages over ranks, hence the world size: the update is that of one process with the whole batch.
+        (loss_sum * dist.world / num_tokens).backward()
+    except torch.cuda.OutOfMemoryError:
+        features = loss_sum = None
+        free_cuda_memory(optimizer)
+        if dist.world > 1:
+            # The other ranks wait in DDP's gradient all-reduce, which no flag can reach now.
+            raise MemoryError(f"rank {dist.rank} ran out of CUDA memory in the backward pass, which ranks cannot skip together; "
+                              "lower train.batch_tokens or data.max_len") from None
+        return math.nan, OOM
+    # After DDP's all-reduce every rank holds the same gradients, hence the same norm and decision.
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
+    if not torch.isfinite(grad_norm):
+        return loss_value, "gradient norm is not finite"
+    if lr is not None:
+        set_lr(optimizer, lr)
+    optimizer.step()
+    return loss_value, None
+
+
+def free_cuda_memory(optimizer: torch.optim.Optimizer) -> None:
+    """Drop a failed step's gradients and return the cached blocks, so the next batch starts clean."""
+    optimizer.zero_grad(set_to_none=True)
+    torch.cuda.empty_cache()
 
 
 def report_skipped_step(model: Seq2Seq, progress: Progress, reason: str, batch: Batch, max_in_row: int) -> None:
