@@ -7,9 +7,9 @@ torch path pays for on every step (dispatch, conversions) and that hides what ea
 The torch search must not get slower, so it stays as it is, and this module is a line-by-line
 port of it: the same driver (`_search`), the same named steps (`_select_topk`, `_select_sample`,
 `_set_aside`, `_rows`, `_length_penalty`), the same float32 arithmetic in the same order, and
-the same length sorting in `decode_sources`. tests/export/test_search.py holds the two to
-identical hypotheses and scores on a real model; the exported-versus-torch tests hold the
-translations byte-identical.
+the same length sorting in `decode_sources`. tests/export/test_export.py holds the
+translations byte-identical to the torch search's (and n-best tokens and scores alike), with the
+decoding controls and prefixes on too.
 
 What is not copied exactly: sampling draws from numpy's generator (PCG64 seeded with
 options.seed, one per sentence), not torch's, so seeded samples are reproducible and follow the
