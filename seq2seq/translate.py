@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
 
     from seq2seq.config import Config
-    from seq2seq.export.runtime import ExportedModel
+    from seq2seq.export.runtime import ExportedModel, ExportMeta
     from seq2seq.search import Hypothesis
 
 log = logging.getLogger("seq2seq")
@@ -241,10 +241,7 @@ class Translator:
             if p is not None and not isinstance(p, str):
                 raise TypeError(f"prefixes[{i}] must be a str or None; got {type(p).__name__}")
         forced = [self.tokenizer.encode_tgt([p])[0] if p and p.strip() else None for p in prefixes]
-        if self.is_exported and any(forced):
-            first = next(i for i, ids in enumerate(forced) if ids)
-            raise PrefixError(first, "the exported (onnxruntime) search does not take forced prefixes; translate with the torch model directory")
-        emittable = None if self.is_exported else _emittable(self.model)
+        emittable = _exported_emittable(self.model.meta) if self.is_exported else _emittable(self.model)
         for i, ids in enumerate(forced):
             if ids and emittable is not None and not bool(emittable[ids].all()):
                 bad = [self.tokenizer.tgt_pieces([t])[0] for t in ids if not bool(emittable[t])]
@@ -259,7 +256,7 @@ class Translator:
         if self.is_exported:
             from seq2seq.export.search import decode_sources as decode_exported
 
-            return decode_exported(self.model, pieces, options, batch_size)
+            return decode_exported(self.model, pieces, options, batch_size, prefixes=prefixes)
         import torch
 
         from seq2seq.search import decode_sources
@@ -312,6 +309,15 @@ def _emittable(model: torch.nn.Module) -> np.ndarray | None:
 
     masks = [m.decoder.output_mask for m in (model.models if isinstance(model, Ensemble) else [model])]
     return None if any(mask is None for mask in masks) else torch.stack(masks).any(0).cpu().numpy()
+
+
+def _exported_emittable(meta: ExportMeta) -> np.ndarray | None:
+    """(V,) True for the target ids an exported model can output (export.json's output_ids); None: every id."""
+    if meta.output_ids is None:
+        return None
+    emittable = np.zeros(meta.tgt_vocab_size, dtype=bool)
+    emittable[list(meta.output_ids)] = True
+    return emittable
 
 
 def _describe(value: object) -> str:

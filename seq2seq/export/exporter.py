@@ -2,9 +2,9 @@
 
 Exporter: the TorchScript-based `torch.onnx.export(..., dynamo=False)`. It traces the encoder's
 fused left-padded pass (seq2seq.model.encoder: `torch._VF.lstm` over gathered and flipped rows,
-the bias riding on an input feature) and the decoder's `nn.LSTM` into ONNX LSTM operators, keeps
-batch and source length as dynamic axes, and writes one self-contained file per graph. The
-dynamo exporter (torch.export → onnxscript) is where torch.onnx is heading, but see
+the bias riding on an input feature; `torch._VF.gru` for a GRU) and the decoder's `nn.LSTM` or
+`nn.GRU` into ONNX LSTM or GRU operators, keeps batch and source length as dynamic axes, and
+writes one self-contained file per graph. The dynamo exporter (torch.export → onnxscript) is where torch.onnx is heading, but see
 docs/export.md for what it did with this model when tried. Either way no packed sequence enters
 a graph: on the CPU the encoder never packs (the left-padded pass gives a sentence the same
 states alone or in a padded batch), which is also the path the torch search runs.
@@ -43,10 +43,16 @@ EXPORTER = "torchscript"
 def _state_fields(model: Seq2Seq) -> dict[str, int]:
     """The decoder state's fields that the graphs pass, each with its batch axis.
 
-    An LSTM has h and c (L, B, D); input feeding adds feed (B, D). A cell without c (a GRU) is
-    one more branch here and in `_state_tuple`.
+    An LSTM has h and c (L, B, D), a GRU h alone (its c is None); input feeding adds feed (B, D).
+    The runtime reads these names from export.json, so it needs no knowledge of the cell.
     """
-    fields = {"h": 1, "c": 1}
+    cell = model.decoder.cell
+    if cell == "lstm":
+        fields = {"h": 1, "c": 1}
+    elif cell == "gru":
+        fields = {"h": 1}
+    else:
+        raise CheckpointError(f"seq2seq-export knows the cells lstm, gru; this model has {cell!r} (add its state fields to _state_fields)")
     if model.decoder.input_feeding:
         fields["feed"] = 0
     return fields
@@ -85,7 +91,7 @@ class _StepGraph(nn.Module):
     def forward(self, y: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = len(self.state_names)
         given = dict(zip(self.state_names, inputs[:n])) | dict(zip(self.memory_names, inputs[n:]))
-        state = DecoderState(given["h"], given["c"], given.get("feed"))
+        state = DecoderState(given["h"], given.get("c"), given.get("feed"))
         memory = Memory(given.get("enc_out"), given.get("keys"), given.get("mask"), given.get("context"))
         logits, state, _ = self.model.step(y, state, memory)
         return (logits, *_state_tuple(state, self.state_names))
@@ -101,10 +107,8 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     if out_dir.resolve() == model_dir.resolve() or (out_dir / WEIGHTS).exists():
         raise CheckpointError(f"{out_dir} holds a model directory; export into a new directory (e.g. {model_dir.name}-onnx)")
     model, config, tokenizer, model_meta = load_model_dir(model_dir, "cpu")
-    cell = getattr(config.model, "cell", "lstm")  # recipes before model.cell have LSTMs
-    if cell != "lstm":
-        raise CheckpointError(f"{model_dir} has model.cell={cell}; seq2seq-export writes LSTM models only so far (see _state_fields in seq2seq/export/exporter.py)")
     model = model.float().eval()
+    cell = model.decoder.cell
     memory_names, state_names = _memory_fields(model), _state_fields(model)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -9,7 +9,7 @@ The graphs pass everything in and out: the encoder maps (src, src_len) to the at
 (its projected keys among it) and the decoder's initial state; one decoder step maps
 (y, state, memory) to (logits, next state). State and memory travel as dicts keyed by the
 graphs' own input names, so the runtime needs no knowledge of the cell: an LSTM's state is
-h and c (and feed, with input feeding), a GRU's would be h alone, and export.json says which
+h and c (and feed, with input feeding), a GRU's is h alone, and export.json says which
 axis of each is the batch.
 """
 
@@ -42,7 +42,7 @@ class ExportMeta:
     opset: int
     exporter: str  # the torch.onnx exporter that wrote the graphs
     quantize: str  # none | int8 (onnxruntime dynamic quantization)
-    cell: str  # the decoder's recurrent cell, e.g. lstm
+    cell: str  # the decoder's recurrent cell, lstm or gru
     state_batch_axes: dict[str, int]  # state input name → its batch axis
     memory_names: tuple[str, ...]  # the step graph's memory inputs, batch axis 0
     special_ids: dict[str, int]

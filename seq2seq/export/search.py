@@ -7,16 +7,17 @@ torch path pays for on every step (dispatch, conversions) and that hides what ea
 The torch search must not get slower, so it stays as it is, and this module is a line-by-line
 port of it: the same driver (`_search`), the same named steps (`_select_topk`, `_select_sample`,
 `_set_aside`, `_rows`, `_length_penalty`), the same float32 arithmetic in the same order, and
-the same length sorting in `decode_sources`. tests/export/test_search.py holds the two to
-identical hypotheses and scores on a real model; the exported-versus-torch tests hold the
-translations byte-identical.
+the same length sorting in `decode_sources`. tests/export/test_export.py holds the
+translations byte-identical to the torch search's (and n-best tokens and scores alike), with the
+decoding controls and prefixes on too.
 
 What is not copied exactly: sampling draws from numpy's generator (PCG64 seeded with
 options.seed, one per sentence), not torch's, so seeded samples are reproducible and follow the
 same distribution but are not the torch path's samples.
 
-Per-step constraints on the log-probabilities live in one place, `_constrain`, which both
-selection steps call; an option this module does not implement is refused by
+Which tokens may come next is decided in one place, seq2seq.export.constraints.constrain (the
+numpy twin of seq2seq.constraints.constrain: length limits, decoding controls, forced
+prefixes), which both selection steps call; an option this module does not implement is refused by
 `check_supported` (every SearchOptions field not in SUPPORTED must keep its default), so a new
 option added to SearchOptions is never silently ignored here.
 """
@@ -24,26 +25,29 @@ option added to SearchOptions is never silently ignored here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seq2seq.export.constraints import NEG_INF, Prefix, check_prefixes, constrain, sentence_limits
 from seq2seq.options import BATCH_SIZE, SearchOptions, check_batch_size
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
     from seq2seq.export.runtime import ExportedModel
 
-NEG_INF = np.float32(-np.inf)
-
 # The SearchOptions fields this search implements; any other must keep its default.
-SUPPORTED = frozenset({"mode", "beam_size", "nbest", "length_penalty", "max_len_ratio", "max_len_offset", "early_stop", "temperature", "top_k", "seed"})
+SUPPORTED = frozenset({
+    "mode", "beam_size", "nbest", "length_penalty", "max_len_ratio", "max_len_offset", "early_stop", "temperature", "top_k", "top_p", "seed",
+    "min_len_ratio", "no_repeat_ngram", "ban_unk",
+})
 
-# (scores (B, K), logits (B*K, V), at_max (B,), ids (B,)) → origin beam, token, new score: (B, K) each
-Select = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+# (scores (B, K), logits (B*K, V), forbid: `constrain` bound to this step, ids (B,)) → origin beam, token, new score: (B, K) each
+Forbid = Callable[[np.ndarray], np.ndarray]
+Select = Callable[[np.ndarray, np.ndarray, Forbid, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -65,19 +69,25 @@ def check_supported(options: SearchOptions) -> None:
         )
 
 
-def decode_sources(model: ExportedModel, sources: list[np.ndarray], options: SearchOptions, batch_size: int = BATCH_SIZE) -> list[list[Hypothesis]]:
+def decode_sources(
+    model: ExportedModel, sources: list[np.ndarray], options: SearchOptions, batch_size: int = BATCH_SIZE, *, prefixes: Sequence[Prefix] | None = None
+) -> list[list[Hypothesis]]:
     """Search for each source (token ids without EOS) in batches of similar length; results in input order.
 
-    As seq2seq.search.decode_sources: longest first, a sentence's result never depends on its batch.
+    As seq2seq.search.decode_sources: longest first, a sentence's result never depends on its
+    batch; prefixes: None, or one per source.
     """
     check_batch_size(batch_size)
     check_supported(options)
+    if prefixes is not None and len(prefixes) != len(sources):
+        raise ValueError(f"prefixes has {len(prefixes)} entries for {len(sources)} sources; give one per source (None for no prefix)")
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src, src_len = pad_sources([sources[i] for i in chunk])
-        for i, h in zip(chunk, search(model, src, src_len, options)):
+        chunk_prefixes = None if prefixes is None else [prefixes[i] for i in chunk]
+        for i, h in zip(chunk, search(model, src, src_len, options, prefixes=chunk_prefixes)):
             results[i] = h
     return results
 
@@ -92,32 +102,47 @@ def pad_sources(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return out, lens
 
 
-def search(model: ExportedModel, src: np.ndarray, src_len: np.ndarray, options: SearchOptions) -> list[list[Hypothesis]]:
-    """Beam search or sampling, as options.mode says: src (B, S), src_len (B,) → B n-best lists, best first."""
+def search(
+    model: ExportedModel, src: np.ndarray, src_len: np.ndarray, options: SearchOptions, *, prefixes: Sequence[Prefix] | None = None
+) -> list[list[Hypothesis]]:
+    """Beam search or sampling, as options.mode says: src (B, S), src_len (B,) → B n-best lists,
+    best first. prefixes: None, or B prefixes (target ids) each output starts with, as in torch."""
     check_supported(options)
+    check_prefixes(prefixes, src.shape[0])
     if options.mode == "beam":
-        return _search(model, src, src_len, options, _select_topk, K=options.beam_size, one_start=True, early_stop=options.early_stop)
+        return _search(model, src, src_len, options, _select_topk, K=options.beam_size, one_start=True, early_stop=options.early_stop, prefixes=prefixes)
     elif options.mode == "sample":
         rngs = [np.random.default_rng(options.seed) for _ in range(src.shape[0])]
-        select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, rngs=rngs)
-        return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False)
+        select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, top_p=options.top_p, rngs=rngs)
+        return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False, prefixes=prefixes)
     raise ValueError(f"mode must be one of beam, sample; got {options.mode!r}")
 
 
-def greedy_search(model: ExportedModel, src: np.ndarray, src_len: np.ndarray, options: SearchOptions | None = None) -> list[list[Hypothesis]]:
+def greedy_search(
+    model: ExportedModel, src: np.ndarray, src_len: np.ndarray, options: SearchOptions | None = None, *, prefixes: Sequence[Prefix] | None = None
+) -> list[list[Hypothesis]]:
     """Beam search with one beam, as seq2seq.search.greedy_search."""
-    return search(model, src, src_len, replace(options or SearchOptions(), mode="beam", beam_size=1, nbest=1))
+    return search(model, src, src_len, replace(options or SearchOptions(), mode="beam", beam_size=1, nbest=1), prefixes=prefixes)
 
 
 def _search(
-    model: ExportedModel, src: np.ndarray, src_len: np.ndarray, options: SearchOptions, select: Select, *, K: int, one_start: bool, early_stop: bool
+    model: ExportedModel,
+    src: np.ndarray,
+    src_len: np.ndarray,
+    options: SearchOptions,
+    select: Select,
+    *,
+    K: int,
+    one_start: bool,
+    early_stop: bool,
+    prefixes: Sequence[Prefix] | None,
 ) -> list[list[Hypothesis]]:
     """The driver, as seq2seq.search._search: rows of the decoder batch are sentence-major (b*K + k)."""
     B = src.shape[0]
     if B == 0:
         return []
     nbest, alpha = options.nbest, options.length_penalty
-    max_len = _max_lengths(src_len, options.max_len_ratio, options.max_len_offset)  # (B,)
+    limits = sentence_limits(src_len, options, prefixes)
     ids = np.arange(B)  # (B,) each active sentence's row in src
     memory, state = model.encode(src, src_len)
     rows = np.repeat(ids, K)
@@ -129,9 +154,10 @@ def _search(
     n_finished = np.zeros(B, dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     y = np.full(B * K, BOS_ID, dtype=np.int64)  # (B*K,)
-    for t in range(int(max_len.max()) + 1):
+    for t in range(int(limits.max_len.max()) + 1):
         logits, state = model.step(y, state, memory)  # (B*K, V)
-        origin, y_k, scores = select(scores, logits, max_len == t, ids)  # (B, K) each
+        forbid = partial(constrain, t=t, history=tokens, limits=limits, options=options)
+        origin, y_k, scores = select(scores, logits, forbid, ids)  # (B, K) each
         tokens = np.concatenate([tokens[np.arange(tokens.shape[0])[:, None], origin], y_k[:, :, None]], axis=2)  # (B, K, t+1)
         ended = (y_k == EOS_ID) & np.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, scores, ended, _length_penalty(t + 1, alpha))
@@ -146,31 +172,9 @@ def _search(
         state = model.reorder_state(state, _rows(keep, origin[keep], K))
         if keep.size < done.size:
             memory = model.select_memory(memory, _rows(keep, np.broadcast_to(np.arange(K), (keep.size, K)), K))
-            ids, max_len, scores, n_finished, tokens = ids[keep], max_len[keep], scores[keep], n_finished[keep], tokens[keep]
+            ids, limits, scores, n_finished, tokens = ids[keep], limits.keep(keep), scores[keep], n_finished[keep], tokens[keep]
         y = y_k[keep].reshape(-1)
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
-
-
-def _max_lengths(src_len: np.ndarray, ratio: float, offset: int) -> np.ndarray:
-    """src_len (B,), EOS included → the most tokens each output may have before its EOS (B,)."""
-    return np.ceil(ratio * (src_len.astype(np.float64) - 1)).astype(np.int64) + offset
-
-
-def _constrain(logits: np.ndarray, K: int, at_max: np.ndarray) -> np.ndarray:
-    """The one place where per-step constraints change the scores: logits (B*K, V), written in place.
-
-    PAD and BOS are never output; sentences at their maximum length, at_max (B,), may only end.
-    A new per-step constraint (a minimum length, banned tokens, …) belongs here, and in
-    seq2seq.search._forbid, its torch twin.
-    """
-    logits[:, PAD_ID] = NEG_INF
-    logits[:, BOS_ID] = NEG_INF
-    if at_max.any():
-        rows = np.repeat(at_max, K)  # (B*K,)
-        eos = logits[rows, EOS_ID].copy()
-        logits[rows] = NEG_INF
-        logits[rows, EOS_ID] = eos
-    return logits
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:
@@ -198,31 +202,41 @@ def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return x[rows, idx], idx
 
 
-def _select_topk(scores: np.ndarray, logits: np.ndarray, at_max: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _select_topk(scores: np.ndarray, logits: np.ndarray, forbid: Forbid, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Beam step, as seq2seq.search._select_topk: the K best tokens per beam, then the K best of those K·K.
 
-    scores (B, K), logits (B*K, V) float32, at_max (B,) → origin beam, token, summed log-prob: (B, K) each.
+    scores (B, K), logits (B*K, V) float32, forbid: `constrain` for this step → origin beam, token, summed log-prob: (B, K) each.
     """
     B, K = scores.shape
     log_norm = _logsumexp(logits)  # (B*K, 1) before any -inf
-    values, tokens = _topk(_constrain(logits, K, at_max), K)  # (B*K, K)
+    values, tokens = _topk(forbid(logits), K)  # (B*K, K)
     candidates = scores.reshape(B * K, 1) + (values - log_norm)  # (B*K, K)
     top, flat = _topk(candidates.reshape(B, K * K), K)  # (B, K)
     return flat // K, tokens.reshape(B, K * K)[np.arange(B)[:, None], flat], top
 
 
 def _select_sample(
-    scores: np.ndarray, logits: np.ndarray, at_max: np.ndarray, ids: np.ndarray, *, temperature: float, top_k: int, rngs: list[np.random.Generator]
+    scores: np.ndarray,
+    logits: np.ndarray,
+    forbid: Forbid,
+    ids: np.ndarray,
+    *,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    rngs: list[np.random.Generator],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sampling step, as seq2seq.search._select_sample: each hypothesis draws from its sentence's generator."""
     B, K = scores.shape
     V = logits.shape[-1]
     logp = (logits - _logsumexp(logits)).astype(np.float32)
-    logp = _constrain(logp, K, at_max).reshape(B, K, V)
+    logp = forbid(logp).reshape(B, K, V)
     tempered = logp / np.float32(temperature)
     if 0 < top_k < V:
         kth = -np.partition(-tempered, top_k - 1, axis=-1)[..., top_k - 1 : top_k]  # (B, K, 1)
         tempered = np.where(tempered < kth, NEG_INF, tempered)
+    if top_p < 1:
+        tempered = nucleus(tempered, top_p)
     probs = np.exp(tempered - tempered.max(-1, keepdims=True))
     cdf = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)  # (B, K, V)
     y = np.empty((B, K), dtype=np.int64)
@@ -231,6 +245,19 @@ def _select_sample(
         y[b] = [min(int(np.searchsorted(cdf[b, k], draws[k], side="right")), V - 1) for k in range(K)]
     new_scores = scores + np.take_along_axis(logp, y[:, :, None], axis=2)[:, :, 0]  # dead rows stay -inf
     return np.broadcast_to(np.arange(K), (B, K)), y, new_scores
+
+
+def nucleus(x: np.ndarray, top_p: float) -> np.ndarray:
+    """Top-p, as seq2seq.search.nucleus: x (..., V) log-weights → x with -inf outside the fewest
+    most likely tokens whose probabilities sum to at least top_p; ties: the lower id first."""
+    probs = np.exp(x - x.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    order = np.argsort(-probs, axis=-1, kind="stable")  # (..., V)
+    ranked = np.take_along_axis(probs, order, axis=-1)
+    before = np.cumsum(ranked, axis=-1) - ranked  # (..., V) the mass of the more likely tokens
+    outside = np.empty_like(before, dtype=bool)
+    np.put_along_axis(outside, order, before >= top_p, axis=-1)
+    return np.where(outside, NEG_INF, x)
 
 
 def _set_aside(finished: list[list[Hypothesis]], ids: np.ndarray, tokens: np.ndarray, scores: np.ndarray, ended: np.ndarray, penalty: float) -> None:
