@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, pad_with_eos
 
 if TYPE_CHECKING:
     from seq2seq.corpus import EncodedSplit
@@ -91,12 +91,8 @@ class Batch:
 
 def pad_sources(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Source ids + EOS, right-padded: (B, S) ids and (B,) lengths."""
-    lens = np.fromiter((len(s) + 1 for s in seqs), dtype=np.int64, count=len(seqs))
-    out = np.full((len(seqs), int(lens.max())), PAD_ID, dtype=np.int64)
-    for row, s in enumerate(seqs):
-        out[row, : len(s)] = s
-        out[row, len(s)] = EOS_ID
-    return torch.from_numpy(out), torch.from_numpy(lens)
+    ids, lens = pad_with_eos(seqs)
+    return torch.from_numpy(ids), torch.from_numpy(lens)
 
 
 def collate(split: EncodedSplit, indices: np.ndarray) -> Batch:

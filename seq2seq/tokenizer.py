@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sentencepiece as spm
 
 from seq2seq.atomic import atomic_write
@@ -25,6 +26,17 @@ SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
 JOINT_MODEL = "spm.model"
 SRC_MODEL = "spm.src.model"
 TGT_MODEL = "spm.tgt.model"
+
+
+def pad_with_eos(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids without EOS → (B, S) int64 ids with EOS appended and PAD after, and (B,) lengths
+    (EOS included): the source batch both searches take (torch wraps it in seq2seq.batching.pad_sources)."""
+    lens = np.fromiter((len(s) + 1 for s in seqs), dtype=np.int64, count=len(seqs))
+    out = np.full((len(seqs), int(lens.max())), PAD_ID, dtype=np.int64)
+    for row, s in enumerate(seqs):
+        out[row, : len(s)] = s
+        out[row, len(s)] = EOS_ID
+    return out, lens
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import numpy as np
 
 from seq2seq.export.constraints import NEG_INF, Prefix, check_prefixes, constrain, sentence_limits
 from seq2seq.options import BATCH_SIZE, SearchOptions, check_batch_size
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.tokenizer import BOS_ID, EOS_ID, pad_with_eos
 
 if TYPE_CHECKING:
     from seq2seq.export.runtime import ExportedModel
@@ -85,21 +85,11 @@ def decode_sources(
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        src, src_len = pad_sources([sources[i] for i in chunk])
+        src, src_len = pad_with_eos([sources[i] for i in chunk])
         chunk_prefixes = None if prefixes is None else [prefixes[i] for i in chunk]
         for i, h in zip(chunk, search(model, src, src_len, options, prefixes=chunk_prefixes)):
             results[i] = h
     return results
-
-
-def pad_sources(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Source ids + EOS, right-padded: (B, S) ids and (B,) lengths (as seq2seq.batching.pad_sources)."""
-    lens = np.fromiter((len(s) + 1 for s in seqs), dtype=np.int64, count=len(seqs))
-    out = np.full((len(seqs), int(lens.max())), PAD_ID, dtype=np.int64)
-    for row, s in enumerate(seqs):
-        out[row, : len(s)] = s
-        out[row, len(s)] = EOS_ID
-    return out, lens
 
 
 def search(
