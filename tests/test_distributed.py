@@ -4,6 +4,7 @@ through a killed worker's restart; a stuck rank turns into an error that names i
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +37,15 @@ def losses(run_dir):
 
 
 def run(command, timeout=TIMEOUT):
-    return subprocess.run([str(c) for c in command], capture_output=True, env=ENV, cwd=REPO, timeout=timeout)
+    """Run a command in a session of its own, so that a timeout kills torchrun's workers too, not only torchrun."""
+    with subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=REPO, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def weights(run_dir):
@@ -111,10 +120,11 @@ def test_two_nodes_match_one_process(tmp_path, demo_dir, one_process):
 def test_a_killed_worker_restarts_the_group_which_resumes(tmp_path, demo_dir, two_processes):
     """Rank 1 is SIGKILLed at step 5 of torchrun's first attempt; with --max-restarts the group
     restarts, resumes from the state saved at step 4 and ends as the uninterrupted run did."""
-    # Restarts beyond the first: on torch 2.13 a restarted gloo group sometimes fails to connect
-    # (connectFullMesh: connection refused) once or twice before it forms; each try costs seconds.
-    elastic = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--max-restarts=3", WORKER, "--rank", "1", "--fail", "5:kill",
-                   *recipe(demo_dir), "train.save_every=2", f"run_dir={tmp_path / 'two'}"])
+    # Restarts beyond the first: on torch 2.13 a restarted gloo group sometimes fails to form
+    # (connectFullMesh refused, or both workers waiting in init_process_group); a short
+    # train.dist_timeout_minutes turns a wait into an error within seconds, and the next restart forms.
+    elastic = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--max-restarts=5", WORKER, "--rank", "1", "--fail", "5:kill",
+                   *recipe(demo_dir), "train.save_every=2", "train.dist_timeout_minutes=0.25", f"run_dir={tmp_path / 'two'}"])
     assert elastic.returncode == 0, elastic.stderr.decode()[-3000:]
     assert b"resuming" in elastic.stderr and b"at step 4" in elastic.stderr, elastic.stderr.decode()[-3000:]
     assert losses(tmp_path / "two") == losses(two_processes)
