@@ -77,7 +77,7 @@ class PeerError(ConnectionError):
     """A collective failed: another rank died, hangs or stopped answering."""
 
 
-def init_distributed(device: torch.device, timeout_minutes: float = 10.0) -> tuple[Dist, torch.device]:
+def init_distributed(device: torch.device, timeout_minutes: float) -> tuple[Dist, torch.device]:
     """Join the process group torchrun describes (NCCL on GPUs, gloo on CPUs); one process otherwise.
 
     `timeout_minutes`: how long a collective waits for the other ranks before it fails.
@@ -90,8 +90,27 @@ def init_distributed(device: torch.device, timeout_minutes: float = 10.0) -> tup
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes))
+        timeout = timedelta(minutes=timeout_minutes)
+        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", store=attempt_store(rank, world, timeout),
+                                      rank=rank, world_size=world, timeout=timeout)
     return Dist(rank, world, local_rank, device if device.type == "cuda" else torch.device("cpu")), device
+
+
+def attempt_store(rank: int, world: int, timeout: timedelta) -> torch_dist.Store:
+    """The launcher's key-value store, with this attempt's keys kept apart from earlier attempts'.
+
+    torchrun keeps one store for every restart of a group: unprefixed, a restarted rank could read
+    the address that a rank of the failed attempt published and never connect (gloo: "connectFullMesh
+    failed ... Connection refused"), which made elastic restarts fail about one time in three.
+    """
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if name not in os.environ:
+            raise RuntimeError(f"WORLD_SIZE={world} but {name} is not set: start distributed runs with torchrun")
+    # Under torchrun the agent serves the store and every rank is a client; otherwise rank 0 serves it.
+    agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = torch_dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size=world,
+                                is_master=rank == 0 and not agent_serves, timeout=timeout)
+    return torch_dist.PrefixStore(f"seq2seq/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 @contextlib.contextmanager
@@ -124,8 +143,7 @@ def absent_ranks(dist: Dist, wait_s: float) -> list[int]:
     """Ranks that have not signed in at the store within wait_s (empty when the store is gone too)."""
     try:
         store = torch_dist.distributed_c10d._get_default_store()
-        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-        keys = [f"seq2seq/failed/{attempt}/{r}" for r in range(dist.world)]
+        keys = [f"seq2seq/failed/{r}" for r in range(dist.world)]  # the store is this attempt's (attempt_store)
         store.set(keys[dist.rank], "1")
         deadline = time.monotonic() + wait_s
         while not store.check(keys) and time.monotonic() < deadline:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -116,24 +117,35 @@ def test_two_nodes_match_one_process(tmp_path, demo_dir, one_process):
     assert_only_rank_0_wrote(tmp_path / "two", 2)
 
 
-# Not strict: on torch 2.13 a restarted gloo group sometimes never forms ("connectFullMesh ... Connection
-# refused" on every restart: twice in CI, never when run alone here); when the group forms, the resumed run
-# is checked exactly below. Issue 25 stays open until one restart is enough.
 @needs_distributed
-@pytest.mark.xfail(strict=False, reason="a restarted gloo group sometimes never connects (connectFullMesh refused); see issue 25")
 def test_a_killed_worker_restarts_the_group_which_resumes(tmp_path, demo_dir, two_processes):
-    """Rank 1 is SIGKILLed at step 5 of torchrun's first attempt; with --max-restarts the group
-    restarts, resumes from the state saved at step 4 and ends as the uninterrupted run did."""
-    # Restarts beyond the first: on torch 2.13 a restarted gloo group sometimes fails to form
-    # (connectFullMesh refused, or both workers waiting in init_process_group); a short
-    # train.dist_timeout_minutes turns a wait into an error within seconds, and the next restart forms.
-    elastic = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--max-restarts=5", WORKER, "--rank", "1", "--fail", "5:kill",
-                   *recipe(demo_dir), "train.save_every=2", "train.dist_timeout_minutes=0.25", f"run_dir={tmp_path / 'two'}"])
+    """Rank 1 is SIGKILLed at step 5 of torchrun's first attempt; with --max-restarts=1 the group
+    restarts once, resumes from the state saved at step 4 and ends as the uninterrupted run did."""
+    elastic = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--max-restarts=1", WORKER, "--rank", "1", "--fail", "5:kill",
+                   *recipe(demo_dir), "train.save_every=2", "train.dist_timeout_minutes=0.5", f"run_dir={tmp_path / 'two'}"])
     assert elastic.returncode == 0, elastic.stderr.decode()[-3000:]
     assert b"resuming" in elastic.stderr and b"at step 4" in elastic.stderr, elastic.stderr.decode()[-3000:]
     assert losses(tmp_path / "two") == losses(two_processes)
     restarted, uninterrupted = weights(tmp_path / "two"), weights(two_processes)
     assert all(torch.equal(restarted[k], uninterrupted[k]) for k in uninterrupted)
+
+
+@needs_distributed
+def test_each_attempt_of_a_group_has_its_own_keys(monkeypatch):
+    """torchrun keeps one store for all restarts: a restarted group must not read the keys (gloo's
+    addresses) that the failed attempt's ranks published."""
+    from seq2seq.distributed import attempt_store
+
+    server = torch.distributed.TCPStore("127.0.0.1", 0, world_size=1, is_master=True, wait_for_workers=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(server.port))
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")  # as under torchrun: the agent serves, every rank is a client
+    for attempt in ("0", "1"):
+        monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", attempt)
+        attempt_store(rank=0, world=2, timeout=timedelta(seconds=10)).set("rank_0_address", f"from attempt {attempt}")
+    assert server.get("seq2seq/attempt_0/rank_0_address") == b"from attempt 0"
+    assert server.get("seq2seq/attempt_1/rank_0_address") == b"from attempt 1"
+    assert not server.check(["rank_0_address"])
 
 
 @needs_distributed
