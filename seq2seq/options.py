@@ -1,4 +1,5 @@
-"""Decoding options: one typed value, with every default and check written here once.
+"""Decoding options: one typed value, with every default and check written here once; and the
+`Hypothesis` every search returns.
 
 The command line, the Python API, training's validation and test scoring build a
 `SearchOptions` and pass it on; the search reads it. This module imports no torch, so that a
@@ -7,8 +8,11 @@ server or an exported runtime can build and check options without loading the mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    import torch
 
 Mode = Literal["beam", "sample"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -104,3 +108,15 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One output of a search (the torch search's and the exported runtime's), ranked by `score`."""
+
+    tokens: list[int]  # target ids, without BOS and EOS
+    score: float  # log_prob after the length penalty
+    log_prob: float  # summed log-probability of tokens + EOS
+    # (T, S_real): a row for each output token, EOS included; only the torch search returns it, when
+    # asked. Left out of ==, which tensors would make ambiguous.
+    attention: torch.Tensor | None = field(default=None, compare=False)

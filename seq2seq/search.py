@@ -11,7 +11,7 @@ done leave the batch, so a long sentence does not keep its finished neighbours c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -20,24 +20,13 @@ import torch
 from seq2seq.batching import pad_sources
 from seq2seq.constraints import NEG_INF, Prefix, constrain, sentence_limits
 from seq2seq.model import Ensemble, Seq2Seq
-from seq2seq.options import BATCH_SIZE, MODES, SearchOptions, check_batch_size
+from seq2seq.options import BATCH_SIZE, MODES, Hypothesis, SearchOptions, check_batch_size
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 # (scores (B, K), logits (B*K, V), forbid: `constrain` bound to this step, ids (B,) the sentences' rows in the input)
 # → origin beam, token, new score: (B, K) each
 Forbid = Callable[[torch.Tensor], torch.Tensor]
 Select = Callable[[torch.Tensor, torch.Tensor, Forbid, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One output of a search, ranked by `score`."""
-
-    tokens: list[int]  # target ids, without BOS and EOS
-    score: float  # log_prob after the length penalty
-    log_prob: float  # summed log-probability of tokens + EOS
-    # (T, S_real): a row for each output token, EOS included; left out of ==, which tensors would make ambiguous
-    attention: torch.Tensor | None = field(default=None, compare=False)
 
 
 def decode_sources(

@@ -19,7 +19,7 @@ import numpy as np
 from seq2seq.checkpoint import CheckpointError, ModelMeta
 from seq2seq.export import is_exported_dir
 from seq2seq.hub import resolve_model_dir
-from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
+from seq2seq.options import BATCH_SIZE, PRECISIONS, Hypothesis, Precision, SearchOptions
 from seq2seq.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from seq2seq.config import Config
     from seq2seq.export.runtime import ExportedModel, ExportMeta
-    from seq2seq.search import Hypothesis
 
 log = logging.getLogger("seq2seq")
 

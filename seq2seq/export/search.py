@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seq2seq.export.constraints import NEG_INF, Prefix, check_prefixes, constrain, sentence_limits
-from seq2seq.options import BATCH_SIZE, SearchOptions, check_batch_size
+from seq2seq.options import BATCH_SIZE, Hypothesis, SearchOptions, check_batch_size
 from seq2seq.tokenizer import BOS_ID, EOS_ID, pad_with_eos
 
 if TYPE_CHECKING:
@@ -48,15 +48,6 @@ SUPPORTED = frozenset({
 # (scores (B, K), logits (B*K, V), forbid: `constrain` bound to this step, ids (B,)) → origin beam, token, new score: (B, K) each
 Forbid = Callable[[np.ndarray], np.ndarray]
 Select = Callable[[np.ndarray, np.ndarray, Forbid, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One output of a search, ranked by `score` (as seq2seq.search.Hypothesis, without attention)."""
-
-    tokens: list[int]  # target ids, without BOS and EOS
-    score: float  # log_prob after the length penalty
-    log_prob: float  # summed log-probability of tokens + EOS
 
 
 def check_supported(options: SearchOptions) -> None:
