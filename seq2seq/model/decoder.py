@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seq2seq.config import Cell
 from seq2seq.model.attention import BahdanauAttention, LuongAttention
 from seq2seq.model.dropout import Dropout
-from seq2seq.model.encoder import Cell, new_rnn
+from seq2seq.model.encoder import new_rnn
 
 
 class Memory(NamedTuple):

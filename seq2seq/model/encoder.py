@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.config import Cell
 from seq2seq.model.dropout import Dropout
 
-Cell = Literal["lstm", "gru"]
-CELLS = ("lstm", "gru")
 # A GRU's update gate z over the padding: sigmoid(100) is exactly 1.0 in float32 and bfloat16.
 _HOLD = 100.0
 
@@ -24,7 +23,7 @@ def new_rnn(cell: Cell, input_dim: int, hidden_dim: int, num_layers: int, dropou
     elif cell == "gru":
         rnn_class = nn.GRU
     else:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
+        raise ValueError(f"cell must be one of {', '.join(get_args(Cell))}; got {cell!r}")
     return rnn_class(input_dim, hidden_dim, num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seq2seq.config import ModelConfig
+from seq2seq.config import Cell, ModelConfig
 from seq2seq.model.decoder import Decoder, DecoderState, Memory, reorder_state, select_memory
-from seq2seq.model.encoder import Cell, Encoder
+from seq2seq.model.encoder import Encoder
 from seq2seq.tokenizer import PAD_ID, UNK_ID
 
 
