@@ -279,12 +279,13 @@ class Translator:
         if options.mode != "beam":
             raise ValueError("attention weights come from beam search; use mode='beam'")
         if not self.model.has_attention:
-            raise ValueError(f"{self.model_dir} was trained with attention: none, so it has no attention weights")
+            raise ValueError(f"{self.model_dir} was trained with attention: none, so it has no attention weights; "
+                             "use a model trained with attention: luong or bahdanau")
         if not sentence.strip():
-            raise ValueError("the sentence is empty")
+            raise ValueError("the sentence is empty; pass the English sentence to translate")
         ids = self.tokenizer.encode_src([sentence])[0]
         if len(ids) > self.max_len:
-            raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {self.max_len}")
+            raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {self.max_len}; use a shorter one")
         src, src_len = pad_sources([np.asarray(ids, dtype=np.int64)])
         with torch.inference_mode():
             hyp = search(self.model, src.to(self.device), src_len.to(self.device), options, return_attention=True)[0][0]

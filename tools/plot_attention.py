@@ -21,38 +21,18 @@ if TYPE_CHECKING:
     import torch
 
 MISSING_MATPLOTLIB = "matplotlib is not installed: pip install 'seq2seq[plot]'"
-EOS_LABEL = "</s>"
 
 
 def attend(model_dir: Path, sentence: str, beam_size: int | None = None) -> tuple[list[str], list[str], str, torch.Tensor]:
     """Translate one sentence: (source pieces + </s>, target pieces + </s>, translation, attention (T, S))."""
-    import numpy as np
     import torch
 
-    from seq2seq.batching import pad_sources
     from seq2seq.options import SearchOptions
-    from seq2seq.search import beam_search
     from seq2seq.translate import Translator
 
-    if not sentence.strip():
-        raise ValueError("the sentence is empty; pass the English sentence to translate")
     translator = Translator.from_pretrained(model_dir, device="cpu")
-    if translator.config.model.attention == "none":
-        raise ValueError(f"{model_dir} was trained with attention: none, so it has no attention weights to plot; "
-                         "use a model trained with attention: bahdanau or luong")
-    ids = translator.tokenizer.encode_src([sentence])[0]
-    if len(ids) > translator.max_len:
-        # Translator.translate would split it into pieces, each with its own attention matrix.
-        raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {translator.max_len}; plot a shorter one")
-    src, src_len = pad_sources([np.asarray(ids, dtype=np.int64)])
-    with torch.inference_mode():
-        options = SearchOptions() if beam_size is None else SearchOptions(beam_size=beam_size)
-        hyp = beam_search(translator.model, src, src_len, options, return_attention=True)[0][0]
-    src_labels = translator.tokenizer.src_pieces(sentence) + [EOS_LABEL]
-    tgt_labels = translator.tokenizer.tgt_pieces(hyp.tokens) + [EOS_LABEL]
-    attention = hyp.attention.float().cpu()  # (T, S)
-    assert attention.shape == (len(tgt_labels), len(src_labels)), (attention.shape, len(tgt_labels), len(src_labels))
-    return src_labels, tgt_labels, translator.tokenizer.decode_tgt([hyp.tokens])[0], attention
+    found = translator.attention(sentence, SearchOptions() if beam_size is None else SearchOptions(beam_size=beam_size))
+    return found.source, found.target, found.text, torch.tensor(found.weights)
 
 
 def plot_attention(model_dir: Path, sentence: str, output: Path, beam_size: int | None = None) -> Path:
