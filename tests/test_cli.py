@@ -1,4 +1,4 @@
-"""The commands (seq2seq/cli.py): exit codes and messages, stdin to stdout one line per line, files and
+"""The commands (seq2seq/cli.py, seq2seq/translate_command.py): exit codes and messages, stdin to stdout one line per line, files and
 FIFOs, JSON and n-best output, several models."""
 
 import json
@@ -17,7 +17,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seq2seq.cli import translate_main
+from seq2seq.translate_command import translate_main
 from seq2seq.options import SearchOptions
 
 from conftest import FAST, TINY
@@ -88,7 +88,7 @@ HOSTILE_CLEANED = [
 
 
 def test_clean_line_replaces_controls_and_line_separators():
-    from seq2seq.cli import clean_line
+    from seq2seq.output import clean_line
 
     for raw, cleaned in [("a\x07b\x1bc", "a b c"), ("a\u2028b\u2029c\u0085d", "a b c d"), ("a\tb\x00", "a b "),
                          ("Grüße, „Hund“ ⁇ 😀", "Grüße, „Hund“ ⁇ 😀")]:
@@ -176,7 +176,7 @@ def test_fifo_as_input_is_read_once(trained_model_dir, tmp_path):
 
 
 def test_count_lines_counts_a_last_line_without_newline(tmp_path):
-    from seq2seq.cli import _count_lines
+    from seq2seq.translate_command import _count_lines
 
     for content, expected in [(b"", 0), (b"a\n", 1), (b"a\nb", 2), (b"a\r\n\nb\n", 3)]:
         (tmp_path / "f").write_bytes(content)

@@ -59,7 +59,7 @@ def test_two_processes_write_what_one_process_writes(tmp_path, trained_model_dir
 
 
 def test_several_processes_need_a_file_to_share(tmp_path, monkeypatch):
-    from seq2seq.cli import translate_main
+    from seq2seq.translate_command import translate_main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.cli import translate_main
 from seq2seq.options import SearchOptions
 from seq2seq.translate import PrefixError
+from seq2seq.translate_command import translate_main
 
 BIN = Path(sys.executable).parent
 SENTENCES = ["The small woman gives the child an apple.", "We see the red dogs.", "The man reads a book because he laughs."]

@@ -145,7 +145,7 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, trained_model_dir, capsys)
 def test_translate_command_imports_no_web_framework(trained_model_dir):
     code = (
         "import sys\n"
-        "from seq2seq.cli import translate_main\n"
+        "from seq2seq.translate_command import translate_main\n"
         f"rc = translate_main(['--model', {str(trained_model_dir)!r}, '--quiet'])\n"
         "web = sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette', 'pydantic', 'prometheus_client', 'selenium')"
         " or m.startswith('seq2seq.serve'))\n"
