@@ -19,6 +19,36 @@ from seq2seq.translate import Translator
 
 torch.set_num_threads(1)
 
+# Input lines a translation command must survive, one line out per line in (tests/test_cli.py, tests/export).
+HOSTILE = [
+    b"The dog sees the cat.",
+    b"",
+    b"   \t ",
+    b"A cat \xff\xfe laughs.",  # invalid UTF-8
+    b"The woman\x07 sleeps\x1b.",  # control characters
+    "The man\u2028reads the letter.".encode(),  # U+2028 inside a line
+    "The bird\u0085swims.".encode(),  # U+0085 (NEL) inside a line
+    "Der Hund 🐕 שלום 你好.".encode(),  # pieces the tokenizer has never seen
+    b"We help the child.\r",  # a CRLF line end
+    b" ".join([b"the big dog"] * 200),  # far longer than the model's maximum length: translated in pieces
+    b"The last line has no newline.",
+]
+# HOSTILE as the model must see it, written out by hand: invalid bytes become U+FFFD, control
+# characters and line separators a space, a CR before the newline goes.
+HOSTILE_CLEANED = [
+    "The dog sees the cat.",
+    "",
+    "   \t ".replace("\t", " "),
+    "A cat \ufffd\ufffd laughs.",
+    "The woman  sleeps .",
+    "The man reads the letter.",
+    "The bird swims.",
+    "Der Hund 🐕 שלום 你好.",
+    "We help the child.",
+    " ".join(["the big dog"] * 200),
+    "The last line has no newline.",
+]
+
 TINY = [
     "tokenizer.vocab_size=200",
     "model.emb_dim=32",

@@ -17,26 +17,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seq2seq.translate_command import translate_main
 from seq2seq.options import SearchOptions
+from seq2seq.translate_command import translate_main
 
-from conftest import FAST, TINY
+from conftest import FAST, HOSTILE, HOSTILE_CLEANED, TINY
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
-HOSTILE = [
-    b"The dog sees the cat.",
-    b"",
-    b"   \t ",
-    b"A cat \xff\xfe laughs.",  # invalid UTF-8
-    b"The woman\x07 sleeps\x1b.",  # control characters
-    "The man\u2028reads the letter.".encode(),  # U+2028 inside a line
-    "The bird\u0085swims.".encode(),  # U+0085 (NEL) inside a line
-    b"We help the child.\r",  # a CRLF line end
-    b" ".join([b"the big dog"] * 200),  # far longer than the model's maximum length
-    b"The last line has no newline.",
-]
 
 
 def run(cmd, **kwargs):
@@ -71,22 +59,6 @@ def test_bad_model_directory_exits_2_without_traceback(tmp_path):
     assert b"is not a directory" in result.stderr and b"Traceback" not in result.stderr
 
 
-# HOSTILE as the model must see it, written out by hand: invalid bytes become U+FFFD, control
-# characters and line separators a space, a CR before the newline goes.
-HOSTILE_CLEANED = [
-    "The dog sees the cat.",
-    "",
-    "   \t ".replace("\t", " "),
-    "A cat \ufffd\ufffd laughs.",
-    "The woman  sleeps .",
-    "The man reads the letter.",
-    "The bird swims.",
-    "We help the child.",
-    " ".join(["the big dog"] * 200),
-    "The last line has no newline.",
-]
-
-
 def test_clean_line_replaces_controls_and_line_separators():
     from seq2seq.output import clean_line
 
@@ -104,10 +76,11 @@ def test_hostile_input_keeps_one_line_out_per_line_in(trained_model_dir, transla
     assert out[-1] == "" and len(out) - 1 == len(HOSTILE)
     assert len(text.splitlines()) == len(HOSTILE)  # no U+2028, U+0085 or CR reached the output either
     assert out[1] == "" and out[2] == ""
-    assert all(out[i] for i in (0, 3, 4, 5, 6, 7, 8, 9))
+    assert all(out[i] for i in range(len(HOSTILE)) if i not in (1, 2))
     err = result.stderr.decode()
     assert "line 4: invalid UTF-8" in err
-    assert "line 9 has" in err and "pieces" in err
+    too_long = next(i for i, line in enumerate(HOSTILE) if len(line) > 1000)
+    assert f"line {too_long + 1} has" in err and "pieces" in err
     # The model saw the cleaned lines: the JSON output echoes what was translated, and each
     # translation is the API's translation of the cleaned line.
     result = translate_cli(trained_model_dir, b"\n".join(HOSTILE), "--beam-size", "2", "--output-type", "json")

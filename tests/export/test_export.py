@@ -20,24 +20,12 @@ from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
 from seq2seq.translate import PrefixError, Translator
 
-from conftest import tiny_config, tiny_tokenizer
+from conftest import HOSTILE, tiny_config, tiny_tokenizer
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-HOSTILE = [
-    b"The dog sees the cat.",
-    b"",
-    b"   \t ",
-    b"A cat \xff\xfe laughs.",  # invalid UTF-8
-    b"The woman\x07 sleeps\x1b.",  # control characters
-    "The man\u2028reads the letter.".encode(),
-    "Der Hund 🐕 שלום 你好.".encode(),  # pieces the tokenizer has never seen
-    b"We help the child.\r",
-    b" ".join([b"the big dog"] * 200),  # far longer than the model's maximum length: translated in pieces
-    b"The last line has no newline.",
-]
 
 
 @pytest.fixture(scope="module")
