@@ -58,7 +58,7 @@ def model_card(config: Config, meta: ModelMeta) -> str:
         license="mit",
         library_name="seq2seq",
         pipeline_tag="translation",
-        tags=["translation", "lstm", "seq2seq"],
+        tags=["translation", m.cell, "seq2seq"],
         datasets=[hub_id] if hub_id else None,
         metrics=["bleu"],
         model_name=f"seq2seq-{data.src_lang}-{data.tgt_lang}-{m.attention}",
@@ -82,10 +82,11 @@ def model_card(config: Config, meta: ModelMeta) -> str:
     )
     parameters = f"; {record.num_parameters:,} parameters" if record is not None else ""
     recipe = yaml.safe_dump(_without_machine_paths(config_to_dict(config)), sort_keys=False, allow_unicode=True).strip()
+    cell = m.cell.upper()
     body = f"""
-# {data.src_lang}→{data.tgt_lang} BiLSTM translation model
+# {data.src_lang}→{data.tgt_lang} Bi{cell} translation model
 
-A bidirectional-LSTM encoder and an LSTM decoder ({"attention: " + m.attention if m.attention != "none" else "no attention: the decoder reads the source only through the context vector"}), trained with `seq2seq-train`.
+A bidirectional-{cell} encoder and a {cell} decoder ({"attention: " + m.attention if m.attention != "none" else "no attention: the decoder reads the source only through the context vector"}), trained with `seq2seq-train`.
 
 ## Data
 

@@ -58,3 +58,10 @@ def test_the_card_names_the_data_it_was_trained_on(overrides, hub_id, name):
     if hub_id is None:
         assert "type: bentrevett/multi30k" not in text and "datasets:" not in text
     assert "run_dir: en-de" in text and "reuse: old" in text  # the recipe, its paths cut to their last part
+
+
+@pytest.mark.parametrize(("cell", "title", "tag"), [("lstm", "BiLSTM translation model", "lstm"), ("gru", "BiGRU translation model", "gru")])
+def test_the_card_names_the_cell(cell, title, tag):
+    card = ModelCard(model_card(load_config("recipes/demo.yaml", [f"model.cell={cell}"]), META))
+    assert title in card.text and f"bidirectional-{cell.upper()} encoder and a {cell.upper()} decoder" in card.text
+    assert tag in card.data.tags and ({"lstm", "gru"} - {tag}).isdisjoint(card.data.tags)
