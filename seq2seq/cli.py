@@ -128,7 +128,10 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         description="Translate a test set with a model directory and score it in both conventions: "
         "sacreBLEU (cased, detokenized) and the Multi30k literature convention (lowercased, Moses-tokenized).",
     )
-    parser.add_argument("--model", required=True, nargs="+", help="a model directory; several: an ensemble")
+    parser.add_argument("--model", required=True, nargs="+",
+                        help="a model directory written by seq2seq-train or seq2seq-export, or a model on the Hugging Face Hub (ORG/NAME); "
+                        "several: an ensemble")
+    parser.add_argument("--revision", help="for a model on the Hub: the branch, tag or commit (default main)")
     parser.add_argument("--src", required=True, help="source sentences (.gz allowed)")
     parser.add_argument("--ref", required=True, help="reference translations (.gz allowed)")
     _add_search_arguments(parser)
@@ -146,7 +149,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
     try:
         src, ref = read_lines(args.src), read_lines(args.ref)
-        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
+        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, revision=args.revision)
     except OSError as err:
         return _fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
     except (CheckpointError, ValueError) as err:

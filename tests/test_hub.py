@@ -137,6 +137,11 @@ def test_translate_a_model_from_the_hub_cache(trained_model_dir, tmp_path, offli
                          capture_output=True, env=hub_env(cache, True), timeout=120)
     assert hub.returncode == 0, hub.stderr.decode()
     assert hub.stdout.decode().splitlines() == local
+    (tmp_path / "src.en").write_text("\n".join(sentences) + "\n")
+    evaluate = subprocess.run([BIN / "seq2seq-evaluate", "--model", "org/demo", "--revision", "v1", "--src", tmp_path / "src.en", "--ref", tmp_path / "src.en",
+                               "--output", tmp_path / "hyp.de"], capture_output=True, env=hub_env(cache, True), timeout=120)
+    assert evaluate.returncode == 0, evaluate.stderr.decode()
+    assert (tmp_path / "hyp.de").read_text().splitlines() == local
     translator = Translator.from_pretrained("org/demo", device="cpu", revision="v1", cache_dir=cache)
     assert translator.model_dir == cache / "models--org--demo" / "snapshots" / V1
     assert translator.translate(sentences) == local
