@@ -222,7 +222,9 @@ def exit_code(main, argv: list[str]) -> int:
 def test_translate_usage_errors_exit_2(tmp_path, capsys):
     for args, message in [(["--device", "tpu"], "device must be one of auto, cpu, cuda, cuda:N; got 'tpu'"),
                           (["--beam-size", "0"], "--beam-size must be an integer >= 1"),
-                          (["--precision", "fp16"], "invalid choice: 'fp16'")]:
+                          (["--precision", "fp16"], "invalid choice: 'fp16'"),
+                          (["--top-k", "10"], "--top-k applies to sampling only: add --sample"),
+                          (["--top-p", "0.9", "--seed", "3"], "--top-p, --seed apply to sampling only")]:
         assert exit_code(translate_main, ["--model", str(tmp_path), *args]) == 2, args
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (args, err)
