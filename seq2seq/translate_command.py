@@ -109,13 +109,13 @@ def translate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     args = parser.parse_args(argv)
+    options = _search_options(parser, args, mode="sample" if args.sample else "beam", nbest=args.nbest, max_len_ratio=args.max_len_ratio,
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     sampling_only = [flag for flag, value, default in (("--temperature", args.temperature, DEFAULTS.temperature), ("--top-k", args.top_k, DEFAULTS.top_k),
                                                        ("--top-p", args.top_p, DEFAULTS.top_p), ("--seed", args.seed, DEFAULTS.seed)) if value != default]
     if sampling_only and not args.sample:
         one = len(sampling_only) == 1
         parser.error(f"{', '.join(sampling_only)} {'applies' if one else 'apply'} to sampling only: add --sample, or leave {'it' if one else 'them'} out for beam search")
-    options = _search_options(parser, args, mode="sample" if args.sample else "beam", nbest=args.nbest, max_len_ratio=args.max_len_ratio,
-                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     _setup_logging(args.quiet)
     from seq2seq.hub import HubError, resolve_model_dir
 
