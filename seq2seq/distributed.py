@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,11 +98,13 @@ def init_distributed(device: torch.device, timeout_minutes: float) -> tuple[Dist
 
 
 def attempt_store(rank: int, world: int, timeout: timedelta) -> torch_dist.Store:
-    """The launcher's key-value store, with this attempt's keys kept apart from earlier attempts'.
+    """The launcher's key-value store, with this group's keys kept apart from those of earlier attempts.
 
     torchrun keeps one store for every restart of a group: unprefixed, a restarted rank could read
     the address that a rank of the failed attempt published and never connect (gloo: "connectFullMesh
-    failed ... Connection refused"), which made elastic restarts fail about one time in three.
+    failed ... Connection refused"), which made elastic restarts fail about one time in three. The
+    restart count cannot name the attempt: each node's launcher keeps its own, and a node whose
+    workers were healthy restarts them without counting.
     """
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
@@ -110,7 +113,48 @@ def attempt_store(rank: int, world: int, timeout: timedelta) -> torch_dist.Store
     agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     store = torch_dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size=world,
                                 is_master=rank == 0 and not agent_serves, timeout=timeout)
-    return torch_dist.PrefixStore(f"seq2seq/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    return torch_dist.PrefixStore(f"seq2seq/group/{agree_on_group_name(store, rank, world, timeout)}", store)
+
+
+def agree_on_group_name(store: torch_dist.Store, rank: int, world: int, timeout: timedelta) -> str:
+    """A name for this group that every rank learns from rank 0 and that no earlier group left in the store.
+
+    Rank 0 draws a fresh random name. Every other rank draws a fresh nonce, posts it, and takes the
+    name only from a reply that echoes that nonce, then acknowledges it; rank 0 answers each rank's
+    latest nonce until every rank has acknowledged its name. Whatever a failed attempt left in the
+    store carries nonces and names drawn then, so none of it is ever taken for this group.
+    """
+    deadline = time.monotonic() + timeout.total_seconds()
+
+    def wait_or_fail(who: str) -> None:
+        if time.monotonic() > deadline:
+            raise PeerError(f"rank {rank}: {who} did not join the process group within {timeout.total_seconds():.0f} s; "
+                            "train.dist_timeout_minutes sets how long ranks wait for each other")
+        time.sleep(0.02)
+
+    def read(key: str) -> str | None:
+        return store.get(key).decode() if store.check([key]) else None
+
+    if rank == 0:
+        name = secrets.token_hex(8)
+        waiting = set(range(1, world))
+        while waiting:
+            for r in sorted(waiting):
+                if read(f"seq2seq/ack/{r}") == name:
+                    waiting.discard(r)
+                elif (nonce := read(f"seq2seq/hello/{r}")) is not None:
+                    store.set(f"seq2seq/reply/{r}", f"{nonce} {name}")
+            if waiting:
+                wait_or_fail(f"rank{'s' if len(waiting) > 1 else ''} {', '.join(map(str, sorted(waiting)))}")
+        return name
+    nonce = secrets.token_hex(8)
+    store.set(f"seq2seq/hello/{rank}", nonce)
+    while True:
+        echoed, _, name = (read(f"seq2seq/reply/{rank}") or "").partition(" ")
+        if echoed == nonce:
+            store.set(f"seq2seq/ack/{rank}", name)
+            return name
+        wait_or_fail("rank 0")
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -131,21 +132,37 @@ def test_a_killed_worker_restarts_the_group_which_resumes(tmp_path, demo_dir, tw
 
 
 @needs_distributed
-def test_each_attempt_of_a_group_has_its_own_keys(monkeypatch):
-    """torchrun keeps one store for all restarts: a restarted group must not read the keys (gloo's
-    addresses) that the failed attempt's ranks published."""
-    from seq2seq.distributed import attempt_store
+def test_a_restarted_group_agrees_on_a_new_name_whatever_the_last_one_left():
+    """torchrun keeps one store for all restarts, so a restarted group must not take what the failed
+    attempt left there: each group agrees on a fresh name, even when a rank starts before rank 0 and
+    finds the last attempt's reply waiting for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seq2seq.distributed import agree_on_group_name
 
     server = torch.distributed.TCPStore("127.0.0.1", 0, world_size=1, is_master=True, wait_for_workers=False)
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(server.port))
-    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")  # as under torchrun: the agent serves, every rank is a client
-    for attempt in ("0", "1"):
-        monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", attempt)
-        attempt_store(rank=0, world=2, timeout=timedelta(seconds=10)).set("rank_0_address", f"from attempt {attempt}")
-    assert server.get("seq2seq/attempt_0/rank_0_address") == b"from attempt 0"
-    assert server.get("seq2seq/attempt_1/rank_0_address") == b"from attempt 1"
-    assert not server.check(["rank_0_address"])
+    timeout = timedelta(seconds=20)
+
+    def join(rank: int, delay: float = 0.0) -> str:
+        time.sleep(delay)
+        client = torch.distributed.TCPStore("127.0.0.1", server.port, world_size=3, is_master=False, timeout=timeout)
+        return agree_on_group_name(client, rank, 3, timeout)
+
+    with ThreadPoolExecutor(3) as pool:
+        first = list(pool.map(join, [0, 1, 2]))
+        # The second group: ranks 1 and 2 start well before rank 0 and read the first group's replies first.
+        second = list(pool.map(join, [0, 1, 2], [0.5, 0.0, 0.0]))
+    assert len(set(first)) == 1 and len(set(second)) == 1, (first, second)
+    assert first[0] != second[0]
+
+
+@needs_distributed
+def test_a_missing_rank_0_is_named_when_the_group_cannot_form():
+    from seq2seq.distributed import PeerError, agree_on_group_name
+
+    server = torch.distributed.TCPStore("127.0.0.1", 0, world_size=1, is_master=True, wait_for_workers=False)
+    with pytest.raises(PeerError, match="rank 1: rank 0 did not join the process group within 1 s"):
+        agree_on_group_name(server, 1, 2, timedelta(seconds=1))
 
 
 @needs_distributed
