@@ -174,13 +174,44 @@ def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     rows = np.arange(x.shape[0])[:, None]  # (N, 1)
     if k == 1:
         idx = x.argmax(axis=1)[:, None]
-    elif k < x.shape[1] and x.shape[1] > 64:  # partition the vocabulary, then sort only the k
-        part = np.argpartition(-x, k - 1, axis=1)[:, :k]
-        part.sort(axis=1)  # index order first, so the stable sort below breaks ties by index
+    elif 2 * k * _CHUNK <= x.shape[1]:
+        return _topk_by_chunks(x, k)
+    elif k < x.shape[1] and x.shape[1] > 64:  # partition the row, then sort only the k
+        kth = -np.partition(-x, k - 1, axis=1)[:, k - 1 : k]  # (N, 1) the k-th largest value
+        above, ties = x > kth, x == kth
+        # Every value above the k-th, then the lowest-indexed of those equal to it (argpartition would
+        # pick any of them): k columns per row, in index order, so the stable sort keeps ties by index.
+        chosen = above | (ties & (np.cumsum(ties, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+        part = np.nonzero(chosen)[1].reshape(-1, k)  # (N, k)
         idx = part[rows, np.argsort(-x[rows, part], axis=1, kind="stable")]
     else:
         idx = np.argsort(-x, axis=1, kind="stable")[:, :k]
     return x[rows, idx], idx
+
+
+# Columns per chunk in _topk_by_chunks.
+_CHUNK = 128
+
+
+def _topk_by_chunks(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """_topk of wide rows (a vocabulary): the k largest lie in the k chunks of _CHUNK columns with the
+    largest maxima (ties to the lower chunk), so only those k·_CHUNK columns are partitioned.
+
+    Why that holds, ties included: each chunk holding one of the k largest has a maximum at least the
+    k-th largest value e, and a chunk whose maximum exceeds e holds one of the fewer than k values above
+    e; among chunks whose maximum equals e, the lower ones hold the lower-indexed ties. np.argpartition
+    over the whole row cost half the time of a beam search step at batch 64.
+    """
+    N, M = x.shape
+    n_chunks = -(-M // _CHUNK)
+    if n_chunks * _CHUNK != M:  # pad the last chunk with -inf: after every real column, never chosen over one
+        x = np.concatenate([x, np.full((N, n_chunks * _CHUNK - M), NEG_INF, dtype=x.dtype)], axis=1)
+    chunks = x.reshape(N, n_chunks, _CHUNK)  # (N, n_chunks, C)
+    _, best = _topk(chunks.max(axis=2), k)  # (N, k) the chunks with the largest maxima
+    best.sort(axis=1)  # in column order, so that ties still go to the lower index below
+    rows = np.arange(N)[:, None]
+    values, pos = _topk(chunks[rows, best].reshape(N, k * _CHUNK), k)  # (N, k) each
+    return values, best[rows, pos // _CHUNK] * _CHUNK + pos % _CHUNK
 
 
 def _select_topk(scores: np.ndarray, logits: np.ndarray, forbid: Forbid, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
