@@ -74,12 +74,24 @@ class ExportMeta:
         return cls(**values)
 
 
-class ExportedModel:
-    """The two onnxruntime sessions, offering what the search needs: encode, step, reorder_state, select_memory."""
+# Decoder steps of at most this many rows run in a session with one thread (when the model has more):
+# at batch 1 waking onnxruntime's second thread for every step cost more than it gave (beam 5,
+# 2 threads: 54.6 sentences/s with one session of 2 threads, 67.9 with 1; batch 64: 147.6 and 111.0).
+SMALL_STEP_ROWS = 16
 
-    def __init__(self, encoder: onnxruntime.InferenceSession, step: onnxruntime.InferenceSession, meta: ExportMeta):
+
+class ExportedModel:
+    """The onnxruntime sessions, offering what the search needs: encode, step, reorder_state, select_memory.
+
+    `small_step`: the step graph in a one-thread session, for steps of at most SMALL_STEP_ROWS rows
+    (None: `step` runs every step).
+    """
+
+    def __init__(self, encoder: onnxruntime.InferenceSession, step: onnxruntime.InferenceSession, meta: ExportMeta,
+                 small_step: onnxruntime.InferenceSession | None = None):
         self.encoder = encoder
         self.step_session = step
+        self.small_step_session = small_step
         self.meta = meta
         self._state_names = tuple(meta.state_batch_axes)
         self._step_outputs = [o.name for o in step.get_outputs()]  # logits, then next_<state name> for each state input
@@ -92,7 +104,9 @@ class ExportedModel:
 
     def step(self, y: np.ndarray, state: State, memory: Memory) -> tuple[np.ndarray, State]:
         """y (N,) int64 → logits (N, V) float32 (−inf outside the output vocabulary) and the next state."""
-        out = dict(zip(self._step_outputs, self.step_session.run(None, {"y": y, **state, **memory})))
+        small = self.small_step_session is not None and y.shape[0] <= SMALL_STEP_ROWS
+        session = self.small_step_session if small else self.step_session
+        out = dict(zip(self._step_outputs, session.run(None, {"y": y, **state, **memory})))
         return out["logits"], {k: out[f"next_{k}"] for k in self._state_names}
 
     def reorder_state(self, state: State, index: np.ndarray) -> State:
@@ -145,13 +159,18 @@ def load_exported(directory: str | Path, threads: int = 0) -> tuple[ExportedMode
     tokenizer = load_tokenizer(directory, meta.joint)
     if (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size) != (meta.src_vocab_size, meta.tgt_vocab_size):
         raise CheckpointError(f"{directory}: the tokenizer's vocabulary sizes differ from the graphs'; use the SentencePiece model exported with them")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
+
+    def session(name: str, n_threads: int) -> onnxruntime.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if n_threads:
+            options.intra_op_num_threads = n_threads
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(directory / name), options, providers=["CPUExecutionProvider"])
+
     try:
-        sessions = [ort.InferenceSession(str(directory / name), options, providers=["CPUExecutionProvider"]) for name in (ENCODER_GRAPH, STEP_GRAPH)]
+        encoder, step = session(ENCODER_GRAPH, threads), session(STEP_GRAPH, threads)
+        small_step = session(STEP_GRAPH, 1) if threads != 1 else None
     except Exception as err:  # onnxruntime raises its own exception types for a damaged or too-new graph
         raise CheckpointError(f"{directory}: onnxruntime cannot load the graphs ({err}); export the model again, or upgrade onnxruntime") from None
-    return ExportedModel(*sessions, meta), tokenizer, model_meta, meta
+    return ExportedModel(encoder, step, meta, small_step), tokenizer, model_meta, meta

@@ -191,6 +191,18 @@ def test_hostile_input_keeps_one_line_per_line_as_torch_does(exported, trained_m
     assert onnx.stdout == torch_out.stdout
 
 
+def test_small_steps_run_in_a_one_thread_session(exported, five_hundred):
+    """With several threads, steps of few rows (batch 1) go to a one-thread session of the same graph."""
+    from seq2seq.export.runtime import SMALL_STEP_ROWS
+
+    several, one = Translator.from_pretrained(exported, threads=2), Translator.from_pretrained(exported, threads=1)
+    assert several.model.small_step_session is not None and one.model.small_step_session is None
+    calls = []
+    several.model.small_step_session.run = lambda *a, real=several.model.small_step_session.run: calls.append(1) or real(*a)
+    assert several.translate(five_hundred[:20], batch_size=1) == one.translate(five_hundred[:20], batch_size=1)
+    assert calls and SMALL_STEP_ROWS >= SearchOptions().beam_size
+
+
 def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, translator):
     out = tmp_path / "int8"
     assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quantize", "int8", "--quiet"]) == 0
