@@ -8,8 +8,9 @@ prints the operators by self CPU time. The figures are for reading, not for comp
 tools/benchmark.py for throughput.
 
 It also counts the FLOPs a training step executes per target token (forward and backward):
-torch's FlopCounterMode for the matrix products, plus the LSTMs, which it does not know, counted
-from their shapes (8·H·(I+H) per position and direction forward, twice that backward). Multiplied
+torch's FlopCounterMode for the matrix products, plus the LSTMs or GRUs, which it does not know,
+counted from their shapes (2·G·H·(I+H) per position and direction forward, G = 4 gates for an LSTM,
+3 for a GRU; twice that backward). Multiplied
 by a measured tokens/s and divided by the machine's matrix-multiply FLOP/s (`--peak`, measured
 here on 2048² products), this says how close training comes to the CPU's limit.
 """
@@ -82,12 +83,12 @@ def main() -> None:
     if args.by_shape:
         print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
-    lstm_flops = [0]
+    rnn_flops = [0]
 
-    def count(lstm: torch.nn.LSTM, positions: int) -> None:
-        lstm_flops[0] += _lstm_forward_flops(lstm, positions)
+    def count(rnn: torch.nn.LSTM | torch.nn.GRU, positions: int) -> None:
+        rnn_flops[0] += _rnn_forward_flops(rnn, positions)
 
-    # The decoder calls its nn.LSTM; the encoder runs its LSTM's weights through the fused kernel
+    # The decoder calls its nn.LSTM or nn.GRU; the encoder runs its RNN's weights through the fused kernel
     # itself, so it is counted from its input, over the real source tokens only.
     hooks = [model.decoder.rnn.register_forward_hook(lambda m, inputs, _: count(m, inputs[0].shape[0] * inputs[0].shape[1])),
              model.encoder.register_forward_hook(lambda m, inputs, _: count(m.rnn, int(inputs[1].sum())))]
@@ -96,19 +97,21 @@ def main() -> None:
             step(indices)
     for h in hooks:
         h.remove()
-    total = counter.get_total_flops() + 3 * lstm_flops[0]
+    total = counter.get_total_flops() + 3 * rnn_flops[0]
     print(f"FLOPs per target token, forward + backward: {total / tokens / 1e6:.1f} M "
-          f"(matrix products {counter.get_total_flops() / tokens / 1e6:.1f} M, LSTMs {3 * lstm_flops[0] / tokens / 1e6:.1f} M)")
+          f"(matrix products {counter.get_total_flops() / tokens / 1e6:.1f} M, {model.decoder.cell.upper()}s {3 * rnn_flops[0] / tokens / 1e6:.1f} M)")
     if args.peak:
         for dtype in (torch.float32, torch.bfloat16):
             print(f"2048² matrix multiply, {dtype}: {matmul_flops(dtype) / 1e9:.0f} GFLOP/s")
 
 
-def _lstm_forward_flops(lstm: torch.nn.LSTM, positions: int) -> int:
-    """Forward FLOPs of one LSTM call over `positions` tokens: positions × directions × Σ_layers 8·H·(I+H)."""
-    directions = 2 if lstm.bidirectional else 1
-    H = lstm.hidden_size
-    per_position = sum(8 * H * ((lstm.input_size if layer == 0 else directions * H) + H) for layer in range(lstm.num_layers))
+def _rnn_forward_flops(rnn: torch.nn.LSTM | torch.nn.GRU, positions: int) -> int:
+    """Forward FLOPs of one LSTM or GRU call over `positions` tokens: positions × directions ×
+    Σ_layers 2·G·H·(I+H), with G gates: 4 for an LSTM, 3 for a GRU."""
+    gates = 4 if isinstance(rnn, torch.nn.LSTM) else 3
+    directions = 2 if rnn.bidirectional else 1
+    H = rnn.hidden_size
+    per_position = sum(2 * gates * H * ((rnn.input_size if layer == 0 else directions * H) + H) for layer in range(rnn.num_layers))
     return positions * directions * per_position
 
 
