@@ -20,7 +20,7 @@ import torch
 from seq2seq.batching import pad_sources
 from seq2seq.constraints import NEG_INF, Prefix, constrain, sentence_limits
 from seq2seq.model import Ensemble, Seq2Seq
-from seq2seq.options import BATCH_SIZE, MODES, Hypothesis, SearchOptions, check_batch_size
+from seq2seq.options import BATCH_SIZE, MODES, Hypothesis, SearchOptions, in_length_batches
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 # (scores (B, K), logits (B*K, V), forbid: `constrain` bound to this step, ids (B,) the sentences' rows in the input)
@@ -38,23 +38,14 @@ def decode_sources(
     *,
     prefixes: Sequence[Prefix] | None = None,
 ) -> list[list[Hypothesis]]:
-    """Search for each source (token ids without EOS) in batches of similar length; results in input order.
+    """Search for each source (token ids without EOS) in batches of similar length; results in input
+    order (seq2seq.options.in_length_batches). prefixes: None, or one `Prefix` per source."""
 
-    prefixes: None, or one `Prefix` per source. Sorting by length keeps padding low; a
-    sentence's result never depends on its batch.
-    """
-    check_batch_size(batch_size)
-    if prefixes is not None and len(prefixes) != len(sources):
-        raise ValueError(f"prefixes has {len(prefixes)} entries for {len(sources)} sources; give one per source (None for no prefix)")
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
-    results: list[list[Hypothesis]] = [[] for _ in sources]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        src, src_len = pad_sources([sources[i] for i in chunk])
-        chunk_prefixes = None if prefixes is None else [prefixes[i] for i in chunk]
-        for i, h in zip(chunk, search(model, src.to(device), src_len.to(device), options, prefixes=chunk_prefixes)):
-            results[i] = h
-    return results
+    def search_batch(batch: list[np.ndarray], batch_prefixes: list[Prefix | None] | None) -> list[list[Hypothesis]]:
+        src, src_len = pad_sources(batch)
+        return search(model, src.to(device), src_len.to(device), options, prefixes=batch_prefixes)
+
+    return in_length_batches(sources, batch_size, prefixes, search_batch)
 
 
 def search(

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seq2seq.export.constraints import NEG_INF, Prefix, check_prefixes, constrain, sentence_limits
-from seq2seq.options import BATCH_SIZE, Hypothesis, SearchOptions, check_batch_size
+from seq2seq.options import BATCH_SIZE, Hypothesis, SearchOptions, in_length_batches
 from seq2seq.tokenizer import BOS_ID, EOS_ID, pad_with_eos
 
 if TYPE_CHECKING:
@@ -63,24 +63,15 @@ def check_supported(options: SearchOptions) -> None:
 def decode_sources(
     model: ExportedModel, sources: list[np.ndarray], options: SearchOptions, batch_size: int = BATCH_SIZE, *, prefixes: Sequence[Prefix] | None = None
 ) -> list[list[Hypothesis]]:
-    """Search for each source (token ids without EOS) in batches of similar length; results in input order.
-
-    As seq2seq.search.decode_sources: longest first, a sentence's result never depends on its
-    batch; prefixes: None, or one per source.
-    """
-    check_batch_size(batch_size)
+    """Search for each source (token ids without EOS) in batches of similar length; results in input
+    order (seq2seq.options.in_length_batches), as seq2seq.search.decode_sources does."""
     check_supported(options)
-    if prefixes is not None and len(prefixes) != len(sources):
-        raise ValueError(f"prefixes has {len(prefixes)} entries for {len(sources)} sources; give one per source (None for no prefix)")
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
-    results: list[list[Hypothesis]] = [[] for _ in sources]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        src, src_len = pad_with_eos([sources[i] for i in chunk])
-        chunk_prefixes = None if prefixes is None else [prefixes[i] for i in chunk]
-        for i, h in zip(chunk, search(model, src, src_len, options, prefixes=chunk_prefixes)):
-            results[i] = h
-    return results
+
+    def search_batch(batch: list[np.ndarray], batch_prefixes: list[Prefix | None] | None) -> list[list[Hypothesis]]:
+        src, src_len = pad_with_eos(batch)
+        return search(model, src, src_len, options, prefixes=batch_prefixes)
+
+    return in_length_batches(sources, batch_size, prefixes, search_batch)
 
 
 def search(
