@@ -12,10 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 # Bumped when the graphs' inputs or outputs or export.json change in a way older runtimes cannot read.
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2
+# Format 1 (written until 2026-12-01) stepped to logits over the whole vocabulary alone; this runtime
+# needs the step graph's log-sum-exp and top k, so such a directory is refused with what to do.
+OLDEST_FORMAT_VERSION = 2
 EXPORT_META = "export.json"
 ENCODER_GRAPH = "encoder.onnx"
 STEP_GRAPH = "decoder_step.onnx"
+# The step graph's outputs before next_<state name> for each state input.
+STEP_OUTPUTS = ("logits", "log_norm", "top_values", "top_columns")
 
 
 def is_exported_dir(path: str | Path) -> bool:

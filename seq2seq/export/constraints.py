@@ -104,6 +104,14 @@ def constrain(x: np.ndarray, t: int, history: np.ndarray, limits: Limits, option
     return x
 
 
+def only_pad_and_bos(t: int, limits: Limits, options: SearchOptions) -> bool:
+    """Whether `constrain` at step t forbids nothing but PAD and BOS (rule 1): no control is on, no
+    sentence is at its maximum length and no prefix is being forced. The exported step graph's own
+    top k leaves out PAD and BOS, so on such a step it is the top k of the constrained logits."""
+    forcing = limits.prefix is not None and t < limits.prefix.shape[1]
+    return not options.constrains_steps and not forcing and not (limits.max_len == t).any()
+
+
 def check_prefixes(prefixes: Sequence[Prefix] | None, batch: int) -> None:
     """As the torch search's checks: one prefix (or None) per sentence, without PAD, BOS or EOS."""
     if prefixes is None:

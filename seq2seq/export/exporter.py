@@ -11,9 +11,14 @@ states alone or in a padded batch), which is also the path the torch search runs
 
 The graphs pass state and memory in and out, as `Seq2Seq.step` does: the encoder graph returns
 the memory (encoder outputs, projected attention keys, source mask; or the context vector without
-attention) and the decoder's initial state; the step graph takes the previous token, the state
-and the memory and returns the logits (−inf outside the output vocabulary, as in torch) and the
-next state. What the state is comes from `_state_fields`, the one place that knows the cell.
+attention) and the decoder's initial state; the step graph takes the previous token, the state,
+the memory and k, and returns the logits, their log-sum-exp, their k largest and the next state.
+What the state is comes from `_state_fields`, the one place that knows the cell.
+
+The step graph's logits are the output vocabulary's columns only (export.json's `output_ids`; all
+ids for a model without the mask): torch computes the full vocabulary with −inf outside it, which
+here would be a third more work in the largest product of the step. The log-sum-exp and the top k
+are in the graph because numpy took a third of a beam search's time computing them (docs/export.md).
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from typing import Literal, get_args
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from seq2seq.atomic import write_text_atomic
 from seq2seq.checkpoint import CARD, CONFIG, META, WEIGHTS, CheckpointError, load_model_dir
-from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH, STEP_OUTPUTS
 from seq2seq.export.runtime import ExportMeta
 from seq2seq.model import DecoderState, Memory, Seq2Seq
-from seq2seq.tokenizer import SPECIAL_IDS, copy_model_files, model_files, tokenizer_sha256
+from seq2seq.tokenizer import BOS_ID, PAD_ID, SPECIAL_IDS, copy_model_files, model_files, tokenizer_sha256
 
 Quantize = Literal["none", "int8"]
 QUANTIZE: tuple[str, ...] = get_args(Quantize)
@@ -81,20 +87,44 @@ class _EncoderGraph(nn.Module):
         return tuple(getattr(memory, name) for name in self.memory_names) + _state_tuple(state, self.state_names)
 
 
+def _output_ids(model: Seq2Seq) -> torch.Tensor | None:
+    """The ids the model may output, ascending (V',); None: every id."""
+    mask = model.decoder.output_mask
+    return None if mask is None else mask.nonzero().squeeze(1)
+
+
 class _StepGraph(nn.Module):
-    """y (N,), the state fields, the memory fields → logits (N, V), the next state fields."""
+    """y (N,), the state fields, the memory fields, k () → logits (N, V') over the output vocabulary's
+    ids, log_norm (N, 1), top_values and top_columns (N, k), the next state fields.
+
+    top_*: the k largest logits of each row with PAD and BOS left out (the rule of `constrain` that
+    every step applies), largest first, ties to the lower column (onnxruntime's TopK, as the runtime's
+    `_topk`). The search uses them on the steps where no other rule applies.
+    """
 
     def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int]):
         super().__init__()
         self.model, self.memory_names, self.state_names = model, memory_names, state_names
+        weight, bias, _ = model.decoder.output_layer()  # the output vocabulary's rows (V', E), (V',)
+        self.weight, self.bias = weight.detach().clone(), bias.detach().clone()
+        ids = _output_ids(model)
+        ids = torch.arange(weight.size(0)) if ids is None else ids
+        self.never = torch.zeros(ids.numel()).masked_fill_((ids == PAD_ID) | (ids == BOS_ID), float("-inf"))  # (V',)
 
     def forward(self, y: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = len(self.state_names)
-        given = dict(zip(self.state_names, inputs[:n])) | dict(zip(self.memory_names, inputs[n:]))
+        k = inputs[-1]
+        given = dict(zip(self.state_names, inputs[:n])) | dict(zip(self.memory_names, inputs[n:-1]))
         state = DecoderState(given["h"], given.get("c"), given.get("feed"))
         memory = Memory(given.get("enc_out"), given.get("keys"), given.get("mask"), given.get("context"))
-        logits, state, _ = self.model.step(y, state, memory)
-        return (logits, *_state_tuple(state, self.state_names))
+        features, state, _ = self.model.decoder.step_features(y, state, memory)  # (N, E)
+        logits = F.linear(features, self.weight, self.bias)  # (N, V')
+        # Written out: torch.logsumexp becomes ReduceLogSumExp, which took 4 ms a step at 320 rows (this
+        # form under 1). Every column is finite, so the maximum is too.
+        top = logits.max(dim=-1, keepdim=True).values
+        log_norm = top + (logits - top).exp().sum(dim=-1, keepdim=True).log()  # (N, 1)
+        top_values, top_columns = torch.topk(logits + self.never, k, dim=-1)  # (N, k) each
+        return (logits, log_norm, top_values, top_columns, *_state_tuple(state, self.state_names))
 
 
 def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "none") -> ExportMeta:
@@ -126,13 +156,14 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
 
     step = _StepGraph(model, memory_names, state_names)
     memory, state = enc_outputs[: len(memory_names)], enc_outputs[len(memory_names) :]
-    y = torch.tensor([2, 2], dtype=torch.long)
-    step_axes = {"y": batch, "logits": batch}
+    y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
+    step_axes = {"y": batch, "logits": batch, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
     for name, axis in state_names.items():
         step_axes[name] = step_axes[f"next_{name}"] = {axis: "batch"}
     for name in memory_names:
         step_axes[name] = enc_axes[name]
-    _export(step, (y, *state, *memory), out_dir / STEP_GRAPH, ["y", *state_names, *memory_names], ["logits", *(f"next_{n}" for n in state_names)], step_axes)
+    _export(step, (y, *state, *memory, k), out_dir / STEP_GRAPH, ["y", *state_names, *memory_names, "k"],
+            [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)], step_axes)
 
     if quantize == "int8":
         for name in (ENCODER_GRAPH, STEP_GRAPH):
@@ -142,7 +173,7 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     copy_model_files(model_dir, out_dir, joint)
     for name in (META, CONFIG):
         write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
-    mask = model.decoder.output_mask
+    output_ids = _output_ids(model)
     meta = ExportMeta(
         export_format_version=EXPORT_FORMAT_VERSION,
         package_version=__version__,
@@ -158,7 +189,7 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
         tokenizer_sha256=tokenizer_sha256(out_dir, joint),
         src_vocab_size=tokenizer.src_vocab_size,
         tgt_vocab_size=tokenizer.tgt_vocab_size,
-        output_ids=None if mask is None else tuple(mask.nonzero().squeeze(1).tolist()),
+        output_ids=None if output_ids is None else tuple(output_ids.tolist()),
         max_len=config.data.max_len,
         source_weights_sha256=model_meta.weights_sha256,
     )

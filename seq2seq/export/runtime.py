@@ -7,10 +7,10 @@ seq2seq.checkpoint.read_model_dir checks a model directory, with errors that say
 
 The graphs pass everything in and out: the encoder maps (src, src_len) to the attention memory
 (its projected keys among it) and the decoder's initial state; one decoder step maps
-(y, state, memory) to (logits, next state). State and memory travel as dicts keyed by the
-graphs' own input names, so the runtime needs no knowledge of the cell: an LSTM's state is
-h and c (and feed, with input feeding), a GRU's is h alone, and export.json says which
-axis of each is the batch.
+(y, state, memory, k) to the logits over the output vocabulary, their log-sum-exp, their k largest
+and the next state. State and memory travel as dicts keyed by the graphs' own input names, so the
+runtime needs no knowledge of the cell: an LSTM's state is h and c (and feed, with input feeding),
+a GRU's is h alone, and export.json says which axis of each is the batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seq2seq.checkpoint import META, CheckpointError, ModelMeta
-from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, STEP_GRAPH
+from seq2seq.export.constraints import NEG_INF
 from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class ExportMeta:
     tokenizer_sha256: str
     src_vocab_size: int
     tgt_vocab_size: int
-    output_ids: tuple[int, ...] | None  # the output-vocabulary mask: the ids the model may output (None: all); the step graph applies it
+    output_ids: tuple[int, ...] | None  # the output vocabulary, ascending: the id of each column of the step graph's logits (None: every id)
     max_len: int  # source tokens per piece: longer sentences are translated in pieces, as the torch path does
     source_weights_sha256: str  # model.safetensors of the model directory that was exported
 
@@ -81,7 +82,7 @@ SMALL_STEP_ROWS = 16
 
 
 class ExportedModel:
-    """The onnxruntime sessions, offering what the search needs: encode, step, reorder_state, select_memory.
+    """The onnxruntime sessions, offering what the search needs: encode, step, step_top, reorder_state, select_memory.
 
     `small_step`: the step graph in a one-thread session, for steps of at most SMALL_STEP_ROWS rows
     (None: `step` runs every step).
@@ -94,7 +95,8 @@ class ExportedModel:
         self.small_step_session = small_step
         self.meta = meta
         self._state_names = tuple(meta.state_batch_axes)
-        self._step_outputs = [o.name for o in step.get_outputs()]  # logits, then next_<state name> for each state input
+        self._next_state = [f"next_{name}" for name in self._state_names]
+        self._ids = None if meta.output_ids is None else np.asarray(meta.output_ids, dtype=np.int64)  # (V',) each logits column's id
 
     def encode(self, src: np.ndarray, src_len: np.ndarray) -> tuple[Memory, State]:
         """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state."""
@@ -102,12 +104,31 @@ class ExportedModel:
         values = dict(zip(names, self.encoder.run(None, {"src": src, "src_len": src_len})))
         return {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
 
-    def step(self, y: np.ndarray, state: State, memory: Memory) -> tuple[np.ndarray, State]:
-        """y (N,) int64 → logits (N, V) float32 (−inf outside the output vocabulary) and the next state."""
+    def step(self, y: np.ndarray, state: State, memory: Memory) -> tuple[np.ndarray, np.ndarray, State]:
+        """y (N,) int64 → logits (N, V) float32 (−inf outside the output vocabulary, as torch's), their
+        log-sum-exp log_norm (N, 1), and the next state."""
+        logits, log_norm, *state_values = self._run(["logits", "log_norm"], y, state, memory, 1)
+        if self._ids is not None:
+            full = np.full((logits.shape[0], self.meta.tgt_vocab_size), NEG_INF, dtype=np.float32)
+            full[:, self._ids] = logits
+            logits = full
+        return logits, log_norm, dict(zip(self._state_names, state_values))
+
+    def step_top(self, y: np.ndarray, state: State, memory: Memory, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, State]:
+        """y (N,) int64 → the k largest logits of each row but PAD's and BOS's, values (N, k) float32 and
+        their ids (N, k), largest first, ties to the lower id; log_norm (N, 1); the next state.
+
+        What `step` and then constrain's first rule and the search's `_topk` would give, without
+        bringing the (N, V) logits out of the graph.
+        """
+        values, columns, log_norm, *state_values = self._run(["top_values", "top_columns", "log_norm"], y, state, memory, k)
+        ids = columns if self._ids is None else self._ids[columns]  # the ids ascend with the columns, so ties still go to the lower id
+        return values, ids, log_norm, dict(zip(self._state_names, state_values))
+
+    def _run(self, outputs: list[str], y: np.ndarray, state: State, memory: Memory, k: int) -> list[np.ndarray]:
         small = self.small_step_session is not None and y.shape[0] <= SMALL_STEP_ROWS
         session = self.small_step_session if small else self.step_session
-        out = dict(zip(self._step_outputs, session.run(None, {"y": y, **state, **memory})))
-        return out["logits"], {k: out[f"next_{k}"] for k in self._state_names}
+        return session.run(outputs + self._next_state, {"y": y, **state, **memory, "k": np.array(k, dtype=np.int64)})
 
     def reorder_state(self, state: State, index: np.ndarray) -> State:
         """Pick rows of each state array along its batch axis: index (N',)."""
@@ -130,6 +151,11 @@ def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
     if not isinstance(version, int) or version > EXPORT_FORMAT_VERSION:
         raise CheckpointError(
             f"{directory} has export format version {version!r}; this seq2seq reads versions up to {EXPORT_FORMAT_VERSION}: upgrade the package"
+        )
+    if version < OLDEST_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory} has export format version {version}, from an older seq2seq; this one reads versions "
+            f"{OLDEST_FORMAT_VERSION} to {EXPORT_FORMAT_VERSION}: run seq2seq-export on the model directory again"
         )
     meta = ExportMeta.from_json(flat, directory / EXPORT_META)
     for name in meta.tokenizer_files:

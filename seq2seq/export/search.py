@@ -20,6 +20,12 @@ numpy twin of seq2seq.constraints.constrain: length limits, decoding controls, f
 prefixes), which both selection steps call; an option this module does not implement is refused by
 `check_supported` (every SearchOptions field not in SUPPORTED must keep its default), so a new
 option added to SearchOptions is never silently ignored here.
+
+What the step graph computes for the search: the logits' log-sum-exp, and the top k of the logits
+with PAD and BOS left out. A beam step on which `constrain` would do no more than that
+(`only_pad_and_bos`: no control on, no sentence at its maximum length, no prefix) takes the graph's
+top k and never brings the (N, V) logits into numpy; every other step constrains the logits and
+takes `_topk` here, which breaks ties as onnxruntime's TopK does (lower index first).
 """
 
 from __future__ import annotations
@@ -32,12 +38,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seq2seq.export.constraints import NEG_INF, Prefix, check_prefixes, constrain, sentence_limits
+from seq2seq.export.constraints import NEG_INF, Prefix, check_prefixes, constrain, only_pad_and_bos, sentence_limits
 from seq2seq.options import BATCH_SIZE, Hypothesis, SearchOptions, in_length_batches
 from seq2seq.tokenizer import BOS_ID, EOS_ID, pad_with_eos
 
 if TYPE_CHECKING:
-    from seq2seq.export.runtime import ExportedModel
+    from seq2seq.export.runtime import ExportedModel, Memory, State
 
 # The SearchOptions fields this search implements; any other must keep its default.
 SUPPORTED = frozenset({
@@ -45,9 +51,11 @@ SUPPORTED = frozenset({
     "min_len_ratio", "no_repeat_ngram", "ban_unk",
 })
 
-# (scores (B, K), logits (B*K, V), forbid: `constrain` bound to this step, ids (B,)) → origin beam, token, new score: (B, K) each
+# (model, y (B*K,), state, memory, scores (B, K), forbid: `constrain` bound to this step, plain: whether it
+# forbids only PAD and BOS, ids (B,)) → origin beam, token, new score: (B, K) each, and the next state.
 Forbid = Callable[[np.ndarray], np.ndarray]
-Select = Callable[[np.ndarray, np.ndarray, Forbid, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+Select = Callable[["ExportedModel", np.ndarray, "State", "Memory", np.ndarray, Forbid, bool, np.ndarray],
+                  tuple[np.ndarray, np.ndarray, np.ndarray, "State"]]
 
 
 def check_supported(options: SearchOptions) -> None:
@@ -127,9 +135,8 @@ def _search(
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     y = np.full(B * K, BOS_ID, dtype=np.int64)  # (B*K,)
     for t in range(int(limits.max_len.max()) + 1):
-        logits, state = model.step(y, state, memory)  # (B*K, V)
         forbid = partial(constrain, t=t, history=tokens, limits=limits, options=options)
-        origin, y_k, scores = select(scores, logits, forbid, ids)  # (B, K) each
+        origin, y_k, scores, state = select(model, y, state, memory, scores, forbid, only_pad_and_bos(t, limits, options), ids)  # (B, K) each
         tokens = np.concatenate([tokens[np.arange(tokens.shape[0])[:, None], origin], y_k[:, :, None]], axis=2)  # (B, K, t+1)
         ended = (y_k == EOS_ID) & np.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, scores, ended, _length_penalty(t + 1, alpha))
@@ -147,13 +154,6 @@ def _search(
             ids, limits, scores, n_finished, tokens = ids[keep], limits.keep(keep), scores[keep], n_finished[keep], tokens[keep]
         y = y_k[keep].reshape(-1)
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
-
-
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    """(N, V) float32 → (N, 1) float32."""
-    m = x.max(axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, np.float32(0))
-    return m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True, dtype=np.float32))
 
 
 def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,34 +205,45 @@ def _topk_by_chunks(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return values, best[rows, pos // _CHUNK] * _CHUNK + pos % _CHUNK
 
 
-def _select_topk(scores: np.ndarray, logits: np.ndarray, forbid: Forbid, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _select_topk(
+    model: ExportedModel, y: np.ndarray, state: State, memory: Memory, scores: np.ndarray, forbid: Forbid, plain: bool, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, State]:
     """Beam step, as seq2seq.search._select_topk: the K best tokens per beam, then the K best of those K·K.
 
-    scores (B, K), logits (B*K, V) float32, forbid: `constrain` for this step → origin beam, token, summed log-prob: (B, K) each.
+    y (B*K,), scores (B, K), forbid: `constrain` for this step, plain: it forbids only PAD and BOS →
+    origin beam, token, summed log-prob: (B, K) each, and the next state.
     """
     B, K = scores.shape
-    log_norm = _logsumexp(logits)  # (B*K, 1) before any -inf
-    values, tokens = _topk(forbid(logits), K)  # (B*K, K)
+    if plain:
+        values, tokens, log_norm, state = model.step_top(y, state, memory, K)  # (B*K, K), (B*K, K), (B*K, 1)
+    else:
+        logits, log_norm, state = model.step(y, state, memory)  # (B*K, V), (B*K, 1) before any -inf
+        values, tokens = _topk(forbid(logits), K)  # (B*K, K)
     candidates = scores.reshape(B * K, 1) + (values - log_norm)  # (B*K, K)
     top, flat = _topk(candidates.reshape(B, K * K), K)  # (B, K)
-    return flat // K, tokens.reshape(B, K * K)[np.arange(B)[:, None], flat], top
+    return flat // K, tokens.reshape(B, K * K)[np.arange(B)[:, None], flat], top, state
 
 
 def _select_sample(
+    model: ExportedModel,
+    y: np.ndarray,
+    state: State,
+    memory: Memory,
     scores: np.ndarray,
-    logits: np.ndarray,
     forbid: Forbid,
+    plain: bool,
     ids: np.ndarray,
     *,
     temperature: float,
     top_k: int,
     top_p: float,
     rngs: list[np.random.Generator],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, State]:
     """Sampling step, as seq2seq.search._select_sample: each hypothesis draws from its sentence's generator."""
     B, K = scores.shape
+    logits, log_norm, state = model.step(y, state, memory)  # (B*K, V), (B*K, 1)
     V = logits.shape[-1]
-    logp = (logits - _logsumexp(logits)).astype(np.float32)
+    logp = logits - log_norm
     logp = forbid(logp).reshape(B, K, V)
     tempered = logp / np.float32(temperature)
     if 0 < top_k < V:
@@ -242,12 +253,12 @@ def _select_sample(
         tempered = nucleus(tempered, top_p)
     probs = np.exp(tempered - tempered.max(-1, keepdims=True))
     cdf = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)  # (B, K, V)
-    y = np.empty((B, K), dtype=np.int64)
+    drawn = np.empty((B, K), dtype=np.int64)
     for b, i in enumerate(ids.tolist()):
         draws = rngs[i].random(K)  # (K,)
-        y[b] = [min(int(np.searchsorted(cdf[b, k], draws[k], side="right")), V - 1) for k in range(K)]
-    new_scores = scores + np.take_along_axis(logp, y[:, :, None], axis=2)[:, :, 0]  # dead rows stay -inf
-    return np.broadcast_to(np.arange(K), (B, K)), y, new_scores
+        drawn[b] = [min(int(np.searchsorted(cdf[b, k], draws[k], side="right")), V - 1) for k in range(K)]
+    new_scores = scores + np.take_along_axis(logp, drawn[:, :, None], axis=2)[:, :, 0]  # dead rows stay -inf
+    return np.broadcast_to(np.arange(K), (B, K)), drawn, new_scores, state
 
 
 def nucleus(x: np.ndarray, top_p: float) -> np.ndarray:

@@ -36,6 +36,21 @@ def exported(trained_model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def target_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
+    """The LSTM fixture trained with an output layer over the training targets' pieces only
+    (model.output_vocab=target, as the en-de recipe's), and its export, whose step graph computes
+    those columns alone; the other fixtures' output layers cover the whole vocabulary."""
+    from seq2seq.training import train
+
+    root = tmp_path_factory.mktemp("target")
+    model_dir = train(tiny_config(root / "run", demo_dir, "model.output_vocab=target", "train.epochs=2", "train.valid_beam_size=2"))
+    assert export_main(["--model", str(model_dir), "--output", str(root / "onnx"), "--quiet"]) == 0
+    output_ids = json.loads((root / "onnx" / "export.json").read_text())["output_ids"]
+    assert 4 < len(output_ids) < Translator.from_pretrained(model_dir, device="cpu").tokenizer.tgt_vocab_size
+    return model_dir, root / "onnx"
+
+
+@pytest.fixture(scope="module")
 def five_hundred(demo_dir) -> list[str]:
     lines = [line for split in ("train", "val", "test") for line in read_lines(demo_dir / f"{split}.en.gz")]
     lines += [" ".join(reversed(line.split())) for line in lines[: 500 - len(lines)]]  # word salad: odd inputs too
@@ -63,7 +78,10 @@ PREFIXES = ["Der", "Die Frau", "Ein Mann sieht den Hund und die Katze und das Ki
 
 @pytest.mark.parametrize("options,prefixed", [(SearchOptions(beam_size=1), False), (SearchOptions(beam_size=5), False), (CONTROLS, True)],
                          ids=["greedy", "beam5", "controls+prefixes"])
-def test_exported_translations_are_byte_identical_to_torch(translator, runtime, five_hundred, options, prefixed):
+@pytest.mark.parametrize("vocabulary", ["whole", "target"])
+def test_exported_translations_are_byte_identical_to_torch(translator, runtime, target_dirs, five_hundred, options, prefixed, vocabulary):
+    if vocabulary == "target":
+        translator, runtime = Translator.from_pretrained(target_dirs[0], device="cpu"), Translator.from_pretrained(target_dirs[1], threads=1)
     assert runtime.is_exported and runtime.meta == translator.meta
     prefixes = [PREFIXES[i // 3 % 3] if i % 3 == 0 else None for i in range(len(five_hundred))] if prefixed else None
     expected = translator.translate(five_hundred, options, batch_size=64, prefixes=prefixes)
@@ -110,6 +128,41 @@ def test_exported_gru_is_byte_identical_to_torch(gru_dirs, five_hundred):
     assert len(set(expected)) > 20  # it translates, differently for different sentences
     assert onnx_gru.translate(sentences, options, batch_size=64) == expected
     assert onnx_gru.translate(sentences, options, batch_size=1) == expected
+
+
+@pytest.mark.parametrize("vocabulary", ["whole", "target"])
+def test_the_step_graphs_top_k_and_log_norm_are_the_searchs(vocabulary, exported, target_dirs, five_hundred):
+    """On real decoder steps the graph's top k equals `_topk` of the logits with PAD and BOS forbidden
+    (what the search takes on other steps), for k = 1, 5 and 12, and its log_norm is their log-sum-exp;
+    logits outside the output vocabulary are -inf, as torch's."""
+    import numpy as np
+    import torch
+
+    from seq2seq.export.search import _topk
+    from seq2seq.tokenizer import BOS_ID, PAD_ID, pad_with_eos
+
+    runtime = Translator.from_pretrained(exported if vocabulary == "whole" else target_dirs[1], threads=1)
+    model = runtime.model
+    sources = [np.array(ids, dtype=np.int64) for ids in runtime.tokenizer.encode_src(five_hundred[:40])]
+    memory, state = model.encode(*pad_with_eos(sources))
+    y = np.full(40, BOS_ID, dtype=np.int64)
+    for _ in range(4):
+        logits, log_norm, next_state = model.step(y, state, memory)
+        assert logits.shape == (40, runtime.tokenizer.tgt_vocab_size)
+        outside = np.ones(logits.shape[1], dtype=bool)
+        outside[list(model.meta.output_ids or range(logits.shape[1]))] = False
+        assert np.isneginf(logits[:, outside]).all() and np.isfinite(logits[:, ~outside]).all()
+        np.testing.assert_allclose(log_norm, torch.logsumexp(torch.from_numpy(logits), dim=-1, keepdim=True).numpy(), rtol=0, atol=1e-5)
+        forbidden = logits.copy()
+        forbidden[:, [PAD_ID, BOS_ID]] = -np.inf
+        for k in (1, 5, 12):
+            values, ids, top_log_norm, top_state = model.step_top(y, state, memory, k)
+            expected_values, expected_ids = _topk(forbidden, k)
+            np.testing.assert_array_equal(ids, expected_ids)
+            np.testing.assert_array_equal(values, expected_values)
+            np.testing.assert_array_equal(top_log_norm, log_norm)
+            assert all(np.array_equal(top_state[name], next_state[name]) for name in next_state)
+        state, y = next_state, expected_ids[:, 0]
 
 
 def test_exported_nbest_scores_match_torch(translator, runtime, five_hundred):
@@ -229,8 +282,12 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
     newer = broken("newer")
     meta = json.loads((newer / "export.json").read_text())
     (newer / "export.json").write_text(json.dumps({**meta, "export_format_version": 99}))
-    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 1: upgrade the package"):
+    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 2: upgrade the package"):
         Translator.from_pretrained(newer)
+    older = broken("older")  # format 1's step graph has no log_norm or top k
+    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 1}))
+    with pytest.raises(CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 2: run seq2seq-export on the model directory again"):
+        Translator.from_pretrained(older)
 
     other_tokenizer = broken("other-tokenizer")
     tiny_tokenizer(tmp_path / "spm", demo_dir, seed=5)

@@ -11,7 +11,7 @@ from seq2seq.export import constraints
 from seq2seq.export.search import nucleus
 from seq2seq.options import SearchOptions
 from seq2seq.search import nucleus as torch_nucleus
-from seq2seq.tokenizer import EOS_ID, UNK_ID
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 V = 12
 
@@ -29,13 +29,16 @@ def case(seed: int):
     return x, t, history, src_len, prefixes
 
 
-@pytest.mark.parametrize("options", [
+OPTIONS = [
     SearchOptions(),
     SearchOptions(min_len_ratio=1.0, ban_unk=True),
     SearchOptions(no_repeat_ngram=1),
     SearchOptions(no_repeat_ngram=2, min_len_ratio=2.0, max_len_ratio=0.5, max_len_offset=1),
     SearchOptions(no_repeat_ngram=3, ban_unk=True, max_len_ratio=0.0, max_len_offset=3),
-])
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("with_prefixes", [False, True])
 def test_numpy_constrain_matches_torch(options, with_prefixes):
     differing_rules = 0
@@ -52,6 +55,23 @@ def test_numpy_constrain_matches_torch(options, with_prefixes):
         np.testing.assert_array_equal(got, want)
         differing_rules += not np.array_equal(np.isfinite(got), np.isfinite(x))
     assert differing_rules > 30  # the rules did cut tokens
+
+
+def test_only_pad_and_bos_is_said_only_of_steps_where_constrain_forbids_nothing_else():
+    """The search takes the step graph's own top k (PAD and BOS left out) where only_pad_and_bos says so."""
+    said = []
+    for options in OPTIONS:
+        for seed in range(60):
+            x, t, history, src_len, prefixes = case(seed)
+            for given in (None, prefixes):
+                limits = constraints.sentence_limits(src_len, options, given)
+                rule_1 = x.copy()
+                rule_1[:, [PAD_ID, BOS_ID]] = -np.inf
+                plain = constraints.only_pad_and_bos(t, limits, options)
+                if plain:
+                    np.testing.assert_array_equal(constraints.constrain(x.copy(), t, history, limits, options), rule_1)
+                said.append(plain)
+    assert 50 < sum(said) < len(said) - 50  # both answers were given, many times
 
 
 def test_numpy_constrain_keeps_every_row_able_to_go_on():
