@@ -106,10 +106,12 @@ class _StepGraph(nn.Module):
         super().__init__()
         self.model, self.memory_names, self.state_names = model, memory_names, state_names
         weight, bias, _ = model.decoder.output_layer()  # the output vocabulary's rows (V', E), (V',)
-        self.weight, self.bias = weight.detach().clone(), bias.detach().clone()
         ids = _output_ids(model)
         ids = torch.arange(weight.size(0)) if ids is None else ids
-        self.never = torch.zeros(ids.numel()).masked_fill_((ids == PAD_ID) | (ids == BOS_ID), float("-inf"))  # (V',)
+        # Buffers become the graph's initializers, which int8 quantization finds (it leaves constants alone).
+        self.register_buffer("output_weight", weight.detach().clone())
+        self.register_buffer("output_bias", bias.detach().clone())
+        self.register_buffer("never", torch.zeros(ids.numel()).masked_fill_((ids == PAD_ID) | (ids == BOS_ID), float("-inf")))  # (V',)
 
     def forward(self, y: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = len(self.state_names)
@@ -118,7 +120,7 @@ class _StepGraph(nn.Module):
         state = DecoderState(given["h"], given.get("c"), given.get("feed"))
         memory = Memory(given.get("enc_out"), given.get("keys"), given.get("mask"), given.get("context"))
         features, state, _ = self.model.decoder.step_features(y, state, memory)  # (N, E)
-        logits = F.linear(features, self.weight, self.bias)  # (N, V')
+        logits = F.linear(features, self.output_weight, self.output_bias)  # (N, V')
         # Written out: torch.logsumexp becomes ReduceLogSumExp, which took 4 ms a step at 320 rows (this
         # form under 1). Every column is finite, so the maximum is too.
         top = logits.max(dim=-1, keepdim=True).values

@@ -260,6 +260,16 @@ def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, trans
     out = tmp_path / "int8"
     assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quantize", "int8", "--quiet"]) == 0
     assert json.loads((out / "export.json").read_text())["quantize"] == "int8"
+    import onnx
+
+    for name in ("encoder.onnx", "decoder_step.onnx"):  # every product with a weight is an int8 one, the output layer's included
+        graph = onnx.load(out / name).graph
+        weights = {w.name for w in graph.initializer}
+        for node in graph.node:  # what is computed from weights alone is a weight too (the exporter's Transpose of one)
+            if node.op_type == "Constant" or (node.input and all(i in weights for i in node.input)):
+                weights.update(node.output)
+        assert any(node.op_type == "MatMulInteger" for node in graph.node)
+        assert not [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm") and weights.intersection(node.input)]
     runtime = Translator.from_pretrained(out)
     assert runtime.precision == "int8"
     sentences = five_hundred[:100]
