@@ -6,8 +6,9 @@ a search written against an array abstraction would need a shim over torch and n
 torch path pays for on every step (dispatch, conversions) and that hides what each step does.
 The torch search must not get slower, so it stays as it is, and this module is a line-by-line
 port of it: the same driver (`_search`), the same named steps (`_select_topk`, `_select_sample`,
-`_set_aside`, `_rows`, `_length_penalty`), the same float32 arithmetic in the same order, and
-the same length sorting in `decode_sources`. tests/export/test_export.py holds the
+`_set_aside`, `_rows`, `_length_penalty`), the same float32 arithmetic in the same order (the
+log-sum-exp and, on most beam steps, the top k come from the step graph: below), and the same
+length sorting in `decode_sources`. tests/export/test_export.py holds the
 translations byte-identical to the torch search's (and n-best tokens and scores alike), with the
 decoding controls and prefixes on too.
 

@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (0: torch's or onnxruntime's default)")
     parser.add_argument("--options", default="{}", metavar="JSON",
                         help='decoding options of /translate, and defaults of /v1/translate: a JSON object of SearchOptions fields, '
                         'e.g. \'{"beam_size": 10, "length_penalty": 0.6}\' (default: seq2seq-translate\'s defaults)')
@@ -94,18 +94,16 @@ def serve_main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: --api-keys: {err}", file=sys.stderr)
         return EXIT_USAGE
-    # The model's framework last: the mistakes above are reported without waiting for it.
-    import torch
+    # The model's framework last: the mistakes above are reported without waiting for it (torch, for
+    # a model directory, comes in with the model; an exported one needs onnxruntime only).
     import uvicorn
 
     from seq2seq.checkpoint import CheckpointError
     from seq2seq.serve.app import Settings, create_app
     from seq2seq.translate import Translator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision)
+        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=args.threads)
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -213,12 +213,18 @@ def test_runtime_refuses_options_it_does_not_implement():
         check_supported(Newer(min_length=3))
 
 
-def test_runtime_translates_where_torch_cannot_be_imported(exported, translator, tmp_path):
+def without_torch(tmp_path: Path) -> dict[str, str]:
+    """An environment in which torch, yaml, tqdm, safetensors, datasets and sacrebleu raise ImportError:
+    none is in a runtime-only environment."""
     blocked = tmp_path / "blocked"
     blocked.mkdir()
-    for name in ("torch", "yaml", "tqdm", "safetensors", "datasets", "sacrebleu"):  # none is in a runtime-only environment
+    for name in ("torch", "yaml", "tqdm", "safetensors", "datasets", "sacrebleu"):
         (blocked / f"{name}.py").write_text(f"raise ImportError('{name} is not installed here')\n")
-    env = {**ENV, "PYTHONPATH": str(blocked)}
+    return {**ENV, "PYTHONPATH": str(blocked)}
+
+
+def test_runtime_translates_where_torch_cannot_be_imported(exported, translator, tmp_path):
+    env = without_torch(tmp_path)
     code = (
         "import sys; from seq2seq import Translator; "
         f"t = Translator.from_pretrained({str(exported)!r}); print(t.translate(['The dog sees the cat.'])[0]); "
@@ -230,6 +236,18 @@ def test_runtime_translates_where_torch_cannot_be_imported(exported, translator,
     cli = subprocess.run([BIN / "seq2seq-translate", "--model", str(exported), "--quiet"], input=b"The dog sees the cat.\n", capture_output=True, env=env, timeout=120)
     assert cli.returncode == 0, cli.stderr.decode()
     assert cli.stdout == api.stdout
+
+
+def test_the_server_serves_an_exported_model_where_torch_cannot_be_imported(exported, five_hundred, tmp_path):
+    from serve.serving import post_json, running_server, translate_cli
+
+    lines = five_hundred[:20]
+    with running_server(exported, tmp_path / "serve.log", env=without_torch(tmp_path)) as server:
+        reply = post_json(server.url + "/translate", {"q": lines, "source": "en", "target": "de", "format": "text"})
+        ready = post_json(server.url + "/v1/translate", {"q": lines[:2], "beam_size": 1})
+    assert reply.status == 200, reply.body
+    assert "\n".join(reply.json()["translatedText"]) + "\n" == translate_cli(exported, lines).decode()
+    assert ready.status == 200 and len(ready.json()["translations"]) == 2, ready.body
 
 
 def test_hostile_input_keeps_one_line_per_line_as_torch_does(exported, trained_model_dir):

@@ -82,12 +82,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(model_dir: Path, log: Path, *args: str, headers: dict[str, str] | None = None) -> Iterator[Server]:
+def running_server(model_dir: Path, log: Path, *args: str, headers: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Iterator[Server]:
     """seq2seq-serve on a free port, once /ready answers 200; terminated (SIGTERM) afterwards if still running."""
     port = free_port()
     cmd = [str(BIN / "seq2seq-serve"), "--model", str(model_dir), "--port", str(port), "--threads", "1", *args]
     with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=ENV)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env or ENV)
     server = Server(proc, f"http://127.0.0.1:{port}", log, headers)
     try:
         wait_ready(server)
