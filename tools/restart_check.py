@@ -55,8 +55,11 @@ def main() -> int:
             rendezvous = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{free_port()}", f"--rdzv_id=trial{trial}"]
             launchers = 2 * [[torchrun, *rendezvous, f"--max-restarts={args.max_restarts}", *worker]]
         logs = [work / f"run{trial}.launcher{i}.stderr" for i in range(len(launchers))]  # files, not pipes: no launcher blocks on a full pipe
-        procs = [subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=REPO,
-                                  env={**os.environ, "OMP_NUM_THREADS": "1"}) for command, log in zip(launchers, logs)]
+        procs = []
+        for command, log in zip(launchers, logs):
+            with log.open("wb") as sink:  # the child keeps its own copy of the descriptor
+                procs.append(subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=sink, cwd=REPO,
+                                              env={**os.environ, "OMP_NUM_THREADS": "1"}))
         codes = [proc.wait(timeout=600) for proc in procs]
         err = "".join(log.read_text(errors="replace") for log in logs)
         ok = codes == [0] * len(procs) and "at step 4" in err

@@ -102,12 +102,11 @@ class _StepGraph(nn.Module):
     `_topk`). The search uses them on the steps where no other rule applies.
     """
 
-    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int]):
+    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int], output_ids: torch.Tensor | None):
         super().__init__()
         self.model, self.memory_names, self.state_names = model, memory_names, state_names
-        weight, bias, _ = model.decoder.output_layer()  # the output vocabulary's rows (V', E), (V',)
-        ids = _output_ids(model)
-        ids = torch.arange(weight.size(0)) if ids is None else ids
+        weight, bias, _ = model.decoder.output_layer()  # the output vocabulary's rows (V', E), (V',): those of output_ids
+        ids = torch.arange(weight.size(0)) if output_ids is None else output_ids
         # Buffers become the graph's initializers, which int8 quantization finds (it leaves constants alone).
         self.register_buffer("output_weight", weight.detach().clone())
         self.register_buffer("output_bias", bias.detach().clone())
@@ -156,7 +155,8 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
         enc_axes[name] = {0: "batch", 1: "src_len"} if name in ("enc_out", "keys", "mask") else {state_names.get(name, 0): "batch"}
     _export(encoder, (src, src_len), out_dir / ENCODER_GRAPH, ["src", "src_len"], [*memory_names, *state_names], enc_axes)
 
-    step = _StepGraph(model, memory_names, state_names)
+    output_ids = _output_ids(model)  # the step graph's logits columns, and export.json's output_ids
+    step = _StepGraph(model, memory_names, state_names, output_ids)
     memory, state = enc_outputs[: len(memory_names)], enc_outputs[len(memory_names) :]
     y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
     step_axes = {"y": batch, "logits": batch, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
@@ -175,7 +175,6 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     copy_model_files(model_dir, out_dir, joint)
     for name in (META, CONFIG):
         write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
-    output_ids = _output_ids(model)
     meta = ExportMeta(
         export_format_version=EXPORT_FORMAT_VERSION,
         package_version=__version__,

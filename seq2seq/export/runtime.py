@@ -95,13 +95,13 @@ class ExportedModel:
         self.small_step_session = small_step
         self.meta = meta
         self._state_names = tuple(meta.state_batch_axes)
+        self._encoder_outputs = [o.name for o in encoder.get_outputs()]
         self._next_state = [f"next_{name}" for name in self._state_names]
         self._ids = None if meta.output_ids is None else np.asarray(meta.output_ids, dtype=np.int64)  # (V',) each logits column's id
 
     def encode(self, src: np.ndarray, src_len: np.ndarray) -> tuple[Memory, State]:
         """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state."""
-        names = [o.name for o in self.encoder.get_outputs()]
-        values = dict(zip(names, self.encoder.run(None, {"src": src, "src_len": src_len})))
+        values = dict(zip(self._encoder_outputs, self.encoder.run(None, {"src": src, "src_len": src_len})))
         return {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
 
     def step(self, y: np.ndarray, state: State, memory: Memory) -> tuple[np.ndarray, np.ndarray, State]:
