@@ -13,17 +13,17 @@ __all__ = ["Config", "ConfigError", "SearchOptions", "Translator", "load_config"
 
 if TYPE_CHECKING:
     from seq2seq.config import Config, ConfigError, load_config
+    from seq2seq.inference.translator import Translator
     from seq2seq.options import SearchOptions
-    from seq2seq.training import train
-    from seq2seq.translate import Translator
+    from seq2seq.training.loop import train
 
 _LAZY = {
     "Config": "seq2seq.config",
     "ConfigError": "seq2seq.config",
     "load_config": "seq2seq.config",
     "SearchOptions": "seq2seq.options",
-    "train": "seq2seq.training",  # not seq2seq.train: a submodule of that name would shadow the function
-    "Translator": "seq2seq.translate",
+    "train": "seq2seq.training.loop",  # not seq2seq.train: a submodule of that name would shadow the function
+    "Translator": "seq2seq.inference.translator",
 }
 
 

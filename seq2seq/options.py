@@ -1,19 +1,17 @@
-"""Decoding options: one typed value, with every default and check written here once; and the
-`Hypothesis` every search returns.
+"""Decoding options: one typed value, with every default, check and command-line help written here once.
 
-The command line, the Python API, training's validation and test scoring build a
-`SearchOptions` and pass it on; the search reads it. This module imports no torch, so that a
+The command line (seq2seq.cli.common derives its search flags from the fields), the server's
+request model (seq2seq.serve.inputs), the Python API, training's validation and test scoring build a
+`SearchOptions` and pass it on; both searches read it. This module imports no torch, so that a
 server or an exported runtime can build and check options without loading the model's framework.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
-
-if TYPE_CHECKING:
-    import torch
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
 
 Mode = Literal["beam", "sample"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -46,20 +44,20 @@ class SearchOptions:
     here: it is the `prefixes` argument of `Translator.translate`.
     """
 
-    mode: Mode = "beam"
-    beam_size: int = 5
-    nbest: int = 1
-    length_penalty: float = 1.0
-    max_len_ratio: float = 2.0
-    max_len_offset: int = 10
-    early_stop: bool = True
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int = 0
-    min_len_ratio: float = 0.0
-    no_repeat_ngram: int = 0
-    ban_unk: bool = False
+    mode: Mode = field(default="beam", metadata={"choices": MODES, "help": "beam: beam search; sample: draw samples (--sample)"})
+    beam_size: int = field(default=5, metadata={"min": 1, "help": "hypotheses kept per sentence (1: greedy search)"})
+    nbest: int = field(default=1, metadata={"min": 1, "help": "translations per sentence, best first"})
+    length_penalty: float = field(default=1.0, metadata={"min": 0, "help": "GNMT length penalty alpha (0 = none)"})
+    max_len_ratio: float = field(default=2.0, metadata={"min": 0, "help": "longest output, relative to the source length"})
+    max_len_offset: int = field(default=10, metadata={"min": 0, "help": "tokens an output may have beyond max_len_ratio times the source length"})
+    early_stop: bool = field(default=True, metadata={"help": "stop a sentence once its best candidate ends (off: once beam_size hypotheses have ended)"})
+    temperature: float = field(default=1.0, metadata={"above": 0, "help": "sampling temperature", "only": "sample"})
+    top_k: int = field(default=0, metadata={"min": 0, "help": "sample from the K most likely tokens (0: all)", "only": "sample"})
+    top_p: float = field(default=1.0, metadata={"above": 0, "max": 1, "bound_note": "1: no nucleus cut", "help": "nucleus sampling: draw from the most likely tokens whose probability reaches P (1: all)", "only": "sample"})
+    seed: int = field(default=0, metadata={"help": "seed of the samples", "only": "sample"})
+    min_len_ratio: float = field(default=0.0, metadata={"min": 0, "help": "shortest output, relative to the source length (0: no minimum)"})
+    no_repeat_ngram: int = field(default=0, metadata={"min": 0, "help": "no N-gram of target tokens occurs twice in an output (0: off)"})
+    ban_unk: bool = field(default=False, metadata={"help": "never output <unk>"})
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -67,27 +65,21 @@ class SearchOptions:
             raise ValueError("; ".join(problems))
 
     def problems(self) -> list[str]:
-        """Every invalid field, each named with what is valid."""
+        """Every invalid field, each named with what is valid; the bounds are each field's metadata."""
         found = []
-        if self.mode not in MODES:
-            found.append(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        for name, lo in (("beam_size", 1), ("nbest", 1), ("max_len_offset", 0), ("top_k", 0), ("no_repeat_ngram", 0)):
-            value = getattr(self, name)
-            if not _is_int(value) or value < lo:
-                found.append(f"{name} must be an integer >= {lo}; got {value!r}")
-        for name in ("length_penalty", "max_len_ratio", "min_len_ratio"):
-            value = getattr(self, name)
-            if not _is_number(value) or not value >= 0:
-                found.append(f"{name} must be a number >= 0; got {value!r}")
-        if not _is_number(self.temperature) or not self.temperature > 0:
-            found.append(f"temperature must be a number > 0; got {self.temperature!r}")
-        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
-            found.append(f"top_p must be a number > 0 and <= 1 (1: no nucleus cut); got {self.top_p!r}")
-        if not _is_int(self.seed):
-            found.append(f"seed must be an integer; got {self.seed!r}")
-        for name in ("early_stop", "ban_unk"):
-            if not isinstance(getattr(self, name), bool):
-                found.append(f"{name} must be true or false; got {getattr(self, name)!r}")
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if "choices" in meta:
+                if value not in meta["choices"]:
+                    found.append(f"{f.name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+            elif f.type == "bool":
+                if not isinstance(value, bool):
+                    found.append(f"{f.name} must be true or false; got {value!r}")
+            elif f.type == "int":
+                if not _is_int(value) or ("min" in meta and value < meta["min"]):
+                    found.append(f"{f.name} must be an integer{_bounds(meta)}; got {value!r}")
+            elif not _is_number(value) or not _within(value, meta):
+                found.append(f"{f.name} must be a number{_bounds(meta)}; got {value!r}")
         if self.mode == "beam" and _is_int(self.nbest) and _is_int(self.beam_size) and 1 <= self.beam_size < self.nbest:
             found.append(f"nbest ({self.nbest}) cannot exceed beam_size ({self.beam_size}); raise beam_size")
         return found
@@ -111,35 +103,14 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@dataclass(frozen=True)
-class Hypothesis:
-    """One output of a search (the torch search's and the exported runtime's), ranked by `score`."""
-
-    tokens: list[int]  # target ids, without BOS and EOS
-    score: float  # log_prob after the length penalty
-    log_prob: float  # summed log-probability of tokens + EOS
-    # (T, S_real): a row for each output token, EOS included; only the torch search returns it, when
-    # asked. Left out of ==, which tensors would make ambiguous.
-    attention: torch.Tensor | None = field(default=None, compare=False)
+def _within(value: float, meta: Mapping[str, Any]) -> bool:
+    """Whether value lies in the field's bounds: min (>=), above (>), max (<=); NaN never does."""
+    return (value >= meta.get("min", -math.inf) and (value > meta["above"] if "above" in meta else True)
+            and value <= meta.get("max", math.inf))
 
 
-def in_length_batches(
-    sources: Sequence[Any], batch_size: int, prefixes: Sequence[Any] | None, search_batch: Callable[[list[Any], list[Any] | None], list[list[Hypothesis]]]
-) -> list[list[Hypothesis]]:
-    """Search each source (token ids without EOS) in batches of similar length, longest first;
-    results in input order. Both searches, torch's and the exported runtime's, batch this way.
-
-    search_batch(sources, prefixes or None) searches one batch. Sorting by length keeps padding low;
-    a sentence's result never depends on its batch. prefixes: None, or one per source.
-    """
-    check_batch_size(batch_size)
-    if prefixes is not None and len(prefixes) != len(sources):
-        raise ValueError(f"prefixes has {len(prefixes)} entries for {len(sources)} sources; give one per source (None for no prefix)")
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
-    results: list[list[Hypothesis]] = [[] for _ in sources]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        found = search_batch([sources[i] for i in chunk], None if prefixes is None else [prefixes[i] for i in chunk])
-        for i, hyps in zip(chunk, found):
-            results[i] = hyps
-    return results
+def _bounds(meta: Mapping[str, Any]) -> str:
+    """' >= 1', ' > 0 and <= 1 (1: no nucleus cut)': a field's bounds as its error message states them."""
+    parts = [f">= {meta['min']}"] if "min" in meta else [f"> {meta['above']}"] if "above" in meta else []
+    parts += [f"<= {meta['max']}"] if "max" in meta else []
+    return (" " + " and ".join(parts) if parts else "") + (f" ({meta['bound_note']})" if "bound_note" in meta else "")

@@ -12,14 +12,14 @@ import torch
 from hypothesis import HealthCheck, settings
 
 from seq2seq.config import ModelConfig, load_config
-from seq2seq.demo_corpus import write_demo_corpus
+from seq2seq.data.demo_corpus import write_demo_corpus
+from seq2seq.inference.translator import Translator
 from seq2seq.model import build_model
 from seq2seq.tokenizer import EOS_ID, PAD_ID
-from seq2seq.translate import Translator
 
 torch.set_num_threads(1)
 
-# Input lines a translation command must survive, one line out per line in (tests/test_cli.py, tests/export).
+# Input lines a translation command must survive, one line out per line in (tests/cli/test_cli.py, tests/export).
 HOSTILE = [
     b"The dog sees the cat.",
     b"",
@@ -88,7 +88,7 @@ def tiny_config(run_dir: Path, data_dir: Path, *extra: str):
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory, demo_dir) -> Path:
     """A model trained for a few steps: enough for round trips and the translate command."""
-    from seq2seq.training import train
+    from seq2seq.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("run")
     return train(tiny_config(run_dir, demo_dir, "train.epochs=2", "train.valid_beam_size=2"))

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
+from seq2seq.inference.translator import Translator
 from seq2seq.options import SearchOptions
-from seq2seq.training import train
-from seq2seq.translate import Translator
+from seq2seq.training.loop import train
 
 from conftest import tiny_config
 

@@ -70,9 +70,9 @@ def test_the_demo_recipe_trains_a_model_that_translates_well(tmp_path):
     from sacrebleu.metrics import BLEU
 
     from seq2seq.config import load_config
+    from seq2seq.inference.translator import Translator
     from seq2seq.textfiles import read_lines
-    from seq2seq.training import train
-    from seq2seq.translate import Translator
+    from seq2seq.training.loop import train
 
     repo = Path(__file__).resolve().parents[1]
     config = load_config(repo / "recipes" / "demo.yaml", [f"run_dir={tmp_path}", "train.epochs=2", "train.score_test=false",

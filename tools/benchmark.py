@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
+from seq2seq.inference.translator import Translator
 from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
-from seq2seq.translate import Translator
 
 
 def time_translation(translator: Translator, sentences: list[str], beam_size: int, batch_size: int) -> dict:

@@ -41,9 +41,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from seq2seq.export.exporter import export_model_dir
+    from seq2seq.inference.translator import Translator
     from seq2seq.options import SearchOptions
     from seq2seq.textfiles import read_lines
-    from seq2seq.translate import Translator
 
     int8_dir = args.exported.with_name(args.exported.name + "-int8")
     for out, quantize in ((args.exported, "none"), (int8_dir, "int8")):

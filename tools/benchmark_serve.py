@@ -57,8 +57,8 @@ def command_rate(model: str, sentences: list[str], threads: int) -> tuple[float,
 def in_process_latencies(model: str, sentences: list[str], threads: int) -> list[float]:
     import torch
 
-    from seq2seq.output import clean_line
-    from seq2seq.translate import Translator
+    from seq2seq.inference.output import clean_line
+    from seq2seq.inference.translator import Translator
 
     torch.set_num_threads(threads)
     translator = Translator.from_pretrained(model, device="cpu")

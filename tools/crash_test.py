@@ -30,7 +30,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from seq2seq.resume import read_state_file, state_path
+from seq2seq.training.resume import read_state_file, state_path
 
 REPO = Path(__file__).resolve().parent.parent
 ATTEMPT_TIMEOUT_S = 900  # one training attempt of the short run; minutes on a loaded CPU

@@ -16,7 +16,7 @@ import argparse
 import re
 from pathlib import Path
 
-from seq2seq.demo_corpus import NOUNS, generate_pairs
+from seq2seq.data.demo_corpus import NOUNS, generate_pairs
 from seq2seq.textfiles import write_lines
 
 FARM = ("king", "queen", "horse", "cow", "pig", "egg")

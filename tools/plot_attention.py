@@ -27,8 +27,8 @@ def attend(model_dir: Path, sentence: str, beam_size: int | None = None) -> tupl
     """Translate one sentence: (source pieces + </s>, target pieces + </s>, translation, attention (T, S))."""
     import torch
 
+    from seq2seq.inference.translator import Translator
     from seq2seq.options import SearchOptions
-    from seq2seq.translate import Translator
 
     translator = Translator.from_pretrained(model_dir, device="cpu")
     found = translator.attention(sentence, SearchOptions() if beam_size is None else SearchOptions(beam_size=beam_size))

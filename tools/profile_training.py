@@ -27,12 +27,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from seq2seq.batching import collate_pairs, make_batches
 from seq2seq.config import load_config
-from seq2seq.distributed import Dist
-from seq2seq.loss import token_loss
-from seq2seq.preparation import keep_freed_memory, new_model, prepare_data, seed_everything
-from seq2seq.schedules import new_optimizer
+from seq2seq.data.batching import collate_pairs, make_batches
+from seq2seq.training.distributed import Dist
+from seq2seq.training.loss import token_loss
+from seq2seq.training.schedules import new_optimizer
+from seq2seq.training.setup import keep_freed_memory, new_model, prepare_data, seed_everything
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python tools/restart_check.py --trials 10 [--nodes 1|2] [--max-restarts 1] [--work-dir DIR]
 
-Each trial runs tests/distributed_worker.py under `torchrun --standalone --nproc_per_node=2
+Each trial runs tests/training/distributed_worker.py under `torchrun --standalone --nproc_per_node=2
 --max-restarts=N` (with --nodes 2: two launchers on this machine, one process each, meeting at a
 c10d rendezvous on 127.0.0.1) on a tiny generated corpus: rank 1 is SIGKILLed at its fifth step on the first
 attempt, the state is saved every 2 steps, and the trial succeeds when the group restarts, resumes
@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, help="where the runs go (default: a new temporary directory)")
     args = parser.parse_args()
 
-    from seq2seq.demo_corpus import write_demo_corpus
+    from seq2seq.data.demo_corpus import write_demo_corpus
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="restart-check-"))
     demo = write_demo_corpus(work / "demo", seed=0, train_size=400, valid_size=40, test_size=40)
@@ -47,7 +47,7 @@ def main() -> int:
     succeeded = 0
     for trial in range(args.trials):
         start = time.perf_counter()
-        worker = [REPO / "tests" / "distributed_worker.py", "--rank", "1", "--fail", "5:kill", REPO / "recipes" / "demo.yaml", "data.demo=false",
+        worker = [REPO / "tests" / "training" / "distributed_worker.py", "--rank", "1", "--fail", "5:kill", REPO / "recipes" / "demo.yaml", "data.demo=false",
                   f"data.dir={demo}", *TINY_RUN, f"run_dir={work / f'run{trial}'}"]
         if args.nodes == 1:
             launchers = [[torchrun, "--standalone", "--nproc_per_node=2", f"--max-restarts={args.max_restarts}", *worker]]

@@ -15,10 +15,10 @@ import json
 
 import torch
 
+from seq2seq.inference.translator import Translator
 from seq2seq.options import PRECISIONS, SearchOptions
 from seq2seq.scoring import corpus_bleu, corpus_chrf, literature_bleu
 from seq2seq.textfiles import read_lines
-from seq2seq.translate import Translator
 
 
 def main() -> None:

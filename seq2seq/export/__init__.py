@@ -2,7 +2,7 @@
 
 `seq2seq-export` (seq2seq.export.exporter, which needs torch) writes an exported directory;
 seq2seq.export.runtime loads one with onnxruntime, numpy and sentencepiece only, and
-seq2seq.export.search decodes with it. This module holds what both sides agree on and imports
+seq2seq.decoding.numpy_search decodes with it. This module holds what both sides agree on and imports
 nothing heavy, so `Translator.from_pretrained` can tell an exported directory from a model
 directory before deciding whether to load torch.
 """

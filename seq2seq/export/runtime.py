@@ -3,7 +3,7 @@
 An exported directory (written by `seq2seq-export`) holds encoder.onnx, decoder_step.onnx, the
 SentencePiece model(s), export.json (an `ExportMeta`: what the graphs expect), the source model's
 meta.json and config.json, and a README.md model card. `load_exported` checks it as
-seq2seq.checkpoint.read_model_dir checks a model directory, with errors that say what to do.
+seq2seq.modeldir.checkpoint.read_model_dir checks a model directory, with errors that say what to do.
 
 The graphs pass everything in and out: the encoder maps (src, src_len) to the attention memory
 (its projected keys among it) and the decoder's initial state; one decoder step maps
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from seq2seq.checkpoint import META, CheckpointError, ModelMeta
+from seq2seq.decoding.numpy_constraints import NEG_INF
 from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, STEP_GRAPH
-from seq2seq.export.constraints import NEG_INF
+from seq2seq.modeldir.checkpoint import META, CheckpointError, ModelMeta
 from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
 
 if TYPE_CHECKING:

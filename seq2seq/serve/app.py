@@ -2,7 +2,7 @@
 
 No translation logic: a route parses and checks its request (seq2seq.serve.inputs), puts the
 sentences on the queue (seq2seq.serve.batcher) and writes what the Translator gave, with the
-functions seq2seq-translate writes its output with (seq2seq.output).
+functions seq2seq-translate writes its output with (seq2seq.inference.output).
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
+from seq2seq.inference.output import json_record, one_line
 from seq2seq.options import SearchOptions
-from seq2seq.output import json_record, one_line
 from seq2seq.serve.batcher import Batcher
 from seq2seq.serve.inputs import InputError, Limits, NativeBody, libre_request, native_request, parse_fields, read_body
 from seq2seq.serve.metrics import Metrics, new_metrics
 
 if TYPE_CHECKING:
-    from seq2seq.translate import Translator
+    from seq2seq.inference.translator import Translator
 
 log = logging.getLogger("seq2seq.serve")
 access_log = logging.getLogger("seq2seq.serve.access")

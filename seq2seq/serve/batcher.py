@@ -29,7 +29,7 @@ from seq2seq.options import SearchOptions
 from seq2seq.serve.metrics import Metrics
 
 if TYPE_CHECKING:
-    from seq2seq.translate import Translation, Translator
+    from seq2seq.inference.translator import Translation, Translator
 
 log = logging.getLogger("seq2seq.serve")
 

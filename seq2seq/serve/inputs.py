@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from seq2seq.inference.output import clean_line
 from seq2seq.options import SearchOptions
-from seq2seq.output import clean_line
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(SearchOptions))
 # Limits on options that set how much work one sentence costs; the others are the search's own business.

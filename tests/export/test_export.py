@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.checkpoint import CheckpointError, load_model_dir
-from seq2seq.export.command import export_main
-from seq2seq.export.search import check_supported
+from seq2seq.cli.export import main as export_main
+from seq2seq.decoding.numpy_search import check_supported
+from seq2seq.inference.translator import PrefixError, Translator
+from seq2seq.modeldir.checkpoint import CheckpointError, load_model_dir
 from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
-from seq2seq.translate import PrefixError, Translator
 
 from conftest import HOSTILE, tiny_config, tiny_tokenizer
 
@@ -40,7 +40,7 @@ def target_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
     """The LSTM fixture trained with an output layer over the training targets' pieces only
     (model.output_vocab=target, as the en-de recipe's), and its export, whose step graph computes
     those columns alone; the other fixtures' output layers cover the whole vocabulary."""
-    from seq2seq.training import train
+    from seq2seq.training.loop import train
 
     root = tmp_path_factory.mktemp("target")
     model_dir = train(tiny_config(root / "run", demo_dir, "model.output_vocab=target", "train.epochs=2", "train.valid_beam_size=2"))
@@ -71,7 +71,7 @@ def runtime(exported) -> Translator:
 # model's own outputs), against the torch search's `constrain`. no_repeat_ngram is held to the torch
 # search below rather than here: on this barely trained model, which scores a permutation of tokens
 # alike, it makes exact score ties that torch's topk breaks in its own order (tests/export/
-# test_export_constraints.py holds the rule itself to torch's, bit for bit).
+# tests/decoding/test_numpy_constraints.py holds the rule itself to torch's, bit for bit).
 CONTROLS = SearchOptions(beam_size=5, min_len_ratio=0.8, ban_unk=True)
 PREFIXES = ["Der", "Die Frau", "Ein Mann sieht den Hund und die Katze und das Kind"]
 
@@ -86,7 +86,7 @@ def test_exported_translations_are_byte_identical_to_torch(translator, runtime, 
     prefixes = [PREFIXES[i // 3 % 3] if i % 3 == 0 else None for i in range(len(five_hundred))] if prefixed else None
     expected = translator.translate(five_hundred, options, batch_size=64, prefixes=prefixes)
     assert runtime.translate(five_hundred, options, batch_size=64, prefixes=prefixes) == expected
-    assert runtime.translate(five_hundred, options, batch_size=1, prefixes=prefixes) == expected  # torch: batch 1 = batch 64 (tests/test_translate.py)
+    assert runtime.translate(five_hundred, options, batch_size=1, prefixes=prefixes) == expected  # torch: batch 1 = batch 64 (tests/inference/test_translator.py)
     if prefixed:  # the controls and prefixes did something
         assert all(expected[i].startswith(PREFIXES[i // 3 % 3]) for i in range(0, len(five_hundred), 3))
         assert expected != translator.translate(five_hundred, SearchOptions(beam_size=5), batch_size=64)
@@ -110,7 +110,7 @@ def test_exported_no_repeat_ngram_matches_torch_up_to_ties(translator, runtime, 
 def gru_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
     """A tiny GRU model directory (trained as the LSTM fixture, at a higher learning rate so that it
     outputs words after two epochs) and its export."""
-    from seq2seq.training import train
+    from seq2seq.training.loop import train
 
     root = tmp_path_factory.mktemp("gru")
     model_dir = train(tiny_config(root / "run", demo_dir, "model.cell=gru", "train.epochs=2", "train.lr=0.01", "train.valid_beam_size=2"))
@@ -138,7 +138,7 @@ def test_the_step_graphs_top_k_and_log_norm_are_the_searchs(vocabulary, exported
     import numpy as np
     import torch
 
-    from seq2seq.export.search import _topk
+    from seq2seq.decoding.numpy_search import _topk
     from seq2seq.tokenizer import BOS_ID, PAD_ID, pad_with_eos
 
     runtime = Translator.from_pretrained(exported if vocabulary == "whole" else target_dirs[1], threads=1)

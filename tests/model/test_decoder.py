@@ -35,7 +35,7 @@ def test_scheduled_sampling_runs_and_changes_inputs():
 
 
 def test_restricted_output_scores_only_the_masked_pieces():
-    from seq2seq.loss import token_loss
+    from seq2seq.training.loss import token_loss
 
     model = tiny(attention="luong", input_feeding=False, output_vocab="target")
     allowed = [0, 1, 2, 3, *range(10, 30)]

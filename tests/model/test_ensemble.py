@@ -14,15 +14,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from seq2seq.batching import pad_sources
-from seq2seq.checkpoint import CheckpointError
 from seq2seq.config import ModelConfig
+from seq2seq.data.batching import pad_sources
+from seq2seq.decoding.torch_search import beam_search
+from seq2seq.inference.translator import Translator
 from seq2seq.model import Ensemble, build_model
+from seq2seq.modeldir.checkpoint import CheckpointError
 from seq2seq.options import SearchOptions
-from seq2seq.search import beam_search
 from seq2seq.textfiles import read_lines
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from seq2seq.translate import Translator
 
 from conftest import with_other_tokenizer
 

@@ -4,9 +4,9 @@ precision, its predictions stay close, and a restricted output vocabulary stays 
 import pytest
 import torch
 
-from seq2seq.batching import pad_sources
+from seq2seq.data.batching import pad_sources
+from seq2seq.inference.translator import Translator
 from seq2seq.options import SearchOptions
-from seq2seq.translate import Translator
 
 from conftest import padded_batch, tiny
 

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("prometheus_client", reason="the server's extra is not installed: pip install -e '.[serve]'")
 
+from seq2seq.inference.translator import Translation
 from seq2seq.options import SearchOptions
 from seq2seq.serve.batcher import Batcher
 from seq2seq.serve.metrics import new_metrics
-from seq2seq.translate import Translation
 
 
 class Echo:

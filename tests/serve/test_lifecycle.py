@@ -125,7 +125,7 @@ def test_sigterm_under_load_answers_every_accepted_request(trained_model_dir, tm
 
 
 def test_usage_errors_exit_2_with_a_message(tmp_path, trained_model_dir, capsys):
-    from seq2seq.serve.cli import serve_main
+    from seq2seq.cli.serve import main as serve_main
 
     model = ["--model", str(trained_model_dir)]
     for args, words in (([*model, "--options", '{"beam_sise": 3}'], "beam_sise is not an option"),
@@ -145,7 +145,7 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, trained_model_dir, capsys)
 def test_translate_command_imports_no_web_framework(trained_model_dir):
     code = (
         "import sys\n"
-        "from seq2seq.translate_command import translate_main\n"
+        "from seq2seq.cli.translate import main as translate_main\n"
         f"rc = translate_main(['--model', {str(trained_model_dir)!r}, '--quiet'])\n"
         "web = sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette', 'pydantic', 'prometheus_client', 'selenium')"
         " or m.startswith('seq2seq.serve'))\n"

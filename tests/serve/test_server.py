@@ -16,10 +16,10 @@ import pytest
 import torch
 from serving import Server, assert_same_records, cli_records, post_form, post_json, request, running_server, translate_cli
 
+from seq2seq.inference.output import json_record
+from seq2seq.inference.translator import Translator
 from seq2seq.options import SearchOptions
-from seq2seq.output import json_record
 from seq2seq.textfiles import read_lines
-from seq2seq.translate import Translator
 
 pytestmark = pytest.mark.slow  # trained_model_dir trains
 
@@ -178,7 +178,7 @@ def test_hostile_lines_get_one_answer_each_as_from_the_command(server, trained_m
     assert reply.status == 200
     # The command reads lines: a string holding a line break is two lines there, and the server cleans
     # it to one (as the command cleans U+2028); both turn control characters into spaces.
-    from seq2seq.output import clean_line
+    from seq2seq.inference.output import clean_line
 
     assert reply.json()["translatedText"] == translate_cli(trained_model_dir, [clean_line(h) for h in HOSTILE], *CLI).decode().split("\n")[:-1]
     # Lone surrogates can be escaped in JSON but not encoded in UTF-8: replaced, as the command replaces bytes that are not UTF-8.

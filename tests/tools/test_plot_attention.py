@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from seq2seq.checkpoint import read_model_dir, save_model_dir
 from seq2seq.model import build_model
+from seq2seq.modeldir.checkpoint import read_model_dir, save_model_dir
 from seq2seq.tokenizer import load_tokenizer
 
 from conftest import assert_sensible_png, load_tool

@@ -1,0 +1,49 @@
+"""Argument parsing for `seq2seq-export`; the work is in seq2seq.export.exporter.
+
+Kept beside the exporter rather than in seq2seq/cli/common.py so the export command's imports (torch,
+onnx, onnxruntime's quantizer) stay off every other command's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from seq2seq.cli.common import EXIT_OK, EXIT_USAGE, fail, setup_logging
+
+log = logging.getLogger("seq2seq")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq-export",
+        description="Export a model directory to ONNX graphs that translate with onnxruntime, numpy and sentencepiece (no torch).",
+        epilog="Translate with the result as with a model directory: seq2seq-translate --model OUT, or Translator.from_pretrained(OUT).",
+    )
+    parser.add_argument("--model", required=True, nargs="+", help="the model directory to export (an ensemble of several is refused)")
+    parser.add_argument("--output", required=True, help="the exported directory to write")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="int8: onnxruntime dynamic quantization (smaller, faster, check BLEU)")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
+    args = parser.parse_args(argv)
+    setup_logging(args.quiet)
+
+    from seq2seq.export.exporter import check_ensemble, export_model_dir
+    from seq2seq.modeldir.checkpoint import CheckpointError
+
+    start = time.perf_counter()
+    try:
+        check_ensemble([Path(d) for d in args.model])
+        meta = export_model_dir(Path(args.model[0]), Path(args.output), quantize=args.quantize)
+    except (CheckpointError, ValueError) as err:
+        return fail(str(err), EXIT_USAGE)
+    except ImportError as err:
+        return fail(f"{err}; seq2seq-export needs the onnx extra: pip install -e \".[onnx]\"", EXIT_USAGE)
+    log.info("exported %s to %s (opset %d, %s) in %.1f s", args.model[0], args.output, meta.opset, meta.quantize, time.perf_counter() - start)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

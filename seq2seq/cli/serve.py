@@ -1,0 +1,122 @@
+"""seq2seq-serve: load a model directory (or several: an ensemble) and answer HTTP on uvicorn.
+
+Exit codes as the other commands: 2 for a usage or model-directory error (a message, no
+traceback), 1 when the server cannot start (e.g. the port is taken), 0 after SIGTERM (or SIGINT)
+once every accepted request has been answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import signal
+
+from seq2seq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_model_arguments, fail, setup_logging
+from seq2seq.options import BATCH_SIZE
+
+log = logging.getLogger("seq2seq.serve")
+
+MISSING = "seq2seq-serve needs FastAPI, uvicorn and prometheus-client: pip install 'seq2seq[serve]'"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq-serve",
+        description="Serve a translation model over HTTP: LibreTranslate's /translate and /languages, the native /v1/translate "
+        "(every seq2seq-translate decoding option), /v1/model, /health, /ready, /metrics and a page at /.",
+    )
+    add_model_arguments(parser, model_help="a model directory written by seq2seq-train, an exported one (seq2seq-export: the fast "
+                        "deployment runtime, no torch), or a model on the Hugging Face Hub (ORG/NAME); several: an ensemble")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--options", default="{}", metavar="JSON",
+                        help='decoding options of /translate, and defaults of /v1/translate: a JSON object of SearchOptions fields, '
+                        'e.g. \'{"beam_size": 10, "length_penalty": 0.6}\' (default: seq2seq-translate\'s defaults)')
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="sentences per decoder batch, as in seq2seq-translate")
+    parser.add_argument("--max-batch-tokens", type=int, default=2048,
+                        help="source subwords the inference worker takes into one batch at most (a longer sentence goes alone)")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0,
+                        help="milliseconds the worker waits for more sentences after the first before it starts a batch")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take; then 503 with Retry-After")
+    parser.add_argument("--max-queue", type=int, default=20000, help="sentences waiting at most; a request beyond gets 503 at once")
+    parser.add_argument("--max-lines", type=int, default=1000, help="sentences per request at most (more: 413)")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body size at most (more: 413)")
+    parser.add_argument("--max-beam-size", type=int, default=32, help="largest beam_size and nbest a request may ask for (more: 422)")
+    parser.add_argument("--api-keys", help="a file of API keys, one per line (# comments); every endpoint but /health and /ready then needs one")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr (no access log)")
+    return parser
+
+
+def read_api_keys(path: str) -> frozenset[str]:
+    with open(path, encoding="utf-8") as f:
+        keys = frozenset(k for line in f if (k := line.split("#", 1)[0].strip()))
+    if not keys:
+        raise ValueError(f"{path} holds no API key; put one key per line")
+    return keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for name in ("port", "batch_size", "max_batch_tokens", "max_queue", "max_lines", "max_body_bytes", "max_beam_size"):
+        if getattr(args, name) < (0 if name == "port" else 1):
+            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'port' else '>= 1'}; got {getattr(args, name)}")
+    for name in ("max_wait_ms", "timeout"):
+        if not getattr(args, name) >= 0 or (name == "timeout" and args.timeout == 0):
+            parser.error(f"--{name.replace('_', '-')} must be a number {'> 0' if name == 'timeout' else '>= 0'}; got {getattr(args, name)}")
+    setup_logging(args.quiet)
+    if any(importlib.util.find_spec(name) is None for name in ("fastapi", "uvicorn", "prometheus_client")):
+        return fail(MISSING, EXIT_USAGE)
+
+    from seq2seq.options import SearchOptions
+    from seq2seq.serve.inputs import InputError, Limits, search_options
+
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_lines=args.max_lines, max_beam_size=args.max_beam_size)
+    try:
+        values = json.loads(args.options)
+        if not isinstance(values, dict):
+            raise ValueError("it must be a JSON object")
+        defaults = search_options(values, SearchOptions(), limits)
+    except (ValueError, InputError) as err:  # JSONDecodeError is a ValueError
+        parser.error(f"--options: {err}")
+    try:
+        keys = read_api_keys(args.api_keys) if args.api_keys else frozenset()
+    except OSError as err:
+        return fail(f"--api-keys {err.filename}: {err.strerror}", EXIT_USAGE)
+    except ValueError as err:
+        return fail(f"--api-keys: {err}", EXIT_USAGE)
+    # The model's framework last: the mistakes above are reported without waiting for it (torch, for
+    # a model directory, comes in with the model; an exported one needs onnxruntime only).
+    import uvicorn
+
+    from seq2seq.inference.translator import Translator
+    from seq2seq.modeldir.checkpoint import CheckpointError
+    from seq2seq.serve.app import Settings, create_app
+
+    try:
+        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=args.threads, revision=args.revision)
+    except (CheckpointError, ValueError) as err:
+        return fail(str(err), EXIT_USAGE)
+    settings = Settings(limits=limits, max_tokens=args.max_batch_tokens, max_wait=args.max_wait_ms / 1000, batch_size=args.batch_size,
+                        timeout=args.timeout, max_queue=args.max_queue, api_keys=keys, defaults=defaults)
+    app = create_app(translator, settings)
+    # No uvicorn logging config and no uvicorn access log: its lines go to stderr through ours, and
+    # the app writes one access line per request itself. No limit on the graceful shutdown: a
+    # request's own deadline (--timeout) bounds how long an accepted request can take.
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=None))
+    received: list[int] = []
+    # uvicorn catches SIGTERM and SIGINT, shuts down gracefully, then raises the signal again with the
+    # handlers it found installed: these record it, so the process ends with our exit code, not killed.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot start, e.g. the port is taken; it has logged why
+        return EXIT_FAILURE
+    if not server.started:
+        return EXIT_FAILURE
+    log.info("stopped%s", f" on signal {signal.Signals(received[0]).name}" if received else "")
+    return EXIT_OK

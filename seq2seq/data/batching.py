@@ -1,0 +1,115 @@
+"""Token batches: pairs of similar lengths bucketed to about N target tokens, from a corpus in
+memory or a stream, padded and collated into tensors.
+
+Translation imports this module for `pad_sources`; it loads neither `datasets` nor the corpus code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, pad_with_eos
+
+if TYPE_CHECKING:
+    from seq2seq.data.corpus import EncodedSplit
+
+
+def stream_batches(stream, encode_src, encode_tgt, max_len: int, buffer_size: int, batch_tokens: int, seed: int, epoch: int) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Token batches from a stream of pairs, holding only `buffer_size` pairs at a time.
+
+    Each buffer is tokenized, length-filtered and cut into batches of similar lengths, as
+    `make_batches` does for a corpus in memory; the same seed and epoch give the same batches.
+    """
+    buffer: list[dict[str, str]] = []
+    part = 0
+    for pair in itertools.chain(stream, [None]):
+        if pair is not None:
+            buffer.append(pair)
+        if buffer and (len(buffer) == buffer_size or pair is None):
+            src_arr, tgt_arr, keep = filter_by_length(encode_src([p["src"] for p in buffer]), encode_tgt([p["tgt"] for p in buffer]), max_len)
+            src_lens = np.fromiter((len(a) + 1 for a in src_arr), dtype=np.int64, count=len(keep))
+            tgt_lens = np.fromiter((len(a) for a in tgt_arr), dtype=np.int64, count=len(keep))
+            if keep:
+                for indices in make_batches(src_lens, tgt_lens, batch_tokens, seed, epoch, part):
+                    yield [src_arr[i] for i in indices], [tgt_arr[i] for i in indices]
+            buffer, part = [], part + 1
+
+
+def filter_by_length(src_ids: list[list[int]], tgt_ids: list[list[int]], max_len: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """The pairs with 1 to `max_len` tokens on both sides, as arrays, and their row numbers."""
+    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if 0 < len(s) <= max_len and 0 < len(t) <= max_len]
+    return [np.asarray(src_ids[i], dtype=np.int64) for i in keep], [np.asarray(tgt_ids[i], dtype=np.int64) for i in keep], keep
+
+
+def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, seed: int, epoch: int, part: int = 0) -> list[np.ndarray]:
+    """Batches of about `batch_tokens` target tokens, of similar lengths, in a seeded random order.
+
+    Sorting by length (ties broken at random) keeps padding small; shuffling the batches keeps
+    updates from following the length order. The same seed and epoch give the same batches,
+    which an exact resume relies on.
+    """
+    rng = np.random.default_rng([seed, epoch, part])
+    order = np.lexsort((rng.random(len(tgt_lens)), src_lens, tgt_lens))
+    batches, start, tokens = [], 0, 0
+    for pos, i in enumerate(order):
+        tokens += int(tgt_lens[i]) + 1
+        if tokens > batch_tokens and pos > start:
+            batches.append(order[start:pos])
+            start, tokens = pos, int(tgt_lens[i]) + 1
+    batches.append(order[start:])
+    rng.shuffle(batches)
+    return batches
+
+
+@dataclass(frozen=True)
+class Batch:
+    src: torch.Tensor  # (B, S) source ids + EOS, PAD-padded
+    src_len: torch.Tensor  # (B,) int64
+    tgt_in: torch.Tensor  # (B, T) BOS + target ids
+    tgt_out: torch.Tensor  # (B, T) target ids + EOS
+    num_tokens: int  # non-pad target tokens
+
+    def to(self, device: torch.device) -> Batch:
+        """Copy to `device`; to a GPU from pinned memory, without blocking the host."""
+        nb = device.type == "cuda"
+        if nb:
+            self = Batch(self.src.pin_memory(), self.src_len.pin_memory(), self.tgt_in.pin_memory(), self.tgt_out.pin_memory(), self.num_tokens)
+        return Batch(
+            self.src.to(device, non_blocking=nb),
+            self.src_len.to(device, non_blocking=nb),
+            self.tgt_in.to(device, non_blocking=nb),
+            self.tgt_out.to(device, non_blocking=nb),
+            self.num_tokens,
+        )
+
+
+def pad_sources(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source ids + EOS, right-padded: (B, S) ids and (B,) lengths."""
+    ids, lens = pad_with_eos(seqs)
+    return torch.from_numpy(ids), torch.from_numpy(lens)
+
+
+def collate(split: EncodedSplit, indices: np.ndarray) -> Batch:
+    return collate_pairs([split.src[i] for i in indices], [split.tgt[i] for i in indices])
+
+
+def collate_pairs(srcs: list[np.ndarray], tgts: list[np.ndarray]) -> Batch:
+    """Token ids → padded tensors: source + EOS, BOS + target, target + EOS."""
+    src, src_len = pad_sources(srcs)
+    T = max(len(t) for t in tgts) + 1
+    tgt_in = np.full((len(tgts), T), PAD_ID, dtype=np.int64)
+    tgt_out = np.full((len(tgts), T), PAD_ID, dtype=np.int64)
+    for row, t in enumerate(tgts):
+        tgt_in[row, 0] = BOS_ID
+        tgt_in[row, 1 : len(t) + 1] = t
+        tgt_out[row, : len(t)] = t
+        tgt_out[row, len(t)] = EOS_ID
+    num_tokens = int(sum(len(t) + 1 for t in tgts))
+    return Batch(src, src_len, torch.from_numpy(tgt_in), torch.from_numpy(tgt_out), num_tokens)
+

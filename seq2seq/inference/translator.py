@@ -1,0 +1,336 @@
+"""Translator: load a model directory (or an exported one) and translate lists of sentences.
+
+This module is on the start-up path of `seq2seq-translate`. It imports no torch itself: a model
+directory loads torch, sentencepiece and safetensors when `from_pretrained` reads it, and an
+exported directory (seq2seq-export) loads onnxruntime instead, so the exported path works where
+torch is not installed. Nothing heavier is ever imported (no `datasets`, no sacrebleu, no
+plotting, no training code).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from seq2seq.decoding.hypotheses import Hypothesis
+from seq2seq.export import is_exported_dir
+from seq2seq.modeldir.checkpoint import CheckpointError, ModelMeta
+from seq2seq.modeldir.hub import resolve_model_dir
+from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
+from seq2seq.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from seq2seq.config import Config
+    from seq2seq.export.runtime import ExportedModel, ExportMeta
+
+log = logging.getLogger("seq2seq")
+
+
+class PrefixError(ValueError):
+    """A forced prefix cannot be used; `index` is its sentence's position in the call."""
+
+    def __init__(self, index: int, message: str):
+        self.index = index
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    score: float  # log-probability after the length penalty
+    tokens: list[str]  # target subwords, without EOS
+
+
+@dataclass(frozen=True)
+class Attention:
+    """The best translation of one sentence and where the decoder looked while writing it."""
+
+    text: str
+    source: list[str]  # source subwords and the </s> the model appends: S labels
+    target: list[str]  # target subwords and the final </s>: T labels
+    weights: list[list[float]]  # (T, S): each row sums to 1
+
+
+class Translator:
+    """A loaded model directory: `Translator.from_pretrained(DIR).translate(["A man is sleeping."])`.
+
+    `meta` is the first model's metadata; `precision` and `model_dirs` say how it was loaded
+    (several directories: an ensemble). For an exported directory `model` is the onnxruntime
+    `ExportedModel`, `config` is None (export.json, in `model.meta`, says what the graphs
+    need) and `device` is cpu.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module | ExportedModel,
+        tokenizer: Tokenizer,
+        config: Config | None,
+        meta: ModelMeta,
+        *,
+        model_dirs: list[Path],
+        device: torch.device | str,
+        precision: Precision,
+        max_len: int,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.meta = meta
+        self.model_dirs = model_dirs
+        self.device = device
+        self.precision = precision
+        self.max_len = max_len  # source tokens per piece: longer sentences are translated in pieces
+
+    @property
+    def model_dir(self) -> Path:
+        return self.model_dirs[0]
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.model_dirs) > 1
+
+    @property
+    def is_exported(self) -> bool:
+        return self.config is None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | Path | list[str | Path],
+        device: str = "auto",
+        precision: Precision = "fp32",
+        *,
+        threads: int = 0,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> Translator:
+        """Load a model directory, or a list of them to translate as an ensemble (they must share a
+        tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run), or a
+        directory written by seq2seq-export (translated with onnxruntime; torch is not imported).
+
+        A string `ORG/NAME` that is not a local path is a model on the Hugging Face Hub: it is
+        downloaded into the Hub cache (`cache_dir`, else HF_HUB_CACHE or HF_HOME) at `revision`
+        (branch, tag or commit; default main), or read from the cache alone with HF_HUB_OFFLINE=1.
+        A local directory always wins over a Hub id (seq2seq.modeldir.hub).
+
+        device: auto, cpu, cuda or cuda:N. precision: fp32 (as trained), bf16 (weights and
+        activations; fast on CUDA and on CPUs with bf16 instructions) or int8 (dynamic quantization
+        of the LSTM and linear layers; CPU only). Both trade a little accuracy for speed: check
+        BLEU on a validation set. An exported directory's precision is chosen when exporting.
+        threads: CPU threads (0: the library's default; torch's setting is process-wide).
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        dirs = [resolve_model_dir(d, revision=revision, cache_dir=cache_dir) for d in (model_dir if isinstance(model_dir, (list, tuple)) else [model_dir])]
+        if not dirs:
+            raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
+        if any(is_exported_dir(d) for d in dirs):
+            return cls._from_exported(dirs, device, precision, threads)
+
+        import torch
+
+        from seq2seq.devices import resolve_device
+        from seq2seq.model import Ensemble
+        from seq2seq.model.precision import with_precision
+        from seq2seq.modeldir.checkpoint import load_model_dir
+
+        if threads:
+            torch.set_num_threads(threads)
+        resolved = resolve_device(device)
+        if precision == "int8" and resolved.type != "cpu":
+            raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
+        model, config, tokenizer, meta = load_model_dir(dirs[0], resolved)
+        models, max_len = [with_precision(model, precision)], config.data.max_len
+        for other in dirs[1:]:
+            other_model, other_config, _, other_meta = load_model_dir(other, resolved)
+            if other_meta.tokenizer_sha256 != meta.tokenizer_sha256:
+                raise CheckpointError(f"{other} has a different tokenizer from {dirs[0]}; an ensemble needs models trained with one SentencePiece model")
+            models.append(with_precision(other_model, precision))
+            max_len = min(max_len, other_config.data.max_len)
+        searched = models[0] if len(models) == 1 else Ensemble(models).eval()
+        return cls(searched, tokenizer, config, meta, model_dirs=dirs, device=resolved, precision=precision, max_len=max_len)
+
+    @classmethod
+    def _from_exported(cls, dirs: list[Path], device: str, precision: Precision, threads: int) -> Translator:
+        """An exported directory, run by onnxruntime on the CPU in the precision it was exported in."""
+        from seq2seq.export.runtime import load_exported
+
+        if len(dirs) > 1:
+            raise CheckpointError("an exported model cannot join an ensemble; give one exported directory, or the model directories to ensemble with torch")
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"an exported model runs on the CPU (onnxruntime); got device {device!r}: use cpu, or the model directory on CUDA")
+        model, tokenizer, meta, export_meta = load_exported(dirs[0], threads)
+        exported = "int8" if export_meta.quantize == "int8" else "fp32"
+        if precision not in ("fp32", exported):
+            raise ValueError(f"{dirs[0]} was exported in {exported}; its precision is chosen by seq2seq-export --quantize, not by precision={precision!r}")
+        return cls(model, tokenizer, None, meta, model_dirs=dirs, device="cpu", precision=exported, max_len=export_meta.max_len)
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        """Copy the model directory to `out_dir` (weights, config, tokenizer, metadata, card)."""
+        from seq2seq.modeldir.checkpoint import save_model_dir
+
+        if self.is_exported:
+            raise ValueError("an exported model directory is saved by copying it (all its files); save_pretrained writes model directories")
+        if self.is_ensemble:
+            raise ValueError("an ensemble has no single model directory to save; average checkpoints of one run with seq2seq-average instead")
+        if self.precision != "fp32":
+            raise ValueError(f"this Translator runs in {self.precision}; save from one loaded with precision='fp32'")
+        out_dir = Path(out_dir)
+        if out_dir.resolve() == self.model_dir.resolve():
+            return
+        save_model_dir(out_dir, self.model, self.config, tokenizer_dir=self.model_dir, record=self.meta.training)
+
+    def translate(
+        self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE, prefixes: list[str | None] | None = None
+    ) -> list[str]:
+        """The best translation of each sentence; empty or blank sentences give ''. prefixes: see `translate_nbest`."""
+        return [hyps[0].text for hyps in self.translate_nbest(sentences, options, batch_size=batch_size, prefixes=prefixes)]
+
+    def translate_nbest(
+        self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE, prefixes: list[str | None] | None = None
+    ) -> list[list[Translation]]:
+        """The options.nbest best translations of each sentence (beam search) or options.nbest
+        samples (mode="sample"), with their scores, best first. Default options: `SearchOptions()`.
+
+        prefixes: None, or one target-language string (or None) per sentence: that sentence's
+        translations start with it, tokenized with the target tokenizer, and search continues
+        from there; the prefix is part of each translation's text, tokens and score. It is per
+        sentence, so it is an argument here rather than a field of the shared `SearchOptions`.
+        """
+        _check_sentences(sentences)
+        options = SearchOptions() if options is None else options
+        if not isinstance(options, SearchOptions):
+            raise TypeError(f"options must be a SearchOptions; got {type(options).__name__}")
+        forced = self._encode_prefixes(prefixes, len(sentences))
+
+        todo = [i for i, s in enumerate(sentences) if s.strip()]
+        encoded = self.tokenizer.encode_src([sentences[i] for i in todo])
+        pieces: list[np.ndarray] = []  # over-long sentences are translated in pieces of max_len tokens
+        owner: list[int] = []
+        piece_prefixes: list[list[int] | None] = []  # a prefix starts its sentence's first piece
+        for i, ids in zip(todo, encoded):
+            if len(ids) > self.max_len:
+                log.warning("line %d has %d tokens, more than the model's maximum of %d: translating it in %d pieces",
+                            i + 1, len(ids), self.max_len, -(-len(ids) // self.max_len))
+            for start in range(0, len(ids), self.max_len):
+                pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
+                owner.append(i)
+                piece_prefixes.append(forced[i] if forced is not None and start == 0 else None)
+        hyps = self._decode(pieces, options, batch_size, piece_prefixes if forced is not None else None)
+        out: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in sentences]
+        joined: dict[int, list[list[Hypothesis]]] = {}
+        for i, h in zip(owner, hyps):
+            joined.setdefault(i, []).append(h)
+        for i, parts in joined.items():
+            out[i] = self._join(parts) if len(parts) > 1 else [self._to_translation(h) for h in parts[0]]
+        return out
+
+    def _encode_prefixes(self, prefixes: object, n: int) -> list[list[int] | None] | None:
+        """Each sentence's prefix as target ids (None where it has none), or None when no sentence has one."""
+        if prefixes is None:
+            return None
+        if not isinstance(prefixes, (list, tuple)) or len(prefixes) != n:
+            raise TypeError(f"prefixes must be a list of one string (or None) per sentence, {n} in all; got {_describe(prefixes)}")
+        for i, p in enumerate(prefixes):
+            if p is not None and not isinstance(p, str):
+                raise TypeError(f"prefixes[{i}] must be a str or None; got {type(p).__name__}")
+        forced = [self.tokenizer.encode_tgt([p])[0] if p and p.strip() else None for p in prefixes]
+        emittable = _exported_emittable(self.model.meta) if self.is_exported else _emittable(self.model)
+        for i, ids in enumerate(forced):
+            if ids and emittable is not None and not bool(emittable[ids].all()):
+                bad = [self.tokenizer.tgt_pieces([t])[0] for t in ids if not bool(emittable[t])]
+                raise PrefixError(i, f"prefixes[{i}] {prefixes[i]!r} has pieces this model never outputs ({', '.join(bad)}): "
+                                 "it was trained with model.output_vocab=target; write the prefix in the target language")
+        return forced if any(forced) else None
+
+    def _decode(
+        self, pieces: list[np.ndarray], options: SearchOptions, batch_size: int, prefixes: list[list[int] | None] | None
+    ) -> list[list[Hypothesis]]:
+        """Search each piece with the backend the model was loaded for; both sort by length and batch alike."""
+        if self.is_exported:
+            from seq2seq.decoding.numpy_search import decode_sources as decode_exported
+
+            return decode_exported(self.model, pieces, options, batch_size, prefixes=prefixes)
+        import torch
+
+        from seq2seq.decoding.torch_search import decode_sources
+
+        with torch.inference_mode():
+            return decode_sources(self.model, pieces, self.device, options, batch_size, prefixes=prefixes)
+
+    def attention(self, sentence: str, options: SearchOptions | None = None) -> Attention:
+        """The best translation of one sentence (what `translate` gives with these options) with its
+        attention weights. A model trained with attention 'none', sampling, or a sentence longer than
+        the model's maximum (translated in pieces, each with its own weights) raise ValueError."""
+        _check_sentences([sentence])
+        if self.is_exported:
+            raise ValueError(f"{self.model_dir} is an exported model, whose runtime does not return attention weights; use the model directory")
+        import torch
+
+        from seq2seq.data.batching import pad_sources
+        from seq2seq.decoding.torch_search import search
+
+        options = SearchOptions() if options is None else options
+        if options.mode != "beam":
+            raise ValueError("attention weights come from beam search; use mode='beam'")
+        if not self.model.has_attention:
+            raise ValueError(f"{self.model_dir} was trained with attention: none, so it has no attention weights; "
+                             "use a model trained with attention: luong or bahdanau")
+        if not sentence.strip():
+            raise ValueError("the sentence is empty; pass the English sentence to translate")
+        ids = self.tokenizer.encode_src([sentence])[0]
+        if len(ids) > self.max_len:
+            raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {self.max_len}; use a shorter one")
+        src, src_len = pad_sources([np.asarray(ids, dtype=np.int64)])
+        with torch.inference_mode():
+            hyp = search(self.model, src.to(self.device), src_len.to(self.device), options, return_attention=True)[0][0]
+        return Attention(self.tokenizer.decode_tgt([hyp.tokens])[0], self.tokenizer.src_pieces(sentence) + ["</s>"],
+                         self.tokenizer.tgt_pieces(hyp.tokens) + ["</s>"], hyp.attention.float().cpu().tolist())
+
+    def _to_translation(self, h: Hypothesis) -> Translation:
+        return Translation(self.tokenizer.decode_tgt([h.tokens])[0], h.score, self.tokenizer.tgt_pieces(h.tokens))
+
+    def _join(self, parts: list[list[Hypothesis]]) -> list[Translation]:
+        """The best hypotheses of a sentence's pieces, concatenated (an n-best of one)."""
+        tokens = [t for p in parts for t in p[0].tokens]
+        return [Translation(self.tokenizer.decode_tgt([tokens])[0], sum(p[0].score for p in parts), self.tokenizer.tgt_pieces(tokens))]
+
+
+def _emittable(model: torch.nn.Module) -> np.ndarray | None:
+    """(V,) True for the target ids the model (or any model of an ensemble) can output; None: every id."""
+    import torch
+
+    from seq2seq.model import Ensemble
+
+    masks = [m.decoder.output_mask for m in (model.models if isinstance(model, Ensemble) else [model])]
+    return None if any(mask is None for mask in masks) else torch.stack(masks).any(0).cpu().numpy()
+
+
+def _exported_emittable(meta: ExportMeta) -> np.ndarray | None:
+    """(V,) True for the target ids an exported model can output (export.json's output_ids); None: every id."""
+    if meta.output_ids is None:
+        return None
+    emittable = np.zeros(meta.tgt_vocab_size, dtype=bool)
+    emittable[list(meta.output_ids)] = True
+    return emittable
+
+
+def _describe(value: object) -> str:
+    return f"{len(value)} entries" if isinstance(value, (list, tuple)) else type(value).__name__
+
+
+def _check_sentences(sentences: object) -> None:
+    if isinstance(sentences, str):
+        raise TypeError("sentences must be a list of strings, not a single string: pass [sentence]")
+    if sentences is None or not isinstance(sentences, (list, tuple)):
+        raise TypeError(f"sentences must be a list of strings; got {type(sentences).__name__}")
+    for i, s in enumerate(sentences):
+        if not isinstance(s, str):
+            raise TypeError(f"sentences[{i}] must be a str; got {type(s).__name__}")
+

@@ -1,0 +1,389 @@
+"""The commands (seq2seq/cli/common.py, seq2seq/cli/translate.py): exit codes and messages, stdin to stdout one line per line, files and
+FIFOs, JSON and n-best output, several models."""
+
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from seq2seq.cli.translate import main as translate_main
+from seq2seq.options import SearchOptions
+
+from conftest import FAST, HOSTILE, HOSTILE_CLEANED, TINY
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
+
+
+def run(cmd, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, env=env, timeout=300, **kwargs)
+
+
+def translate_cli(model_dir, data: bytes, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([BIN / "seq2seq-translate", "--model", str(model_dir), *args], input=data, capture_output=True, env=ENV, timeout=120)
+
+
+def test_cli_exit_code_2_without_traceback(capsys):
+    from seq2seq.cli.train import main as train_main
+
+    assert train_main(["recipes/demo.yaml", "model.atention=luong", "train.lr=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean model.attention?" in err and "train.lr: expected a number" in err
+    assert "Traceback" not in err
+
+
+def test_print_config(capsys):
+    from seq2seq.cli.train import main as train_main
+
+    assert train_main(["recipes/demo.yaml", "train.lr=0.5", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.5" in out and "attention: bahdanau" in out
+
+
+def test_bad_model_directory_exits_2_without_traceback(tmp_path):
+    result = run([BIN / "seq2seq-translate", "--model", str(tmp_path / "missing")], input=b"hello\n")
+    assert result.returncode == 2
+    assert b"is not a directory" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_clean_line_replaces_controls_and_line_separators():
+    from seq2seq.inference.output import clean_line
+
+    for raw, cleaned in [("a\x07b\x1bc", "a b c"), ("a\u2028b\u2029c\u0085d", "a b c d"), ("a\tb\x00", "a b "),
+                         ("Grüße, „Hund“ ⁇ 😀", "Grüße, „Hund“ ⁇ 😀")]:
+        assert clean_line(raw) == cleaned
+
+
+@pytest.mark.slow
+def test_hostile_input_keeps_one_line_out_per_line_in(trained_model_dir, translator):
+    result = translate_cli(trained_model_dir, b"\n".join(HOSTILE), "--beam-size", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode("utf-8")
+    out = text.split("\n")
+    assert out[-1] == "" and len(out) - 1 == len(HOSTILE)
+    assert len(text.splitlines()) == len(HOSTILE)  # no U+2028, U+0085 or CR reached the output either
+    assert out[1] == "" and out[2] == ""
+    assert all(out[i] for i in range(len(HOSTILE)) if i not in (1, 2))
+    err = result.stderr.decode()
+    assert "line 4: invalid UTF-8" in err
+    too_long = next(i for i, line in enumerate(HOSTILE) if len(line) > 1000)
+    assert f"line {too_long + 1} has" in err and "pieces" in err
+    # The model saw the cleaned lines: the JSON output echoes what was translated, and each
+    # translation is the API's translation of the cleaned line.
+    result = translate_cli(trained_model_dir, b"\n".join(HOSTILE), "--beam-size", "2", "--output-type", "json")
+    records = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    assert [r["source"] for r in records] == HOSTILE_CLEANED
+    expected = translator.translate(HOSTILE_CLEANED, SearchOptions(beam_size=2))
+    assert [r["hypotheses"][0]["text"] for r in records] == expected
+    assert out[:-1] == expected
+
+
+@pytest.mark.slow
+@FAST
+@given(data=st.binary(max_size=3000), long_words=st.integers(0, 400))
+def test_translate_command_keeps_the_line_count(trained_model_dir, tmp_path_factory, data, long_words):
+    data = data + b"\n" + b"dog " * long_words
+    work = tmp_path_factory.mktemp("fuzz")
+    (work / "in").write_bytes(data)
+    code = translate_main(["--model", str(trained_model_dir), "--input", str(work / "in"), "--output", str(work / "out"),
+                           "--beam-size", "1", "--quiet"])
+    assert code == 0
+    expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    out = (work / "out").read_bytes()
+    assert out.count(b"\n") == expected and out.endswith(b"\n")
+    out.decode("utf-8")
+
+
+@pytest.mark.slow
+def test_api_equals_cli(trained_model_dir, translator):
+    sentences = ["The dog sees the cat.", "A small woman laughs.", "", "They believe that the king reads a letter."]
+    result = translate_cli(trained_model_dir, "\n".join(sentences).encode() + b"\n", "--beam-size", "3", "--batch-size", "2")
+    assert result.stdout.decode().split("\n")[:-1] == translator.translate(sentences, SearchOptions(beam_size=3))
+
+
+@pytest.mark.slow
+def test_json_output_and_nbest_text_format(trained_model_dir):
+    result = translate_cli(trained_model_dir, b"The dog sees the cat.\n\n", "--output-type", "json", "--nbest", "2", "--beam-size", "2")
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["line"] for r in records] == [0, 1]
+    assert len(records[0]["hypotheses"]) == 2 and records[1]["hypotheses"][0]["text"] == ""
+    result = translate_cli(trained_model_dir, b"The dog sees the cat.\nWe laugh.\n", "--nbest", "2", "--beam-size", "2")
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 4 and [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "1"]
+
+
+@pytest.mark.slow
+def test_files_instead_of_pipes(trained_model_dir, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("The dog sees the cat.\nWe laugh.\n")
+    out = tmp_path / "out.txt"
+    result = translate_cli(trained_model_dir, b"", "--input", str(src), "--output", str(out))
+    assert result.returncode == 0 and result.stdout == b""
+    assert len(out.read_text().splitlines()) == 2
+    assert b"translated 2 lines in" in result.stderr  # a long file job says what it did
+
+
+@pytest.mark.slow
+def test_fifo_as_input_is_read_once(trained_model_dir, tmp_path):
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"The dog sees the cat.\nWe laugh.\n"), daemon=True)
+    writer.start()
+    result = translate_cli(trained_model_dir, b"", "--input", str(fifo), "--beam-size", "1")
+    writer.join(timeout=10)
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(result.stdout.decode().splitlines()) == 2
+
+
+def test_count_lines_counts_a_last_line_without_newline(tmp_path):
+    from seq2seq.cli.translate import _count_lines
+
+    for content, expected in [(b"", 0), (b"a\n", 1), (b"a\nb", 2), (b"a\r\n\nb\n", 3)]:
+        (tmp_path / "f").write_bytes(content)
+        assert _count_lines(str(tmp_path / "f")) == expected
+
+
+def readline_within(stream, seconds: float) -> bytes:
+    """One line from a pipe, or a test failure after `seconds`: a regression must fail, not hang."""
+    box: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: box.put(stream.readline()), daemon=True).start()
+    try:
+        return box.get(timeout=seconds)
+    except queue.Empty:
+        pytest.fail(f"no line within {seconds} s")
+
+
+@pytest.mark.slow
+def test_streams_before_stdin_closes(trained_model_dir):
+    proc = subprocess.Popen([BIN / "seq2seq-translate", "--model", str(trained_model_dir), "--beam-size", "1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        proc.stdin.write(b"The dog sees the cat.\n")
+        proc.stdin.flush()
+        first = readline_within(proc.stdout, 60)  # start-up and one translation, with stdin still open
+        assert first.strip()
+        assert proc.poll() is None
+        proc.stdin.write(b"We laugh.\n")
+        proc.stdin.flush()
+        assert readline_within(proc.stdout, 10).strip()  # the second line is answered without EOF too
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+
+
+@pytest.mark.slow
+def test_translate_command_takes_several_models(trained_model_dir):
+    data = "\n".join(SENTENCES).encode() + b"\n"
+    one = translate_cli(trained_model_dir, data)
+    two = subprocess.run([BIN / "seq2seq-translate", "--model", str(trained_model_dir), str(trained_model_dir)],
+                         input=data, capture_output=True, env=ENV, timeout=120, check=False)
+    assert one.returncode == two.returncode == 0, two.stderr
+    assert two.stdout == one.stdout
+
+
+# --- exit codes: 2 for what the user must change, 1 for other failures, 130 after SIGINT ----------
+
+
+def test_train_exit_codes_for_data_and_other_errors(tmp_path, demo_dir, capsys):
+    from seq2seq.cli.train import main as train_main
+
+    (tmp_path / "empty").mkdir()
+    base = ["recipes/demo.yaml", "data.demo=false", "train.device=cpu"]
+    assert train_main([*base, f"data.dir={tmp_path / 'empty'}", f"run_dir={tmp_path / 'run'}"]) == 2  # DataError
+    err = capsys.readouterr().err
+    assert "no train split" in err and "Traceback" not in err
+    (tmp_path / "file").write_text("")
+    assert train_main([*base, f"data.dir={demo_dir}", f"run_dir={tmp_path / 'file' / 'run'}"]) == 1  # OSError: not a user's recipe mistake
+    assert "Not a directory" in capsys.readouterr().err
+
+
+def exit_code(main, argv: list[str]) -> int:
+    """A command's exit status, whether its main returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_translate_usage_errors_exit_2(tmp_path, capsys):
+    for args, message in [(["--device", "tpu"], "device must be one of auto, cpu, cuda, cuda:N; got 'tpu'"),
+                          (["--beam-size", "0"], "--beam-size must be an integer >= 1"),
+                          (["--precision", "fp16"], "invalid choice: 'fp16'"),
+                          (["--top-k", "10"], "--top-k applies to sampling only: add --sample"),
+                          (["--top-p", "0.9", "--seed", "3"], "--top-p, --seed apply to sampling only")]:
+        assert exit_code(translate_main, ["--model", str(tmp_path), *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (args, err)
+
+
+def test_score_usage_errors_exit_2(tmp_path, capsys):
+    from seq2seq.cli.score import main as score_main
+
+    ref = tmp_path / "ref.txt"
+    ref.write_text("Ein kleiner Hund sieht die Katze.\nZwei Katzen spielen im Garten.\n")
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("Ein Hund.\n")
+    for args, message in [([str(hyp)], "hypotheses have 1 lines but references have 2"),
+                          ([str(tmp_path / "missing.txt")], "missing.txt: No such file or directory"),
+                          ([str(hyp), "--metrics", "meteor"], "invalid choice: 'meteor'"),
+                          ([str(hyp), "--format", "xml"], "invalid choice: 'xml'")]:
+        assert exit_code(score_main, ["--ref", str(ref), *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (args, err)
+    hyp.write_text(ref.read_text())
+    assert exit_code(score_main, ["--ref", str(ref), str(hyp), "--metrics", "bleu"]) == 0
+    assert capsys.readouterr().out.startswith("BLEU = 100.00")
+
+
+def wait_for(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {seconds} s")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_sigint_saves_state_and_exits_130_and_resume_refuses_a_changed_model(tmp_path, demo_dir, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="seq2seq")
+    from seq2seq.cli.train import main as train_main
+
+    run_dir = tmp_path / "run"
+    argv = ["recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", f"run_dir={run_dir}", *TINY,
+            "train.epochs=100", "train.log_every=1", "train.score_test=false"]
+    proc = subprocess.Popen([BIN / "seq2seq-train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    try:
+        metrics = run_dir / "metrics.jsonl"
+        wait_for(lambda: metrics.is_file() and metrics.read_text().count("\n") >= 1 or proc.poll() is not None, 120, "no step logged")
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err.decode()
+    err = err.decode()
+    assert "stopped by SIGINT after step" in err and "Traceback" not in err
+    step = int(err.split("stopped by SIGINT after step ")[1].split(";")[0])
+    state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
+    assert state["progress"]["step"] == step >= 1
+    # A changed architecture cannot continue this state: a usage error that names the key.
+    assert train_main([*argv, "model.emb_dim=16"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "model.emb_dim: 32 in the run, 16 now" in err
+    # The same recipe continues from the saved step (train.* may change: stop two steps later).
+    assert train_main([*argv, f"train.max_steps={step + 2}"]) == 0
+    assert f"resuming {run_dir} at step {step}" in caplog.text
+    assert torch.load(run_dir / "last" / "training_state.pt", weights_only=True)["progress"]["step"] == step + 2
+
+
+# --- seq2seq-evaluate ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_model_dir, translator, demo_dir, tmp_path, capsys, monkeypatch):
+    from seq2seq.cli.evaluate import main as evaluate_main
+    from seq2seq.scoring import corpus_bleu, literature_bleu, score_all
+    from seq2seq.textfiles import read_lines
+
+    src, ref = demo_dir / "test.en.gz", demo_dir / "test.de.gz"
+    out = tmp_path / "hyp.txt"
+    result = run([BIN / "seq2seq-evaluate", "--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref),
+                  "--beam-size", "2", "--device", "cpu", "--output", str(out)])
+    assert result.returncode == 0, result.stderr.decode()
+    hyps = out.read_text(encoding="utf-8").splitlines()
+    assert hyps == translator.translate(read_lines(src), SearchOptions(beam_size=2))
+    refs = read_lines(ref)
+    lines = result.stdout.decode().splitlines()
+    assert lines == [s.format() for s in score_all(hyps, refs)]
+    assert lines[0] == corpus_bleu(hyps, refs).format() and lines[3] == literature_bleu(hyps, refs).format()
+    assert lines[0].startswith("BLEU = ") and lines[3].startswith("BLEU (Multi30k literature convention) = ")
+
+    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "2",
+                          "--device", "cpu", "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record == {s.name: {"score": s.score, "signature": s.signature} for s in score_all(hyps, refs)}
+
+    # This barely trained model says the same whatever the beam, so check that the search flags arrive.
+    from seq2seq.inference.translator import Translator
+
+    calls = []
+    real = Translator.translate
+    monkeypatch.setattr(Translator, "translate", lambda self, sentences, options=None, *, batch_size=64:
+                        calls.append((options, batch_size)) or real(self, sentences, options, batch_size=batch_size))
+    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "3",
+                          "--length-penalty", "0.5", "--no-early-stop", "--batch-size", "7", "--device", "cpu"]) == 0
+    assert calls == [(SearchOptions(beam_size=3, length_penalty=0.5, early_stop=False), 7)]
+    capsys.readouterr()
+
+    short = tmp_path / "short.de"
+    short.write_text("Ein Hund.\n")
+    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(short)]) == 2
+    assert "has 40 lines but" in capsys.readouterr().err
+    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(tmp_path / "missing.en"), "--ref", str(ref)]) == 2
+    assert "missing.en: No such file or directory" in capsys.readouterr().err
+
+
+# --- the search flags and the n-best SCORE field -------------------------------------------------
+
+
+def parse_nbest(stdout: bytes) -> list[tuple[int, str, str]]:
+    rows = []
+    for line in stdout.decode().splitlines():
+        number, text, score = line.split(" ||| ")
+        rows.append((int(number), text, score))
+    return rows
+
+
+@pytest.mark.slow
+def test_nbest_score_field_and_length_penalty_equal_the_api(trained_model_dir, translator):
+    result = translate_cli(trained_model_dir, "\n".join(SENTENCES).encode() + b"\n", "--nbest", "3", "--beam-size", "3", "--length-penalty", "0")
+    assert result.returncode == 0, result.stderr.decode()
+    api = translator.translate_nbest(SENTENCES, SearchOptions(beam_size=3, nbest=3, length_penalty=0.0))
+    assert parse_nbest(result.stdout) == [(i, h.text, f"{h.score:.4f}") for i, hyps in enumerate(api) for h in hyps]
+    # The flag matters: with the default penalty the scores are others.
+    default = translator.translate_nbest(SENTENCES, SearchOptions(beam_size=3, nbest=3))
+    assert [f"{h.score:.4f}" for hyps in default for h in hyps] != [row[2] for row in parse_nbest(result.stdout)]
+
+
+@pytest.mark.slow
+def test_precision_flag_loads_the_model_in_that_precision(trained_model_dir, translator):
+    from seq2seq.inference.translator import Translator
+
+    result = translate_cli(trained_model_dir, "\n".join(SENTENCES).encode() + b"\n", "--precision", "int8", "--output-type", "json", "--beam-size", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    scores = [json.loads(line)["hypotheses"][0]["score"] for line in result.stdout.decode().splitlines()]
+    int8 = Translator.from_pretrained(trained_model_dir, device="cpu", precision="int8").translate_nbest(SENTENCES, SearchOptions(beam_size=2))
+    fp32 = translator.translate_nbest(SENTENCES, SearchOptions(beam_size=2))
+    assert scores == pytest.approx([hyps[0].score for hyps in int8], abs=1e-5)
+    assert scores != pytest.approx([hyps[0].score for hyps in fp32], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_max_len_ratio_and_device_flags(trained_model_dir, translator):
+    sentences = ["They believe that the king reads a letter to the small children in the garden.", *SENTENCES]
+    unlimited = translator.translate_nbest(sentences, SearchOptions(beam_size=2))
+    assert max(len(hyps[0].tokens) for hyps in unlimited) > 10  # so that the limit below bites
+    result = translate_cli(trained_model_dir, "\n".join(sentences).encode() + b"\n", "--max-len-ratio", "0", "--device", "cpu",
+                           "--output-type", "json", "--beam-size", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert all(len(r["hypotheses"][0]["tokens"]) <= 10 for r in records)  # 0 * S + max_len_offset 10
+    limited = translator.translate(sentences, SearchOptions(beam_size=2, max_len_ratio=0.0))
+    assert [r["hypotheses"][0]["text"] for r in records] == limited
+    if not torch.cuda.is_available():
+        result = translate_cli(trained_model_dir, b"We laugh.\n", "--device", "cuda")
+        assert result.returncode == 2 and b"no CUDA device is available" in result.stderr
