@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if bool(args.model_dirs) == bool(args.run_dir):
         parser.error("give either model directories or --run-dir, not both or neither")
-    from seq2seq.modeldir.checkpoint import CheckpointError
+    from seq2seq.modeldir.meta import CheckpointError
     from seq2seq.training.averaging import CHECKPOINTS, average_model_dirs, kept_checkpoints
 
     if args.run_dir:

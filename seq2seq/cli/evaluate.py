@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     from seq2seq.inference.output import clean_line, one_line
     from seq2seq.inference.translator import Translator
-    from seq2seq.modeldir.checkpoint import CheckpointError
+    from seq2seq.modeldir.meta import CheckpointError
     from seq2seq.scoring import score_all
     from seq2seq.textfiles import read_lines
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.quiet)
 
     from seq2seq.export.exporter import check_ensemble, export_model_dir
-    from seq2seq.modeldir.checkpoint import CheckpointError
+    from seq2seq.modeldir.meta import CheckpointError
 
     start = time.perf_counter()
     try:

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from seq2seq.inference.translator import Translator
-    from seq2seq.modeldir.checkpoint import CheckpointError
+    from seq2seq.modeldir.meta import CheckpointError
     from seq2seq.serve.app import Settings, create_app
 
     try:

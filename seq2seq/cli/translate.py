@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     # No torch here: an exported model (seq2seq-export) translates where torch is not installed.
     from seq2seq.inference import sharding
     from seq2seq.inference.translator import PrefixError, Translator
-    from seq2seq.modeldir.checkpoint import CheckpointError
+    from seq2seq.modeldir.meta import CheckpointError
 
     # Under torchrun, each process translates its share of --input (seq2seq/inference/sharding.py).
     shard = sharding.shard_from_env()

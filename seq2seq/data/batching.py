@@ -9,15 +9,28 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, pad_with_eos
 
-if TYPE_CHECKING:
-    from seq2seq.data.corpus import EncodedSplit
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """Token ids of the kept pairs (no BOS/EOS), with the original row of each."""
+
+    src: list[np.ndarray]
+    tgt: list[np.ndarray]
+    rows: np.ndarray
+    dropped: int
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def target_tokens(self) -> int:
+        """Target tokens per epoch, EOS included, as throughput counts them."""
+        return int(sum(len(t) + 1 for t in self.tgt))
 
 
 def stream_batches(stream, encode_src, encode_tgt, max_len: int, buffer_size: int, batch_tokens: int, seed: int, epoch: int) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seq2seq.config import DataConfig
-from seq2seq.data.batching import filter_by_length
+from seq2seq.data.batching import EncodedSplit, filter_by_length
 from seq2seq.textfiles import open_text, read_lines, strip_line_end
 
 if TYPE_CHECKING:
@@ -206,23 +205,6 @@ def _pair_lines(src_path: str, tgt_path: str) -> Iterator[dict[str, str]]:
             yield {"src": strip_line_end(s), "tgt": strip_line_end(t)}
     if count == 0:
         raise DataError(f"empty corpus files: {src_path}, {tgt_path}")
-
-
-@dataclass(frozen=True)
-class EncodedSplit:
-    """Token ids of the kept pairs (no BOS/EOS), with the original row of each."""
-
-    src: list[np.ndarray]
-    tgt: list[np.ndarray]
-    rows: np.ndarray
-    dropped: int
-
-    def __len__(self) -> int:
-        return len(self.src)
-
-    def target_tokens(self) -> int:
-        """Target tokens per epoch, EOS included, as throughput counts them."""
-        return int(sum(len(t) + 1 for t in self.tgt))
 
 
 def encode_split(ds: datasets.Dataset, encode_src, encode_tgt, max_len: int, name: str) -> EncodedSplit:

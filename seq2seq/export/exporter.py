@@ -37,7 +37,8 @@ from seq2seq.atomic import write_text_atomic
 from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH, STEP_OUTPUTS
 from seq2seq.export.runtime import ExportMeta
 from seq2seq.model import DecoderState, Memory, Seq2Seq
-from seq2seq.modeldir.checkpoint import CARD, CONFIG, META, WEIGHTS, CheckpointError, load_model_dir
+from seq2seq.modeldir.checkpoint import load_model_dir
+from seq2seq.modeldir.meta import CARD, CONFIG, META, WEIGHTS, CheckpointError
 from seq2seq.tokenizer import BOS_ID, PAD_ID, SPECIAL_IDS, copy_model_files, model_files, tokenizer_sha256
 
 Quantize = Literal["none", "int8"]

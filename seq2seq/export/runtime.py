@@ -24,7 +24,7 @@ import numpy as np
 
 from seq2seq.decoding.numpy_constraints import NEG_INF
 from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, STEP_GRAPH
-from seq2seq.modeldir.checkpoint import META, CheckpointError, ModelMeta
+from seq2seq.modeldir.meta import META, CheckpointError, ModelMeta
 from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
 
 if TYPE_CHECKING:

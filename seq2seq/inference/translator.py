@@ -18,8 +18,8 @@ import numpy as np
 
 from seq2seq.decoding.hypotheses import Hypothesis
 from seq2seq.export import is_exported_dir
-from seq2seq.modeldir.checkpoint import CheckpointError, ModelMeta
 from seq2seq.modeldir.hub import resolve_model_dir
+from seq2seq.modeldir.meta import CheckpointError, ModelMeta
 from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
 from seq2seq.tokenizer import Tokenizer
 

@@ -20,7 +20,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from seq2seq.config import Config, DataConfig, config_to_dict
 
 if TYPE_CHECKING:
-    from seq2seq.modeldir.checkpoint import ModelMeta
+    from seq2seq.modeldir.meta import ModelMeta
 
 # The model-index dataset type of data that is not on the Hub (the spec asks for a dataset id there).
 LOCAL = "local"

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from seq2seq.config import Config
-from seq2seq.modeldir.checkpoint import CheckpointError, ModelMeta, TrainingRecord, load_model_dir, save_model_dir
+from seq2seq.modeldir.checkpoint import load_model_dir, save_model_dir
+from seq2seq.modeldir.meta import CheckpointError, ModelMeta, TrainingRecord
 
 CHECKPOINTS = "checkpoints"
 

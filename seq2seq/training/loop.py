@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from seq2seq.config import Config
-from seq2seq.data.batching import Batch, collate_pairs, make_batches, stream_batches
-from seq2seq.data.corpus import EncodedSplit
+from seq2seq.data.batching import Batch, EncodedSplit, collate_pairs, make_batches, stream_batches
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import Tokenizer, seed_sampling
 from seq2seq.training.distributed import peers_watched, shut_down

@@ -19,10 +19,12 @@ import torch
 
 from seq2seq.atomic import write_text_atomic
 from seq2seq.config import Config, ConfigError, ModelConfig, dump_yaml
-from seq2seq.data.corpus import DataError, EncodedSplit, describe_source, encode_split, load_corpus
+from seq2seq.data.batching import EncodedSplit
+from seq2seq.data.corpus import DataError, describe_source, encode_split, load_corpus
 from seq2seq.devices import resolve_device
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.modeldir.checkpoint import WEIGHTS, CheckpointError, ModelMeta, read_model_dir
+from seq2seq.modeldir.checkpoint import read_model_dir
+from seq2seq.modeldir.meta import WEIGHTS, CheckpointError, ModelMeta
 from seq2seq.tokenizer import Tokenizer, copy_tokenizer, load_tokenizer, reachable_target_ids, tokenizer_sha256, train_tokenizer
 from seq2seq.training.distributed import Dist, init_distributed
 from seq2seq.training.reporting import MetricsWriter, metrics_writer

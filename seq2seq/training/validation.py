@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from seq2seq.config import TrainConfig
-from seq2seq.data.batching import collate, make_batches
-from seq2seq.data.corpus import EncodedSplit
+from seq2seq.data.batching import EncodedSplit, collate, make_batches
 from seq2seq.decoding.torch_search import decode_sources
 from seq2seq.model import Seq2Seq
-from seq2seq.modeldir.checkpoint import TrainingRecord, record_test_score, save_model_dir
+from seq2seq.modeldir.checkpoint import record_test_score, save_model_dir
+from seq2seq.modeldir.meta import TrainingRecord
 from seq2seq.options import SearchOptions
 from seq2seq.scoring import corpus_bleu
 from seq2seq.tokenizer import Tokenizer

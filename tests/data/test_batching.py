@@ -41,7 +41,7 @@ def test_batches_group_similar_lengths_in_a_shuffled_order():
 
 
 def test_collate_adds_bos_eos_and_padding():
-    from seq2seq.data.corpus import EncodedSplit
+    from seq2seq.data.batching import EncodedSplit
 
     split = EncodedSplit([np.array([5, 6]), np.array([7])], [np.array([8]), np.array([9, 10, 11])], np.arange(2), 0)
     batch = collate(split, np.array([0, 1]))

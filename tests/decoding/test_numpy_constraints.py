@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from seq2seq.decoding import numpy_constraints as constraints
 from seq2seq.decoding import torch_constraints
 from seq2seq.decoding.numpy_search import nucleus
 from seq2seq.decoding.torch_search import nucleus as torch_nucleus
-from seq2seq.decoding import numpy_constraints as constraints
 from seq2seq.options import SearchOptions
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 

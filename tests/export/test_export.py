@@ -16,7 +16,8 @@ import pytest
 from seq2seq.cli.export import main as export_main
 from seq2seq.decoding.numpy_search import check_supported
 from seq2seq.inference.translator import PrefixError, Translator
-from seq2seq.modeldir.checkpoint import CheckpointError, load_model_dir
+from seq2seq.modeldir.checkpoint import load_model_dir
+from seq2seq.modeldir.meta import CheckpointError
 from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
 

@@ -19,7 +19,7 @@ from seq2seq.data.batching import pad_sources
 from seq2seq.decoding.torch_search import beam_search
 from seq2seq.inference.translator import Translator
 from seq2seq.model import Ensemble, build_model
-from seq2seq.modeldir.checkpoint import CheckpointError
+from seq2seq.modeldir.meta import CheckpointError
 from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID

@@ -7,7 +7,7 @@ from huggingface_hub import ModelCard
 
 from seq2seq.config import load_config
 from seq2seq.modeldir.card import model_card
-from seq2seq.modeldir.checkpoint import ModelMeta, TrainingRecord
+from seq2seq.modeldir.meta import ModelMeta, TrainingRecord
 
 
 @pytest.mark.slow

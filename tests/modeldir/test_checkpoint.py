@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from seq2seq.inference.translator import Translator
-from seq2seq.modeldir.checkpoint import CheckpointError, load_model_dir
+from seq2seq.modeldir.checkpoint import load_model_dir
+from seq2seq.modeldir.meta import CheckpointError
 from seq2seq.options import SearchOptions
 from seq2seq.textfiles import read_lines
 from seq2seq.training.loop import train
@@ -92,7 +93,7 @@ def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
 
 
 def test_meta_json_round_trips_and_names_what_is_missing(tmp_path):
-    from seq2seq.modeldir.checkpoint import ModelMeta, TrainingRecord
+    from seq2seq.modeldir.meta import ModelMeta, TrainingRecord
 
     fixed = dict(format_version=1, package_version="0.1.0", src_lang="en", tgt_lang="de", tokenizer_files=("spm.model",),
                  tokenizer_sha256="a" * 64, special_ids={"pad": 0, "unk": 1, "bos": 2, "eos": 3}, weights_sha256="b" * 64)

@@ -123,7 +123,7 @@ def test_translate_a_model_from_the_hub_cache(trained_model_dir, tmp_path, offli
     """The command and the API with `org/name`, offline: the same translations as the directory itself;
     --revision picks the snapshot (main's is broken here, v1's is the model)."""
     from seq2seq.inference.translator import Translator
-    from seq2seq.modeldir.checkpoint import CheckpointError
+    from seq2seq.modeldir.meta import CheckpointError
 
     cache = tmp_path / "hub"
     broken = tmp_path / "broken"

@@ -70,7 +70,8 @@ def test_time_budget_stops_and_can_be_raised(tmp_path, demo_dir):
 
 @pytest.mark.slow
 def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, monkeypatch):
-    from seq2seq.training import loop as training, validation
+    from seq2seq.training import loop as training
+    from seq2seq.training import validation
 
     # A fake clock, so the outcome does not depend on this machine's speed: a step takes 1 s,
     # a validation 60 s, and nothing else takes any time.
@@ -104,8 +105,8 @@ def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, mon
 def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir, monkeypatch):
     """Runs on any CPU: the forward is stopped as it starts, before any bf16 kernel (which CPUs
     without bf16 instructions refuse for the LSTM) would run."""
-    from seq2seq.training import setup as preparation
     from seq2seq.data.batching import collate_pairs
+    from seq2seq.training import setup as preparation
     from seq2seq.training.loop import epoch_batches, train_step
     from seq2seq.training.setup import start_run
 
@@ -136,8 +137,8 @@ def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir, 
 
 
 def test_bf16_on_a_cpu_without_bf16_is_a_recipe_error_before_anything_runs(tmp_path, demo_dir, monkeypatch):
-    from seq2seq.training import setup as preparation
     from seq2seq.config import ConfigError
+    from seq2seq.training import setup as preparation
 
     monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: False)
     monkeypatch.setattr(preparation, "open_run_dir", lambda *a: pytest.fail("the run directory was opened"))
