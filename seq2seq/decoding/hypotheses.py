@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from seq2seq.options import check_batch_size
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
     import torch
@@ -37,8 +38,7 @@ def in_length_batches(
     a sentence's result never depends on its batch. prefixes: None, or one per source.
     """
     check_batch_size(batch_size)
-    if prefixes is not None and len(prefixes) != len(sources):
-        raise ValueError(f"prefixes has {len(prefixes)} entries for {len(sources)} sources; give one per source (None for no prefix)")
+    check_prefixes(prefixes, len(sources))
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for start in range(0, len(order), batch_size):
@@ -47,3 +47,14 @@ def in_length_batches(
         for i, hyps in zip(chunk, found):
             results[i] = hyps
     return results
+
+
+def check_prefixes(prefixes: Sequence[Sequence[int] | None] | None, batch: int) -> None:
+    """One prefix (target ids, or None) per sentence, without PAD, BOS or EOS: both searches check this here."""
+    if prefixes is None:
+        return
+    if len(prefixes) != batch:
+        raise ValueError(f"prefixes has {len(prefixes)} entries for a batch of {batch}; give one per sentence (None for no prefix)")
+    for b, prefix in enumerate(prefixes):
+        if prefix is not None and any(int(i) in (PAD_ID, BOS_ID, EOS_ID) for i in prefix):
+            raise ValueError(f"prefixes[{b}] holds PAD, BOS or EOS ({PAD_ID}, {BOS_ID}, {EOS_ID}); a prefix is target tokens without them")

@@ -4,7 +4,7 @@ seq2seq.decoding.torch_constraints.constrain is the one place that says which to
 torch search; this module applies the same seven rules in the same order to numpy arrays, so the
 exported model translates byte for byte as the torch model does with the decoding controls on
 and with forced prefixes (tests/export/test_export.py). It imports no torch. A rule added there
-belongs here too, and `seq2seq.decoding.numpy_search.check_supported` refuses any option until it is.
+belongs here too: tests/decoding/test_numpy_constraints.py holds the two to the same bits.
 """
 
 from __future__ import annotations
@@ -111,13 +111,3 @@ def only_pad_and_bos(t: int, limits: Limits, options: SearchOptions) -> bool:
     forcing = limits.prefix is not None and t < limits.prefix.shape[1]
     return not options.constrains_steps and not forcing and not (limits.max_len == t).any()
 
-
-def check_prefixes(prefixes: Sequence[Prefix] | None, batch: int) -> None:
-    """As the torch search's checks: one prefix (or None) per sentence, without PAD, BOS or EOS."""
-    if prefixes is None:
-        return
-    if len(prefixes) != batch:
-        raise ValueError(f"prefixes has {len(prefixes)} entries for a batch of {batch}; give one per sentence (None for no prefix)")
-    for b, prefix in enumerate(prefixes):
-        if prefix is not None and any(int(i) in (PAD_ID, BOS_ID, EOS_ID) for i in prefix):
-            raise ValueError(f"prefixes[{b}] holds PAD, BOS or EOS ({PAD_ID}, {BOS_ID}, {EOS_ID}); a prefix is target tokens without them")

@@ -18,9 +18,10 @@ same distribution but are not the torch path's samples.
 
 Which tokens may come next is decided in one place, seq2seq.decoding.numpy_constraints.constrain (the
 numpy twin of seq2seq.decoding.torch_constraints.constrain: length limits, decoding controls, forced
-prefixes), which both selection steps call; an option this module does not implement is refused by
-`check_supported` (every SearchOptions field not in SUPPORTED must keep its default), so a new
-option added to SearchOptions is never silently ignored here.
+prefixes), which both selection steps call. A decoding option is a SearchOptions field and a rule of
+the two `constrain` twins (or of the selection steps here and in torch); tests/export/test_export.py
+holds every field either to torch's translations or to a stated reason why not, so a new option
+cannot be left out of this search unnoticed.
 
 What the step graph computes for the search: the logits' log-sum-exp, and the top k of the logits
 with PAD and BOS left out. A beam step on which `constrain` would do no more than that
@@ -33,41 +34,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seq2seq.decoding.hypotheses import Hypothesis, in_length_batches
-from seq2seq.decoding.numpy_constraints import NEG_INF, Prefix, check_prefixes, constrain, only_pad_and_bos, sentence_limits
+from seq2seq.decoding.hypotheses import Hypothesis, check_prefixes, in_length_batches
+from seq2seq.decoding.numpy_constraints import NEG_INF, Prefix, constrain, only_pad_and_bos, sentence_limits
+from seq2seq.decoding.protocol import Step
 from seq2seq.options import BATCH_SIZE, SearchOptions
 from seq2seq.tokenizer import BOS_ID, EOS_ID, pad_with_eos
 
 if TYPE_CHECKING:
-    from seq2seq.export.runtime import ExportedModel, Memory, State
+    from seq2seq.export.runtime import ExportedModel
 
-# The SearchOptions fields this search implements; any other must keep its default.
-SUPPORTED = frozenset({
-    "mode", "beam_size", "nbest", "length_penalty", "max_len_ratio", "max_len_offset", "early_stop", "temperature", "top_k", "top_p", "seed",
-    "min_len_ratio", "no_repeat_ngram", "ban_unk",
-})
-
-# (model, y (B*K,), state, memory, scores (B, K), forbid: `constrain` bound to this step, plain: whether it
-# forbids only PAD and BOS, ids (B,)) → origin beam, token, new score: (B, K) each, and the next state.
+# (scores (B, K), the model's step for the B*K rows, forbid: `constrain` bound to this step, ids (B,))
+# → origin beam, token, new score: (B, K) each; as the torch search's Select.
 Forbid = Callable[[np.ndarray], np.ndarray]
-Select = Callable[["ExportedModel", np.ndarray, "State", "Memory", np.ndarray, Forbid, bool, np.ndarray],
-                  tuple[np.ndarray, np.ndarray, np.ndarray, "State"]]
-
-
-def check_supported(options: SearchOptions) -> None:
-    """Refuse options this search does not implement, naming each one and what to do."""
-    unsupported = [f.name for f in fields(options) if f.name not in SUPPORTED and getattr(options, f.name) != f.default]
-    if unsupported:
-        raise ValueError(
-            f"the exported (onnxruntime) search does not implement {', '.join(unsupported)}; leave "
-            f"{'it' if len(unsupported) == 1 else 'them'} at the default or translate with the torch model directory"
-        )
+Select = Callable[[np.ndarray, Step, Forbid, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def decode_sources(
@@ -75,8 +60,6 @@ def decode_sources(
 ) -> list[list[Hypothesis]]:
     """Search for each source (token ids without EOS) in batches of similar length; results in input
     order (seq2seq.decoding.hypotheses.in_length_batches), as seq2seq.decoding.torch_search.decode_sources does."""
-    check_supported(options)
-
     def search_batch(batch: list[np.ndarray], batch_prefixes: list[Prefix | None] | None) -> list[list[Hypothesis]]:
         src, src_len = pad_with_eos(batch)
         return search(model, src, src_len, options, prefixes=batch_prefixes)
@@ -89,7 +72,6 @@ def search(
 ) -> list[list[Hypothesis]]:
     """Beam search or sampling, as options.mode says: src (B, S), src_len (B,) → B n-best lists,
     best first. prefixes: None, or B prefixes (target ids) each output starts with, as in torch."""
-    check_supported(options)
     check_prefixes(prefixes, src.shape[0])
     if options.mode == "beam":
         return _search(model, src, src_len, options, _select_topk, K=options.beam_size, one_start=True, early_stop=options.early_stop, prefixes=prefixes)
@@ -126,8 +108,8 @@ def _search(
     nbest, alpha = options.nbest, options.length_penalty
     limits = sentence_limits(src_len, options, prefixes)
     ids = np.arange(B)  # (B,) each active sentence's row in src
-    memory, state = model.encode(src, src_len)
-    rows = np.repeat(ids, K)
+    memory, state = model.start(src, src_len)
+    rows = np.repeat(ids, K)  # (B*K,)
     memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
     scores = np.zeros((B, K), dtype=np.float32)  # (B, K) summed log-probs; -inf: no live hypothesis
     if one_start:
@@ -137,8 +119,11 @@ def _search(
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     y = np.full(B * K, BOS_ID, dtype=np.int64)  # (B*K,)
     for t in range(int(limits.max_len.max()) + 1):
+        # A beam step on which constrain forbids only PAD and BOS takes the step graph's own top K.
+        top_only = one_start and only_pad_and_bos(t, limits, options)
+        step = model.step_top(y, state, memory, K) if top_only else model.step(y, state, memory)  # logits (B*K, V) or top K
         forbid = partial(constrain, t=t, history=tokens, limits=limits, options=options)
-        origin, y_k, scores, state = select(model, y, state, memory, scores, forbid, only_pad_and_bos(t, limits, options), ids)  # (B, K) each
+        origin, y_k, scores = select(scores, step, forbid, ids)  # (B, K) each
         tokens = np.concatenate([tokens[np.arange(tokens.shape[0])[:, None], origin], y_k[:, :, None]], axis=2)  # (B, K, t+1)
         ended = (y_k == EOS_ID) & np.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, scores, ended, _length_penalty(t + 1, alpha))
@@ -150,7 +135,7 @@ def _search(
         keep = np.flatnonzero(~done)  # (B',)
         if keep.size == 0:
             break
-        state = model.reorder_state(state, _rows(keep, origin[keep], K))
+        state = model.reorder_state(step.state, _rows(keep, origin[keep], K))
         if keep.size < done.size:
             memory = model.select_memory(memory, _rows(keep, np.broadcast_to(np.arange(K), (keep.size, K)), K))
             ids, limits, scores, n_finished, tokens = ids[keep], limits.keep(keep), scores[keep], n_finished[keep], tokens[keep]
@@ -207,45 +192,34 @@ def _topk_by_chunks(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return values, best[rows, pos // _CHUNK] * _CHUNK + pos % _CHUNK
 
 
-def _select_topk(
-    model: ExportedModel, y: np.ndarray, state: State, memory: Memory, scores: np.ndarray, forbid: Forbid, plain: bool, ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, State]:
+def _select_topk(scores: np.ndarray, step: Step, forbid: Forbid, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Beam step, as seq2seq.decoding.torch_search._select_topk: the K best tokens per beam, then the K best of those K·K.
 
-    y (B*K,), scores (B, K), forbid: `constrain` for this step, plain: it forbids only PAD and BOS →
-    origin beam, token, summed log-prob: (B, K) each, and the next state.
+    scores (B, K), step: logits (B*K, V) or the graph's top K, log_norm (B*K, 1) before any -inf;
+    forbid: `constrain` for this step → origin beam, token, summed log-prob: (B, K) each.
     """
     B, K = scores.shape
-    if plain:
-        values, tokens, log_norm, state = model.step_top(y, state, memory, K)  # (B*K, K), (B*K, K), (B*K, 1)
-    else:
-        logits, log_norm, state = model.step(y, state, memory)  # (B*K, V), (B*K, 1) before any -inf
-        values, tokens = _topk(forbid(logits), K)  # (B*K, K)
-    candidates = scores.reshape(B * K, 1) + (values - log_norm)  # (B*K, K)
+    values, tokens = step.top if step.top is not None else _topk(forbid(step.logits), K)  # (B*K, K) each
+    candidates = scores.reshape(B * K, 1) + (values - step.log_norm)  # (B*K, K)
     top, flat = _topk(candidates.reshape(B, K * K), K)  # (B, K)
-    return flat // K, tokens.reshape(B, K * K)[np.arange(B)[:, None], flat], top, state
+    return flat // K, tokens.reshape(B, K * K)[np.arange(B)[:, None], flat], top
 
 
 def _select_sample(
-    model: ExportedModel,
-    y: np.ndarray,
-    state: State,
-    memory: Memory,
     scores: np.ndarray,
+    step: Step,
     forbid: Forbid,
-    plain: bool,
     ids: np.ndarray,
     *,
     temperature: float,
     top_k: int,
     top_p: float,
     rngs: list[np.random.Generator],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, State]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sampling step, as seq2seq.decoding.torch_search._select_sample: each hypothesis draws from its sentence's generator."""
     B, K = scores.shape
-    logits, log_norm, state = model.step(y, state, memory)  # (B*K, V), (B*K, 1)
-    V = logits.shape[-1]
-    logp = logits - log_norm
+    V = step.logits.shape[-1]
+    logp = step.logits - step.log_norm  # (B*K, V)
     logp = forbid(logp).reshape(B, K, V)
     tempered = logp / np.float32(temperature)
     if 0 < top_k < V:
@@ -260,7 +234,7 @@ def _select_sample(
         draws = rngs[i].random(K)  # (K,)
         drawn[b] = [min(int(np.searchsorted(cdf[b, k], draws[k], side="right")), V - 1) for k in range(K)]
     new_scores = scores + np.take_along_axis(logp, drawn[:, :, None], axis=2)[:, :, 0]  # dead rows stay -inf
-    return np.broadcast_to(np.arange(K), (B, K)), drawn, new_scores, state
+    return np.broadcast_to(np.arange(K), (B, K)), drawn, new_scores
 
 
 def nucleus(x: np.ndarray, top_p: float) -> np.ndarray:

@@ -18,16 +18,17 @@ import numpy as np
 import torch
 
 from seq2seq.data.batching import pad_sources
-from seq2seq.decoding.hypotheses import Hypothesis, in_length_batches
+from seq2seq.decoding.hypotheses import Hypothesis, check_prefixes, in_length_batches
+from seq2seq.decoding.protocol import Step
 from seq2seq.decoding.torch_constraints import NEG_INF, Prefix, constrain, sentence_limits
 from seq2seq.model import Ensemble, Seq2Seq
 from seq2seq.options import BATCH_SIZE, MODES, SearchOptions
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.tokenizer import BOS_ID, EOS_ID
 
-# (scores (B, K), logits (B*K, V), forbid: `constrain` bound to this step, ids (B,) the sentences' rows in the input)
-# → origin beam, token, new score: (B, K) each
+# (scores (B, K), the model's step for the B*K rows, forbid: `constrain` bound to this step, ids (B,) the sentences'
+# rows in the input) → origin beam, token, new score: (B, K) each. The numpy twin's Select has the same signature.
 Forbid = Callable[[torch.Tensor], torch.Tensor]
-Select = Callable[[torch.Tensor, torch.Tensor, Forbid, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Select = Callable[[torch.Tensor, Step, Forbid, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def decode_sources(
@@ -131,12 +132,7 @@ def _check_inputs(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.T
         raise ValueError(f"src must be (B, S) and src_len (B,); got {tuple(src.shape)} and {tuple(src_len.shape)}")
     if return_attention and not model.has_attention:
         raise ValueError("return_attention needs a model with attention; this one (or one in the ensemble) has attention 'none'")
-    if prefixes is not None:
-        if len(prefixes) != src.size(0):
-            raise ValueError(f"prefixes has {len(prefixes)} entries for a batch of {src.size(0)}; give one per sentence (None for no prefix)")
-        for b, prefix in enumerate(prefixes):
-            if prefix is not None and any(int(i) in (PAD_ID, BOS_ID, EOS_ID) for i in prefix):
-                raise ValueError(f"prefixes[{b}] holds PAD, BOS or EOS ({PAD_ID}, {BOS_ID}, {EOS_ID}); a prefix is target tokens without them")
+    check_prefixes(prefixes, src.size(0))
 
 
 def _search(
@@ -165,8 +161,9 @@ def _search(
     lengths = src_len.tolist()
     limits = sentence_limits(src_len, options, prefixes)
     ids = torch.arange(B, device=src.device)  # (B,) each active sentence's row in src
-    memory = model.select_memory(model.encode(src, src_len), ids.repeat_interleave(K))  # rows (B*K)
-    state = model.init_state(memory)
+    memory, state = model.start(src, src_len)
+    rows = ids.repeat_interleave(K)  # (B*K,)
+    memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
     # Beam search starts from one live hypothesis, so the K it grows are distinct; samples are
     # independent from the start.
     score_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)  # float32 unless the model is float64
@@ -179,10 +176,10 @@ def _search(
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     y = torch.full((B * K,), BOS_ID, dtype=torch.long, device=src.device)  # (B*K,)
     for t in range(int(limits.max_len.max()) + 1):
-        logits, state, weights = model.step(y, state, memory)  # (B*K, V)
+        step = model.step(y, state, memory)  # logits (B*K, V)
         forbid = partial(constrain, t=t, history=tokens, limits=limits, options=options)
-        origin, y_k, scores = select(scores, logits, forbid, ids)  # (B, K) each
-        tokens, attn = _extend(tokens, attn, origin, y_k, weights)
+        origin, y_k, scores = select(scores, step, forbid, ids)  # (B, K) each
+        tokens, attn = _extend(tokens, attn, origin, y_k, step.weights)
         ended = (y_k == EOS_ID) & torch.isfinite(scores)  # (B, K)
         _set_aside(finished, ids, tokens, attn, scores, ended, lengths, _length_penalty(t + 1, alpha))
         scores = scores.masked_fill(ended, NEG_INF)
@@ -193,7 +190,7 @@ def _search(
         keep = (~done).nonzero().squeeze(1)  # (B',)
         if keep.numel() == 0:
             break
-        state = model.reorder_state(state, _rows(keep, origin[keep], K))
+        state = model.reorder_state(step.state, _rows(keep, origin[keep], K))
         if keep.numel() < done.numel():
             memory = model.select_memory(memory, _rows(keep, torch.arange(K, device=keep.device).expand(keep.numel(), K), K))
             ids, limits, scores, n_finished, tokens = ids[keep], limits.keep(keep), scores[keep], n_finished[keep], tokens[keep]
@@ -202,10 +199,10 @@ def _search(
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-def _select_topk(scores: torch.Tensor, logits: torch.Tensor, forbid: Forbid, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _select_topk(scores: torch.Tensor, step: Step, forbid: Forbid, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Beam step: the K best continuations of each sentence over all its beams (ids: unused, see `Select`).
 
-    scores (B, K), logits (B*K, V), forbid: `constrain` for this step → origin beam, token, summed
+    scores (B, K), step.logits (B*K, V), forbid: `constrain` for this step → origin beam, token, summed
     log-prob: (B, K) each. Each of a sentence's K best continuations is among the K best of its
     own beam, so the search takes the K best allowed tokens per beam from the raw logits, then the
     K best of those K·K: no (B, K, V) log-probabilities are written. A token's log-probability is
@@ -215,6 +212,7 @@ def _select_topk(scores: torch.Tensor, logits: torch.Tensor, forbid: Forbid, ids
     to `_set_aside`.
     """
     B, K = scores.shape
+    logits = step.logits
     log_norm = torch.logsumexp(logits.float(), dim=-1, keepdim=True)  # (B*K, 1) before any -inf
     # The step's logits are fresh and read only here, so forbid may write into them.
     values, tokens = forbid(logits).topk(K, dim=-1)  # (B*K, K)
@@ -225,7 +223,7 @@ def _select_topk(scores: torch.Tensor, logits: torch.Tensor, forbid: Forbid, ids
 
 def _select_sample(
     scores: torch.Tensor,
-    logits: torch.Tensor,
+    step: Step,
     forbid: Forbid,
     ids: torch.Tensor,
     *,
@@ -238,6 +236,7 @@ def _select_sample(
     sentence's generator (generators[ids[b]] for sentence b); shapes as `_select_topk`, origin = k.
     Scores are the model's log-probabilities (float32, or float64 for a float64 model)."""
     B, K = scores.shape
+    logits = step.logits
     V = logits.size(-1)
     logp = forbid(torch.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))).view(B, K, V)
     tempered = logp / temperature  # (B, K, V)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seq2seq.decoding.numpy_constraints import NEG_INF
+from seq2seq.decoding.protocol import Step
 from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, STEP_GRAPH
 from seq2seq.modeldir.meta import META, CheckpointError, ModelMeta
 from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
@@ -82,7 +83,8 @@ SMALL_STEP_ROWS = 16
 
 
 class ExportedModel:
-    """The onnxruntime sessions, offering what the search needs: encode, step, step_top, reorder_state, select_memory.
+    """The onnxruntime sessions, offering what the search needs (seq2seq.decoding.protocol.Searchable: start,
+    step, reorder_state, select_memory) and `step_top`, a step that returns only the k best tokens.
 
     `small_step`: the step graph in a one-thread session, for steps of at most SMALL_STEP_ROWS rows
     (None: `step` runs every step).
@@ -99,31 +101,31 @@ class ExportedModel:
         self._next_state = [f"next_{name}" for name in self._state_names]
         self._ids = None if meta.output_ids is None else np.asarray(meta.output_ids, dtype=np.int64)  # (V',) each logits column's id
 
-    def encode(self, src: np.ndarray, src_len: np.ndarray) -> tuple[Memory, State]:
+    def start(self, src: np.ndarray, src_len: np.ndarray) -> tuple[Memory, State]:
         """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state."""
         values = dict(zip(self._encoder_outputs, self.encoder.run(None, {"src": src, "src_len": src_len})))
         return {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
 
-    def step(self, y: np.ndarray, state: State, memory: Memory) -> tuple[np.ndarray, np.ndarray, State]:
-        """y (N,) int64 → logits (N, V) float32 (−inf outside the output vocabulary, as torch's), their
-        log-sum-exp log_norm (N, 1), and the next state."""
+    def step(self, y: np.ndarray, state: State, memory: Memory) -> Step[np.ndarray, State]:
+        """y (N,) int64 → logits (N, V) float32 (−inf outside the output vocabulary, as torch's), the next
+        state, and the logits' log-sum-exp log_norm (N, 1)."""
         logits, log_norm, *state_values = self._run(["logits", "log_norm"], y, state, memory, 1)
         if self._ids is not None:
             full = np.full((logits.shape[0], self.meta.tgt_vocab_size), NEG_INF, dtype=np.float32)
             full[:, self._ids] = logits
             logits = full
-        return logits, log_norm, dict(zip(self._state_names, state_values))
+        return Step(logits, dict(zip(self._state_names, state_values)), log_norm=log_norm)
 
-    def step_top(self, y: np.ndarray, state: State, memory: Memory, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, State]:
-        """y (N,) int64 → the k largest logits of each row but PAD's and BOS's, values (N, k) float32 and
-        their ids (N, k), largest first, ties to the lower id; log_norm (N, 1); the next state.
+    def step_top(self, y: np.ndarray, state: State, memory: Memory, k: int) -> Step[np.ndarray, State]:
+        """y (N,) int64 → a `Step` without logits: `top`, the k largest logits of each row but PAD's and BOS's,
+        values (N, k) float32 and their ids (N, k), largest first, ties to the lower id; log_norm (N, 1); the next state.
 
         What `step` and then constrain's first rule and the search's `_topk` would give, without
         bringing the (N, V) logits out of the graph.
         """
         values, columns, log_norm, *state_values = self._run(["top_values", "top_columns", "log_norm"], y, state, memory, k)
         ids = columns if self._ids is None else self._ids[columns]  # the ids ascend with the columns, so ties still go to the lower id
-        return values, ids, log_norm, dict(zip(self._state_names, state_values))
+        return Step(None, dict(zip(self._state_names, state_values)), log_norm=log_norm, top=(values, ids))
 
     def _run(self, outputs: list[str], y: np.ndarray, state: State, memory: Memory, k: int) -> list[np.ndarray]:
         small = self.small_step_session is not None and y.shape[0] <= SMALL_STEP_ROWS

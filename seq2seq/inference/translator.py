@@ -18,8 +18,9 @@ import numpy as np
 
 from seq2seq.decoding.hypotheses import Hypothesis
 from seq2seq.export import is_exported_dir
+from seq2seq.inference.backends import Backend, ExportedBackend, TorchBackend
 from seq2seq.modeldir.hub import resolve_model_dir
-from seq2seq.modeldir.meta import CheckpointError, ModelMeta
+from seq2seq.modeldir.meta import ModelMeta
 from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
 from seq2seq.tokenizer import Tokenizer
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     import torch
 
     from seq2seq.config import Config
-    from seq2seq.export.runtime import ExportedModel, ExportMeta
+    from seq2seq.export.runtime import ExportedModel
 
 log = logging.getLogger("seq2seq")
 
@@ -58,34 +59,34 @@ class Attention:
 
 
 class Translator:
-    """A loaded model directory: `Translator.from_pretrained(DIR).translate(["A man is sleeping."])`.
+    """A loaded model: `Translator.from_pretrained(DIR).translate(["A man is sleeping."])`.
 
-    `meta` is the first model's metadata; `precision` and `model_dirs` say how it was loaded
-    (several directories: an ensemble). For an exported directory `model` is the onnxruntime
-    `ExportedModel`, `config` is None (export.json, in `model.meta`, says what the graphs
-    need) and `device` is cpu.
+    `backend` searches (seq2seq.inference.backends: torch for a model directory or an ensemble of
+    them, onnxruntime for an exported directory); `meta` is the first model's metadata; `precision`
+    and `model_dirs` say how it was loaded (several directories: an ensemble).
     """
 
-    def __init__(
-        self,
-        model: torch.nn.Module | ExportedModel,
-        tokenizer: Tokenizer,
-        config: Config | None,
-        meta: ModelMeta,
-        *,
-        model_dirs: list[Path],
-        device: torch.device | str,
-        precision: Precision,
-        max_len: int,
-    ):
-        self.model = model
+    def __init__(self, backend: Backend, tokenizer: Tokenizer, meta: ModelMeta, *, model_dirs: list[Path], precision: Precision, max_len: int):
+        self.backend = backend
         self.tokenizer = tokenizer
-        self.config = config
         self.meta = meta
         self.model_dirs = model_dirs
-        self.device = device
         self.precision = precision
         self.max_len = max_len  # source tokens per piece: longer sentences are translated in pieces
+
+    @property
+    def model(self) -> torch.nn.Module | ExportedModel:
+        """The searched model: a Seq2Seq or Ensemble (torch), or the onnxruntime `ExportedModel`."""
+        return self.backend.model
+
+    @property
+    def config(self) -> Config | None:
+        """The first model's recipe; None for an exported directory (export.json, in `model.meta`, says what the graphs need)."""
+        return self.backend.config
+
+    @property
+    def device(self) -> torch.device | str:
+        return self.backend.device
 
     @property
     def model_dir(self) -> Path:
@@ -97,7 +98,7 @@ class Translator:
 
     @property
     def is_exported(self) -> bool:
-        return self.config is None
+        return self.backend.kind == "exported"
 
     @classmethod
     def from_pretrained(
@@ -120,71 +121,24 @@ class Translator:
         A local directory always wins over a Hub id (seq2seq.modeldir.hub).
 
         device: auto, cpu, cuda or cuda:N. precision: fp32 (as trained), bf16 (weights and
-        activations; fast on CUDA and on CPUs with bf16 instructions) or int8 (dynamic quantization
-        of the LSTM and linear layers; CPU only). Both trade a little accuracy for speed: check
-        BLEU on a validation set. An exported directory's precision is chosen when exporting.
-        threads: CPU threads (0: the library's default; torch's setting is process-wide).
+        activations, for GPUs and CPUs with bf16 instructions; measure whether it is faster on
+        yours) or int8 (dynamic quantization of the LSTM and linear layers; CPU only). Both trade a
+        little accuracy for speed: check BLEU on a validation set. An exported directory's precision
+        is chosen when exporting. threads: CPU threads (0: the library's default; torch's setting is
+        process-wide).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         dirs = [resolve_model_dir(d, revision=revision, cache_dir=cache_dir) for d in (model_dir if isinstance(model_dir, (list, tuple)) else [model_dir])]
         if not dirs:
             raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
-        if any(is_exported_dir(d) for d in dirs):
-            return cls._from_exported(dirs, device, precision, threads)
-
-        import torch
-
-        from seq2seq.devices import resolve_device
-        from seq2seq.model import Ensemble
-        from seq2seq.model.precision import with_precision
-        from seq2seq.modeldir.checkpoint import load_model_dir
-
-        if threads:
-            torch.set_num_threads(threads)
-        resolved = resolve_device(device)
-        if precision == "int8" and resolved.type != "cpu":
-            raise ValueError("precision int8 is for translating on the CPU; on CUDA use bf16")
-        model, config, tokenizer, meta = load_model_dir(dirs[0], resolved)
-        models, max_len = [with_precision(model, precision)], config.data.max_len
-        for other in dirs[1:]:
-            other_model, other_config, _, other_meta = load_model_dir(other, resolved)
-            if other_meta.tokenizer_sha256 != meta.tokenizer_sha256:
-                raise CheckpointError(f"{other} has a different tokenizer from {dirs[0]}; an ensemble needs models trained with one SentencePiece model")
-            models.append(with_precision(other_model, precision))
-            max_len = min(max_len, other_config.data.max_len)
-        searched = models[0] if len(models) == 1 else Ensemble(models).eval()
-        return cls(searched, tokenizer, config, meta, model_dirs=dirs, device=resolved, precision=precision, max_len=max_len)
-
-    @classmethod
-    def _from_exported(cls, dirs: list[Path], device: str, precision: Precision, threads: int) -> Translator:
-        """An exported directory, run by onnxruntime on the CPU in the precision it was exported in."""
-        from seq2seq.export.runtime import load_exported
-
-        if len(dirs) > 1:
-            raise CheckpointError("an exported model cannot join an ensemble; give one exported directory, or the model directories to ensemble with torch")
-        if device not in ("auto", "cpu"):
-            raise ValueError(f"an exported model runs on the CPU (onnxruntime); got device {device!r}: use cpu, or the model directory on CUDA")
-        model, tokenizer, meta, export_meta = load_exported(dirs[0], threads)
-        exported = "int8" if export_meta.quantize == "int8" else "fp32"
-        if precision not in ("fp32", exported):
-            raise ValueError(f"{dirs[0]} was exported in {exported}; its precision is chosen by seq2seq-export --quantize, not by precision={precision!r}")
-        return cls(model, tokenizer, None, meta, model_dirs=dirs, device="cpu", precision=exported, max_len=export_meta.max_len)
+        kind = ExportedBackend if any(is_exported_dir(d) for d in dirs) else TorchBackend
+        backend, loaded = kind.load(dirs, device, precision, threads)
+        return cls(backend, loaded.tokenizer, loaded.meta, model_dirs=dirs, precision=loaded.precision, max_len=loaded.max_len)
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         """Copy the model directory to `out_dir` (weights, config, tokenizer, metadata, card)."""
-        from seq2seq.modeldir.checkpoint import save_model_dir
-
-        if self.is_exported:
-            raise ValueError("an exported model directory is saved by copying it (all its files); save_pretrained writes model directories")
-        if self.is_ensemble:
-            raise ValueError("an ensemble has no single model directory to save; average checkpoints of one run with seq2seq-average instead")
-        if self.precision != "fp32":
-            raise ValueError(f"this Translator runs in {self.precision}; save from one loaded with precision='fp32'")
-        out_dir = Path(out_dir)
-        if out_dir.resolve() == self.model_dir.resolve():
-            return
-        save_model_dir(out_dir, self.model, self.config, tokenizer_dir=self.model_dir, record=self.meta.training)
+        self.backend.save(Path(out_dir), self.model_dirs, self.meta.training)
 
     def translate(
         self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE, prefixes: list[str | None] | None = None
@@ -222,7 +176,7 @@ class Translator:
                 pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
                 owner.append(i)
                 piece_prefixes.append(forced[i] if forced is not None and start == 0 else None)
-        hyps = self._decode(pieces, options, batch_size, piece_prefixes if forced is not None else None)
+        hyps = self.backend.decode(pieces, options, batch_size, piece_prefixes if forced is not None else None)
         out: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in sentences]
         joined: dict[int, list[list[Hypothesis]]] = {}
         for i, h in zip(owner, hyps):
@@ -241,7 +195,7 @@ class Translator:
             if p is not None and not isinstance(p, str):
                 raise TypeError(f"prefixes[{i}] must be a str or None; got {type(p).__name__}")
         forced = [self.tokenizer.encode_tgt([p])[0] if p and p.strip() else None for p in prefixes]
-        emittable = _exported_emittable(self.model.meta) if self.is_exported else _emittable(self.model)
+        emittable = self.backend.emittable()
         for i, ids in enumerate(forced):
             if ids and emittable is not None and not bool(emittable[ids].all()):
                 bad = [self.tokenizer.tgt_pieces([t])[0] for t in ids if not bool(emittable[t])]
@@ -249,47 +203,19 @@ class Translator:
                                  "it was trained with model.output_vocab=target; write the prefix in the target language")
         return forced if any(forced) else None
 
-    def _decode(
-        self, pieces: list[np.ndarray], options: SearchOptions, batch_size: int, prefixes: list[list[int] | None] | None
-    ) -> list[list[Hypothesis]]:
-        """Search each piece with the backend the model was loaded for; both sort by length and batch alike."""
-        if self.is_exported:
-            from seq2seq.decoding.numpy_search import decode_sources as decode_exported
-
-            return decode_exported(self.model, pieces, options, batch_size, prefixes=prefixes)
-        import torch
-
-        from seq2seq.decoding.torch_search import decode_sources
-
-        with torch.inference_mode():
-            return decode_sources(self.model, pieces, self.device, options, batch_size, prefixes=prefixes)
-
     def attention(self, sentence: str, options: SearchOptions | None = None) -> Attention:
         """The best translation of one sentence (what `translate` gives with these options) with its
         attention weights. A model trained with attention 'none', sampling, or a sentence longer than
         the model's maximum (translated in pieces, each with its own weights) raise ValueError."""
         _check_sentences([sentence])
-        if self.is_exported:
-            raise ValueError(f"{self.model_dir} is an exported model, whose runtime does not return attention weights; use the model directory")
-        import torch
-
-        from seq2seq.data.batching import pad_sources
-        from seq2seq.decoding.torch_search import search
-
         options = SearchOptions() if options is None else options
-        if options.mode != "beam":
-            raise ValueError("attention weights come from beam search; use mode='beam'")
-        if not self.model.has_attention:
-            raise ValueError(f"{self.model_dir} was trained with attention: none, so it has no attention weights; "
-                             "use a model trained with attention: luong or bahdanau")
+        self.backend.check_attention(options, self.model_dir)
         if not sentence.strip():
             raise ValueError("the sentence is empty; pass the English sentence to translate")
         ids = self.tokenizer.encode_src([sentence])[0]
         if len(ids) > self.max_len:
             raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {self.max_len}; use a shorter one")
-        src, src_len = pad_sources([np.asarray(ids, dtype=np.int64)])
-        with torch.inference_mode():
-            hyp = search(self.model, src.to(self.device), src_len.to(self.device), options, return_attention=True)[0][0]
+        hyp = self.backend.best_with_attention(ids, options)
         return Attention(self.tokenizer.decode_tgt([hyp.tokens])[0], self.tokenizer.src_pieces(sentence) + ["</s>"],
                          self.tokenizer.tgt_pieces(hyp.tokens) + ["</s>"], hyp.attention.float().cpu().tolist())
 
@@ -300,25 +226,6 @@ class Translator:
         """The best hypotheses of a sentence's pieces, concatenated (an n-best of one)."""
         tokens = [t for p in parts for t in p[0].tokens]
         return [Translation(self.tokenizer.decode_tgt([tokens])[0], sum(p[0].score for p in parts), self.tokenizer.tgt_pieces(tokens))]
-
-
-def _emittable(model: torch.nn.Module) -> np.ndarray | None:
-    """(V,) True for the target ids the model (or any model of an ensemble) can output; None: every id."""
-    import torch
-
-    from seq2seq.model import Ensemble
-
-    masks = [m.decoder.output_mask for m in (model.models if isinstance(model, Ensemble) else [model])]
-    return None if any(mask is None for mask in masks) else torch.stack(masks).any(0).cpu().numpy()
-
-
-def _exported_emittable(meta: ExportMeta) -> np.ndarray | None:
-    """(V,) True for the target ids an exported model can output (export.json's output_ids); None: every id."""
-    if meta.output_ids is None:
-        return None
-    emittable = np.zeros(meta.tgt_vocab_size, dtype=bool)
-    emittable[list(meta.output_ids)] = True
-    return emittable
 
 
 def _describe(value: object) -> str:

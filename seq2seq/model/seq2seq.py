@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import Cell, ModelConfig
+from seq2seq.decoding.protocol import Step
 from seq2seq.model.decoder import Decoder, DecoderState, Memory, reorder_state, select_memory
 from seq2seq.model.encoder import Encoder
 from seq2seq.tokenizer import PAD_ID, UNK_ID
@@ -48,9 +49,15 @@ class Seq2Seq(nn.Module):
         feed = h.new_zeros(B, self.dec_hidden) if self.decoder.input_feeding else None
         return DecoderState(h, c, feed)
 
-    def step(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """One decoding step: y_prev (B,) → logits (B, V), next state, attention weights (B, S) or None."""
-        return self.decoder.step(y_prev, state, memory)
+    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """src (B, S), src_len (B,) → the memory and the decoder's initial state (seq2seq.decoding.protocol.Searchable)."""
+        memory = self.encode(src, src_len)
+        return memory, self.init_state(memory)
+
+    def step(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> Step[torch.Tensor, DecoderState]:
+        """One decoding step: y_prev (B,) → logits (B, V), the next state, attention weights (B, S) or None."""
+        logits, state, weights = self.decoder.step(y_prev, state, memory)
+        return Step(logits, state, weights=weights)
 
     @property
     def has_attention(self) -> bool:

@@ -5,6 +5,7 @@ name the flag."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import sys
@@ -66,7 +67,7 @@ def test_prefixes_are_checked(translator):
         translator.translate(SENTENCES[:2], prefixes=[None, 3])
     # A model whose output layer leaves out pieces (model.output_vocab=target) cannot be forced through them.
     restricted = copy.copy(translator)
-    restricted.model = copy.deepcopy(translator.model)
+    restricted.backend = dataclasses.replace(translator.backend, model=copy.deepcopy(translator.model))
     ids = translator.tokenizer.encode_tgt(["Hund"])[0]
     mask = torch.ones(translator.tokenizer.tgt_vocab_size, dtype=torch.bool)
     mask[ids[-1]] = False

@@ -82,9 +82,10 @@ def test_ensemble_step_is_log_of_mean_probability(cells):
     ensemble = Ensemble(models)
     src, src_len = torch.tensor([[5, 6, 7, 3], [8, 9, 3, 0]]), torch.tensor([4, 3])
     y = torch.tensor([2, 2])
-    memory = ensemble.encode(src, src_len)
-    out, state, weights = ensemble.step(y, ensemble.init_state(memory), memory)
-    probs = [torch.softmax(m.step(y, m.init_state(m.encode(src, src_len)), m.encode(src, src_len))[0], -1) for m in models]
+    memory, state = ensemble.start(src, src_len)
+    step = ensemble.step(y, state, memory)
+    out, state, weights = step.logits, step.state, step.weights
+    probs = [torch.softmax(m.step(y, *reversed(m.start(src, src_len))).logits, -1) for m in models]
     torch.testing.assert_close(out.exp(), (probs[0] + probs[1]) / 2)
     assert len(state) == 2 and weights.shape == (2, 4)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2))

@@ -20,8 +20,8 @@ def first_step_log_probs(translator: Translator, sentences: list[str]) -> torch.
     src, src_len = pad_sources([np.asarray(ids, dtype=np.int64) for ids in translator.tokenizer.encode_src(sentences)])
     model = translator.model
     with torch.inference_mode():
-        memory = model.encode(src, src_len)
-        logits, _, _ = model.step(torch.full((len(sentences),), 2), model.init_state(memory), memory)
+        memory, state = model.start(src, src_len)
+        logits = model.step(torch.full((len(sentences),), 2), state, memory).logits
     return torch.log_softmax(logits.float(), -1)
 
 
@@ -71,8 +71,8 @@ def test_a_gru_model_runs_in_lower_precision(precision):
 
     def first_step(m):
         with torch.inference_mode():
-            memory = m.encode(src, lens)
-            logits, _, _ = m.step(torch.full((4,), 2), m.init_state(memory), memory)
+            memory, state = m.start(src, lens)
+            logits = m.step(torch.full((4,), 2), state, memory).logits
         return torch.log_softmax(logits.float(), -1)
 
     low = with_precision(copy.deepcopy(model), precision)
