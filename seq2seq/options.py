@@ -40,7 +40,9 @@ class SearchOptions:
     Controls, in both modes (all off by default): an output has at least
     `ceil(min_len_ratio * S)` tokens before EOS (at most the maximum length); with
     `no_repeat_ngram` N > 0 no N-gram of target tokens occurs twice in an output; `ban_unk`
-    keeps <unk> out of outputs. A forced target prefix is per sentence, so it is not an option
+    keeps <unk> out of outputs; `repetition_penalty` P ≠ 1 scales the score of every token an output
+    already holds, as CTranslate2 and JoeyNMT do (divided by P where positive, multiplied where
+    negative; the hypotheses' scores include it). A forced target prefix is per sentence, so it is not an option
     here: it is the `prefixes` argument of `Translator.translate`.
     """
 
@@ -58,6 +60,8 @@ class SearchOptions:
     min_len_ratio: float = field(default=0.0, metadata={"min": 0, "help": "shortest output, relative to the source length (0: no minimum)"})
     no_repeat_ngram: int = field(default=0, metadata={"min": 0, "help": "no N-gram of target tokens occurs twice in an output (0: off)"})
     ban_unk: bool = field(default=False, metadata={"help": "never output <unk>"})
+    repetition_penalty: float = field(default=1.0, metadata={"above": 0, "help": "the score of each token an output already holds is divided by P "
+                                      "(multiplied where negative): P > 1 discourages repeats (1: off)"})
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -87,7 +91,7 @@ class SearchOptions:
     @property
     def constrains_steps(self) -> bool:
         """Whether a control beyond the length limit is on: the search does that work only then."""
-        return self.min_len_ratio > 0 or self.no_repeat_ngram > 0 or self.ban_unk
+        return self.min_len_ratio > 0 or self.no_repeat_ngram > 0 or self.ban_unk or self.repetition_penalty != 1
 
 
 def check_batch_size(batch_size: object) -> None:

@@ -1,7 +1,7 @@
 """Which tokens may come next, in numpy: the exported search's twin of seq2seq/decoding/torch_constraints.py.
 
 seq2seq.decoding.torch_constraints.constrain is the one place that says which tokens may come next in the
-torch search; this module applies the same seven rules in the same order to numpy arrays, so the
+torch search; this module applies the same rules in the same order to numpy arrays, so the
 exported model translates byte for byte as the torch model does with the decoding controls on
 and with forced prefixes (tests/export/test_export.py). It imports no torch. A rule added there
 belongs here too: tests/decoding/test_numpy_constraints.py holds the two to the same bits.
@@ -63,10 +63,12 @@ def constrain(x: np.ndarray, t: int, history: np.ndarray, limits: Limits, option
     token that may not come next; history (B, K, t). x is written in place; use the returned array.
 
     The rules of seq2seq.decoding.torch_constraints.constrain, in its order, a later one overriding an earlier:
-    1. PAD and BOS never; 2. ban_unk: no <unk>; 3. t < min_len: no EOS; 4. no_repeat_ngram N: no
-    token completing an N-gram the hypothesis holds; 5. t == max_len: EOS only; 6. a row that 2–5
-    left empty may end (EOS at its own score); 7. t < prefix_len: the prefix's token only, at its
-    own score. With no control on and no prefix, only 1 and 5 run, the work the search did before.
+    1. PAD and BOS never; 2. repetition_penalty P ≠ 1: each token the hypothesis holds scores ×1/P
+    where positive, ×P where negative; 3. ban_unk: no <unk>; 4. t < min_len: no EOS;
+    5. no_repeat_ngram N: no token completing an N-gram the hypothesis holds; 6. t == max_len: EOS
+    only; 7. a row that 3–6 left empty may end (EOS at its score); 8. t < prefix_len: the prefix's
+    token only, at its own score. With no control on and no prefix, only 1 and 6 run, the work the
+    search did before.
     """
     B, K = history.shape[:2]
     forcing = limits.prefix is not None and t < limits.prefix.shape[1]
@@ -76,6 +78,11 @@ def constrain(x: np.ndarray, t: int, history: np.ndarray, limits: Limits, option
     x[:, PAD_ID] = NEG_INF
     x[:, BOS_ID] = NEG_INF
     if options.constrains_steps:
+        p = options.repetition_penalty
+        if p != 1 and t > 0:
+            rows, held = np.arange(B * K)[:, None], history.reshape(B * K, t)  # (B*K, 1), (B*K, t)
+            scores = x[rows, held]  # (B*K, t) a copy; a token held twice is written twice, with the same value
+            x[rows, held] = np.where(scores < 0, scores * np.float32(p), scores * np.float32(1 / p))
         eos = x[:, EOS_ID].copy()  # (B*K,)
         if options.ban_unk:
             x[:, UNK_ID] = NEG_INF

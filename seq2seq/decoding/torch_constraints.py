@@ -69,17 +69,21 @@ def constrain(x: torch.Tensor, t: int, history: torch.Tensor, limits: Limits, op
 
     The rules, in order, a later one overriding an earlier:
       1. PAD and BOS never come (always);
-      2. with options.ban_unk, <unk> never comes;
-      3. before its sentence's minimum length (t < min_len), a hypothesis may not end;
-      4. with options.no_repeat_ngram N, no token that would complete an N-gram the hypothesis
+      2. with options.repetition_penalty P ≠ 1, the score of each token the hypothesis already
+         holds is multiplied by 1/P where it is positive and by P where it is negative (CTRL's
+         penalty, as CTranslate2 applies it), so P > 1 makes a repeat less likely;
+      3. with options.ban_unk, <unk> never comes;
+      4. before its sentence's minimum length (t < min_len), a hypothesis may not end;
+      5. with options.no_repeat_ngram N, no token that would complete an N-gram the hypothesis
          already holds;
-      5. at its sentence's maximum length (t == max_len), a hypothesis may only end (always);
-      6. a hypothesis that 2–5 left with no token may end (EOS at its own score), so every
-         hypothesis can always finish and a sampled row always has a token to draw;
-      7. inside its sentence's prefix (t < prefix_len), a hypothesis takes the prefix's token,
-         at its own score, whatever 1–6 said.
+      6. at its sentence's maximum length (t == max_len), a hypothesis may only end (always);
+      7. a hypothesis that 3–6 left with no token may end (EOS at its score after rule 2, which
+         never touches EOS), so every hypothesis can always finish and a sampled row always has a
+         token to draw;
+      8. inside its sentence's prefix (t < prefix_len), a hypothesis takes the prefix's token,
+         at its own score, whatever 1–7 said.
     Each row depends on its own hypothesis and sentence only, so the output never depends on
-    the batch. Rules 2–4, 6 and 7 cost nothing when they are off (without them, 1 and 5 always
+    the batch. Rules 2–5, 7 and 8 cost nothing when they are off (without them, 1 and 6 always
     leave EOS). x is written in place where it can be; use the returned tensor. A second runtime
     that searches must apply these same rules in this order.
     """
@@ -92,6 +96,8 @@ def constrain(x: torch.Tensor, t: int, history: torch.Tensor, limits: Limits, op
     x[:, PAD_ID] = NEG_INF
     x[:, BOS_ID] = NEG_INF
     if options.constrains_steps:
+        if options.repetition_penalty != 1 and t > 0:
+            x = _penalise_repeats(x, history.reshape(B * K, t), options.repetition_penalty)
         eos = x[:, EOS_ID].clone()  # (B*K,)
         if options.ban_unk:
             x[:, UNK_ID] = NEG_INF
@@ -117,3 +123,11 @@ def constrain(x: torch.Tensor, t: int, history: torch.Tensor, limits: Limits, op
         only = torch.full_like(x, NEG_INF).scatter_(1, forced, forced_score)
         x = torch.where(inside, only, x)
     return x
+
+
+def _penalise_repeats(x: torch.Tensor, held: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Rule 2 of `constrain`: x (N, V), held (N, t) the tokens each row holds → x with their scores
+    times 1/penalty where positive, times penalty where negative. Both factors multiply (no division),
+    as the numpy twin does, so the two round alike."""
+    scores = x.gather(1, held)  # (N, t); a token held twice is gathered twice and scattered once, with the same value
+    return x.scatter(1, held, torch.where(scores < 0, scores * penalty, scores * (1 / penalty)))

@@ -35,6 +35,8 @@ OPTIONS = [
     SearchOptions(no_repeat_ngram=1),
     SearchOptions(no_repeat_ngram=2, min_len_ratio=2.0, max_len_ratio=0.5, max_len_offset=1),
     SearchOptions(no_repeat_ngram=3, ban_unk=True, max_len_ratio=0.0, max_len_offset=3),
+    SearchOptions(repetition_penalty=1.3),
+    SearchOptions(repetition_penalty=0.7, no_repeat_ngram=2, min_len_ratio=1.0, ban_unk=True),
 ]
 
 

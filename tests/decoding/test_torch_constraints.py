@@ -77,6 +77,26 @@ def test_a_hypothesis_with_nothing_left_may_end() -> None:
     assert torch.isfinite(out).nonzero().tolist() == [[0, EOS_ID]] and out[0, EOS_ID] == x[0, EOS_ID]
 
 
+def test_repetition_penalty_scales_the_scores_of_held_tokens_only() -> None:
+    """P = 2: a held token's positive score halves, a negative one doubles; tokens not held, and
+    EOS, keep theirs; a token held twice is penalised once; P = 1 changes nothing."""
+    history = torch.tensor([[[5, 6, 5], [4, 7, 7]]])  # (B=1, K=2, t=3)
+    x = torch.tensor([[0.0, 1.0, 0.0, 2.0, 3.0, 4.0, -1.0, 0.5], [0.0, 1.0, 0.0, 2.0, -3.0, 4.0, 1.0, -0.5]])
+    limits = Limits(max_len=torch.tensor([10]))
+    out = constrain(x.clone(), 3, history, limits, SearchOptions(repetition_penalty=2.0))
+    expected = x.clone()
+    expected[:, [PAD_ID, BOS_ID]] = NEG
+    expected[0, 5], expected[0, 6] = 2.0, -2.0  # row 0 holds 5 (twice) and 6
+    expected[1, 4], expected[1, 7] = -6.0, -1.0  # row 1 holds 4 and 7 (twice)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    plain = constrain(x.clone(), 3, history, limits, SearchOptions(repetition_penalty=1.0))
+    assert torch.equal(torch.isinf(plain), torch.isinf(out)) and torch.equal(plain[:, 3:], x[:, 3:])
+    # Below 1 it rewards repeats; at t = 0 nothing is held.
+    assert constrain(x.clone(), 3, history, limits, SearchOptions(repetition_penalty=0.5))[0, 5] == 8.0
+    first = constrain(x.clone(), 0, history[:, :, :0], limits, SearchOptions(repetition_penalty=2.0))
+    assert torch.equal(first[:, 3:], x[:, 3:])
+
+
 def test_sentence_limits() -> None:
     src_len = torch.tensor([5, 2, 11])  # EOS included: 4, 1 and 10 tokens
     limits = sentence_limits(src_len, SearchOptions(max_len_ratio=1.0, max_len_offset=2, min_len_ratio=1.5), [None, [4, 5, 6, 7, 8], []])
@@ -115,6 +135,28 @@ def test_no_repeat_ngram(n: int) -> None:
                 assert not has_repeat(h.tokens, n)
                 assert h.log_prob == pytest.approx(teacher_forced_log_prob(model, sent, h.tokens), abs=1e-4)  # the model's score, not renormalised
             assert not any(has_repeat(h.tokens, n) for h in hyps[1:])
+
+
+def test_repetition_penalty_in_a_search() -> None:
+    """A strong penalty leaves fewer repeated tokens than none, in beam search and sampling, and the
+    scores it reports are the penalised ones (below the model's own log-probability where it acted)."""
+    model = trained_model()
+    sentences = random_sentences(12, seed=11, max_len=14)
+    src, src_len = pad_sources(sentences)
+
+    def repeats(results) -> int:
+        return sum(len(h.tokens) - len(set(h.tokens)) for h in all_hyps(results))
+
+    for mode in ("beam", "sample"):
+        plain = search(model, src, src_len, SearchOptions(mode=mode, beam_size=4, nbest=2, seed=3))
+        assert repeats(plain) > 0  # the unpenalised outputs repeat tokens, so the test can fail
+        assert search(model, src, src_len, SearchOptions(mode=mode, beam_size=4, nbest=2, seed=3, repetition_penalty=1.0)) == plain
+        penalised = search(model, src, src_len, SearchOptions(mode=mode, beam_size=4, nbest=2, seed=3, repetition_penalty=5.0))
+        assert repeats(penalised) < repeats(plain)
+    best = [hyps[0] for hyps in beam_search(model, src, src_len, SearchOptions(beam_size=4, repetition_penalty=5.0, length_penalty=0))]
+    for sent, h in zip(sentences, best):
+        if len(set(h.tokens)) < len(h.tokens):
+            assert h.log_prob < teacher_forced_log_prob(model, sent, h.tokens)
 
 
 def unk_loving(model):
@@ -271,7 +313,7 @@ def test_the_output_does_not_depend_on_the_batch_with_controls_on() -> None:
     rng = np.random.default_rng(0)
     prefixes = [None if i % 3 else list(rng.integers(4, V, size=int(rng.integers(1, 4)))) for i in range(len(sentences))]
     cpu = torch.device("cpu")
-    for options in (SearchOptions(beam_size=4, nbest=2, no_repeat_ngram=2, ban_unk=True, min_len_ratio=1.0),
+    for options in (SearchOptions(beam_size=4, nbest=2, no_repeat_ngram=2, ban_unk=True, min_len_ratio=1.0, repetition_penalty=1.5),
                      SearchOptions(mode="sample", nbest=2, no_repeat_ngram=3, ban_unk=True, min_len_ratio=0.5, top_p=0.7, top_k=5, seed=2)):
         with torch.inference_mode():
             runs = [decode_sources(model, sentences, cpu, options, batch_size, prefixes=prefixes) for batch_size in (1, 7, 64)]

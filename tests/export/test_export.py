@@ -3,6 +3,7 @@ byte as the torch model does, runs where torch cannot be imported, keeps one lin
 refuses bad directories, ensembles and options it does not implement with messages that say what to do."""
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -166,6 +167,32 @@ def test_the_step_graphs_top_k_and_log_norm_are_the_searchs(vocabulary, exported
             np.testing.assert_array_equal(top_log_norm, log_norm)
             assert all(np.array_equal(top_state[name], next_state[name]) for name in next_state)
         state, y = next_state, expected_ids[:, 0]
+
+
+# Every decoding option, set off its default, gives the exported search the torch search's translations,
+# or says here why it is held elsewhere: a SearchOptions field in neither dict fails the test below, so a
+# new option cannot be left out of the numpy search unnoticed.
+OFF_DEFAULT = {"beam_size": 3, "nbest": 2, "length_penalty": 0.6, "max_len_ratio": 0.8, "max_len_offset": 3, "early_stop": False,
+               "min_len_ratio": 0.8, "ban_unk": True, "repetition_penalty": 1.3}
+HELD_ELSEWHERE = {
+    "mode": "sampling draws from numpy's generator, not torch's: same distribution, other samples (test_exported_sampling_*)",
+    "temperature": "sampling", "top_k": "sampling", "top_p": "sampling (its nucleus: tests/decoding/test_numpy_constraints.py)", "seed": "sampling",
+    "no_repeat_ngram": "exact score ties on this barely trained model (see CONTROLS); the rule is held bit for bit in tests/decoding",
+}
+
+
+def test_every_decoding_option_translates_as_torch_does(translator, runtime, five_hundred):
+    """The best translations agree but where torch's two best differ by less than 1e-5 in score: this
+    barely trained model scores permutations of pieces nearly alike, and the graphs' float32 logits
+    are not torch's to the last bit. (On the demo recipe's model, 1,000 test_2016_flickr lines with
+    repetition_penalty 0.8, 1.3 and 2.0 gave 0 differing lines: docs/logs.)"""
+    assert set(OFF_DEFAULT) | set(HELD_ELSEWHERE) == {f.name for f in dataclasses.fields(SearchOptions)}
+    for name, value in OFF_DEFAULT.items():
+        options = SearchOptions(**{"nbest": 2, name: value})
+        theirs, mine = translator.translate_nbest(five_hundred[:120], options), runtime.translate_nbest(five_hundred[:120], options)
+        differ = [i for i in range(120) if mine[i][0].text != theirs[i][0].text]
+        assert all(abs(theirs[i][0].score - theirs[i][1].score) < 1e-5 and mine[i][0].text == theirs[i][1].text for i in differ), name
+        assert len(differ) <= 2, (name, differ)
 
 
 def test_exported_nbest_scores_match_torch(translator, runtime, five_hundred):
