@@ -52,7 +52,8 @@ class SearchOptions:
     length_penalty: float = field(default=1.0, metadata={"min": 0, "help": "GNMT length penalty alpha (0 = none)"})
     max_len_ratio: float = field(default=2.0, metadata={"min": 0, "help": "longest output, relative to the source length"})
     max_len_offset: int = field(default=10, metadata={"min": 0, "help": "tokens an output may have beyond max_len_ratio times the source length"})
-    early_stop: bool = field(default=True, metadata={"help": "stop a sentence once its best candidate ends (off: once beam_size hypotheses have ended)"})
+    early_stop: bool = field(default=True, metadata={"help": "stop a sentence once its best candidate ends (off: once beam_size hypotheses have ended)",
+                                                         "help_off": "search each sentence until beam_size hypotheses have ended, not only until its best candidate ends"})
     temperature: float = field(default=1.0, metadata={"above": 0, "help": "sampling temperature", "only": "sample"})
     top_k: int = field(default=0, metadata={"min": 0, "help": "sample from the K most likely tokens (0: all)", "only": "sample"})
     top_p: float = field(default=1.0, metadata={"above": 0, "max": 1, "bound_note": "1: no nucleus cut", "help": "nucleus sampling: draw from the most likely tokens whose probability reaches P (1: all)", "only": "sample"})

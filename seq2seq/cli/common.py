@@ -58,8 +58,9 @@ def add_search_arguments(parser: argparse.ArgumentParser, *, exclude: tuple[str,
         help_ = f.metadata["help"] + (" (with --sample)" if f.metadata.get("only") == "sample" else "")
         if f.name == "mode":
             group.add_argument("--sample", action="store_true", help="sample instead of searching (see the sampling flags)")
-        elif f.type == "bool":
-            group.add_argument(_flag(f.name, negate=f.default), dest=f.name, action="store_false" if f.default else "store_true", help=help_)
+        elif f.type == "bool":  # a flag that turns the default around: --ban-unk, --no-early-stop
+            group.add_argument(_flag(f.name, negate=f.default), dest=f.name, action="store_false" if f.default else "store_true",
+                               help=f.metadata.get("help_off", help_) if f.default else help_)
         else:
             group.add_argument(_flag(f.name), type=int if f.type == "int" else float, default=f.default, help=help_)
 

@@ -12,9 +12,14 @@ import importlib.util
 import json
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from seq2seq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_model_arguments, fail, setup_logging
 from seq2seq.options import BATCH_SIZE
+
+if TYPE_CHECKING:
+    from seq2seq.options import SearchOptions
+    from seq2seq.serve.inputs import Limits
 
 log = logging.getLogger("seq2seq.serve")
 
@@ -57,30 +62,42 @@ def read_api_keys(path: str) -> frozenset[str]:
     return keys
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The numeric flags' bounds, as usage errors that name the flag."""
     for name in ("port", "batch_size", "max_batch_tokens", "max_queue", "max_lines", "max_body_bytes", "max_beam_size"):
         if getattr(args, name) < (0 if name == "port" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'port' else '>= 1'}; got {getattr(args, name)}")
     for name in ("max_wait_ms", "timeout"):
         if not getattr(args, name) >= 0 or (name == "timeout" and args.timeout == 0):
             parser.error(f"--{name.replace('_', '-')} must be a number {'> 0' if name == 'timeout' else '>= 0'}; got {getattr(args, name)}")
+
+
+def _default_options(parser: argparse.ArgumentParser, text: str, limits: Limits) -> SearchOptions:
+    """--options: a JSON object of SearchOptions fields, checked as a request's are."""
+    from seq2seq.options import SearchOptions
+    from seq2seq.serve.inputs import InputError, search_options
+
+    try:
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError("it must be a JSON object")
+        return search_options(values, SearchOptions(), limits)
+    except (ValueError, InputError) as err:  # JSONDecodeError is a ValueError
+        parser.error(f"--options: {err}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_numbers(parser, args)
     setup_logging(args.quiet)
     if any(importlib.util.find_spec(name) is None for name in ("fastapi", "uvicorn", "prometheus_client")):
         return fail(MISSING, EXIT_USAGE)
 
-    from seq2seq.options import SearchOptions
-    from seq2seq.serve.inputs import InputError, Limits, search_options
+    from seq2seq.serve.inputs import Limits
 
     limits = Limits(max_body_bytes=args.max_body_bytes, max_lines=args.max_lines, max_beam_size=args.max_beam_size)
-    try:
-        values = json.loads(args.options)
-        if not isinstance(values, dict):
-            raise ValueError("it must be a JSON object")
-        defaults = search_options(values, SearchOptions(), limits)
-    except (ValueError, InputError) as err:  # JSONDecodeError is a ValueError
-        parser.error(f"--options: {err}")
+    defaults = _default_options(parser, args.options, limits)
     try:
         keys = read_api_keys(args.api_keys) if args.api_keys else frozenset()
     except OSError as err:

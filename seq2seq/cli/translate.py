@@ -17,10 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from seq2seq.cli.common import EXIT_OK, EXIT_USAGE, add_model_arguments, add_search_arguments, fail, search_options, setup_logging
 from seq2seq.inference.output import clean_line, json_record, one_line
+
+if TYPE_CHECKING:
+    from seq2seq.inference import sharding
+    from seq2seq.inference.translator import Translator
+    from seq2seq.options import SearchOptions
 
 log = logging.getLogger("seq2seq")
 
@@ -75,7 +80,7 @@ def micro_batches(lines: Iterator[tuple[str, bool]], max_lines: int, wait_s: flo
         yield batch
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seq-translate",
         description="Translate one sentence per line from stdin (or --input) to stdout (or --output).",
@@ -92,33 +97,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     add_search_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     options = search_options(parser, args)
     setup_logging(args.quiet)
+    # No torch here: an exported model (seq2seq-export) translates where torch is not installed.
+    from seq2seq.inference import sharding
+    from seq2seq.inference.translator import Translator
     from seq2seq.modeldir.hub import HubError, resolve_model_dir
+    from seq2seq.modeldir.meta import CheckpointError
 
     try:
         model_dirs = [resolve_model_dir(m, revision=args.revision) for m in args.model]
     except HubError as err:
         return fail(str(err), EXIT_USAGE)
-
-    # No torch here: an exported model (seq2seq-export) translates where torch is not installed.
-    from seq2seq.inference import sharding
-    from seq2seq.inference.translator import PrefixError, Translator
-    from seq2seq.modeldir.meta import CheckpointError
-
     # Under torchrun, each process translates its share of --input (seq2seq/inference/sharding.py).
     shard = sharding.shard_from_env()
     if shard is not None and not (args.input and os.path.isfile(args.input) and args.output):
         return fail(f"{shard.world} processes translate one file: give --input (a regular file) and --output", EXIT_USAGE)
-    device, threads = args.device, args.threads
-    if shard is not None:
-        import torch
-
-        sharding.open_group()
-        if device in ("auto", "cuda") and torch.cuda.is_available():
-            device = f"cuda:{shard.local_rank}"  # one GPU per process
-        threads = threads or sharding.cpu_threads(shard)
+    device, threads = (args.device, args.threads) if shard is None else _shard_device(args, shard)
     try:
         translator = Translator.from_pretrained(model_dirs, device=device, precision=args.precision, threads=threads)
     except (CheckpointError, ValueError) as err:
@@ -129,6 +130,46 @@ def main(argv: list[str] | None = None) -> int:
         sink = open(sink_path, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
     except OSError as err:
         return fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
+    start = time.perf_counter()
+    try:
+        done, counts = _translate_lines(translator, options, args, source, sink, shard)
+    except RequestError as err:
+        return fail(str(err), EXIT_USAGE)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    finally:
+        if args.output:
+            sink.close()
+    if shard is not None:
+        sharding.join_parts(shard, counts, args.output)
+    seconds = time.perf_counter() - start
+    log.info("translated %d lines in %.1f s (%.1f lines/s)%s", done, seconds, done / max(seconds, 1e-9),
+             f" on rank {shard.rank} of {shard.world}" if shard is not None else "")
+    return EXIT_OK
+
+
+
+
+def _shard_device(args: argparse.Namespace, shard: sharding.Shard) -> tuple[str, int]:
+    """One process of several: join the group; one GPU per process, or its share of the CPU threads."""
+    import torch
+
+    from seq2seq.inference import sharding
+
+    sharding.open_group()
+    device = f"cuda:{shard.local_rank}" if args.device in ("auto", "cuda") and torch.cuda.is_available() else args.device
+    return device, args.threads or sharding.cpu_threads(shard)
+
+
+def _translate_lines(translator: Translator, options: SearchOptions, args: argparse.Namespace, source: BinaryIO, sink: TextIO,
+                     shard: sharding.Shard | None) -> tuple[int, sharding.ChunkCounts]:
+    """Translate every line of source (this process's share of them, under torchrun) into sink, one
+    result per line; return the lines done and how many output lines each chunk wrote."""
+    from seq2seq.inference import sharding
+    from seq2seq.inference.translator import PrefixError
+
     # Interactive use answers each line at once; piped input is read in large sorted chunks.
     interactive = source.isatty()
     max_lines = 1 if interactive else 16 * args.batch_size
@@ -140,9 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     bar = _line_bar(total, enabled=not interactive and (shard is None or shard.rank == 0))
     lines = read_stream_lines(source)
     numbered = enumerate(lines) if shard is None else sharding.own_lines(lines, shard, max_lines)
-    counts = sharding.ChunkCounts(max_lines)
-    done = 0
-    start = time.perf_counter()
+    counts, done = sharding.ChunkCounts(max_lines), 0
     try:
         for batch in micro_batches(numbered, max_lines, args.wait):
             texts, prefixes = [], []
@@ -153,30 +192,18 @@ def main(argv: list[str] | None = None) -> int:
                     text, prefix = read_request(text, line_no + 1)
                     prefixes.append(prefix)
                 texts.append(clean_line(text))
-            results = translator.translate_nbest(texts, options, batch_size=args.batch_size, prefixes=prefixes if args.input_type == "json" else None)
+            try:
+                results = translator.translate_nbest(texts, options, batch_size=args.batch_size, prefixes=prefixes if args.input_type == "json" else None)
+            except PrefixError as err:
+                raise RequestError(f"line {batch[err.index][0] + 1}: {err}") from None
             for (line_no, _), text, hyps in zip(batch, texts, results):
                 counts.add(line_no, _write_result(sink, line_no, text, hyps, options.nbest, args.output_type))
             sink.flush()
             bar.update(len(batch))
             done += len(batch)
-    except RequestError as err:
-        return fail(str(err), EXIT_USAGE)
-    except PrefixError as err:
-        return fail(f"line {batch[err.index][0] + 1}: {err}", EXIT_USAGE)
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
     finally:
         bar.close()
-        if args.output:
-            sink.close()
-    if shard is not None:
-        sharding.join_parts(shard, counts, args.output)
-    seconds = time.perf_counter() - start
-    log.info("translated %d lines in %.1f s (%.1f lines/s)%s", done, seconds, done / max(seconds, 1e-9),
-             f" on rank {shard.rank} of {shard.world}" if shard is not None else "")
-    return EXIT_OK
+    return done, counts
 
 
 class RequestError(ValueError):

@@ -26,8 +26,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import nn
@@ -38,8 +39,11 @@ from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, ST
 from seq2seq.export.runtime import ExportMeta
 from seq2seq.model import DecoderState, Memory, Seq2Seq
 from seq2seq.modeldir.checkpoint import load_model_dir
-from seq2seq.modeldir.meta import CARD, CONFIG, META, WEIGHTS, CheckpointError
-from seq2seq.tokenizer import BOS_ID, PAD_ID, SPECIAL_IDS, copy_model_files, model_files, tokenizer_sha256
+from seq2seq.modeldir.meta import CARD, CONFIG, META, WEIGHTS, CheckpointError, ModelMeta
+from seq2seq.tokenizer import BOS_ID, PAD_ID, SPECIAL_IDS, Tokenizer, copy_model_files, model_files, tokenizer_sha256
+
+if TYPE_CHECKING:
+    from seq2seq.config import Config
 
 Quantize = Literal["none", "int8"]
 QUANTIZE: tuple[str, ...] = get_args(Quantize)
@@ -130,9 +134,11 @@ class _StepGraph(nn.Module):
 
 
 def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "none") -> ExportMeta:
-    """Write the exported directory for one model directory; returns its export.json."""
-    from seq2seq import __version__
+    """Write the exported directory for one model directory; returns its export.json.
 
+    In phases: check and load → the encoder graph → the step graph → quantize → copy the tokenizer
+    and metadata, write the card, and export.json last.
+    """
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)}; got {quantize!r}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -140,26 +146,51 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
         raise CheckpointError(f"{out_dir} holds a model directory; export into a new directory (e.g. {model_dir.name}-onnx)")
     model, config, tokenizer, model_meta = load_model_dir(model_dir, "cpu")
     model = model.float().eval()
-    cell = model.decoder.cell
     memory_names, state_names = _memory_fields(model), _state_fields(model)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    enc_axes, memory, state = _export_encoder(model, tokenizer.src_vocab_size, memory_names, state_names, out_dir)
+    output_ids = _output_ids(model)  # the step graph's logits columns, and export.json's output_ids
+    _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir)
+    if quantize == "int8":
+        for name in (ENCODER_GRAPH, STEP_GRAPH):
+            _quantize_int8(out_dir / name)
+    meta = _export_meta(model, config, tokenizer, model_meta, quantize, memory_names, state_names, output_ids, out_dir)
+    joint = config.tokenizer.joint
+    copy_model_files(model_dir, out_dir, joint)
+    for name in (META, CONFIG):
+        write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
+    meta = replace(meta, tokenizer_sha256=tokenizer_sha256(out_dir, joint))
+    original = (model_dir / CARD).read_text(encoding="utf-8") if (model_dir / CARD).is_file() else ""
+    write_text_atomic(out_dir / CARD, original.rstrip("\n") + "\n\n" + _card_section(out_dir, meta))
+    # export.json last: a directory without it is not taken for an exported model.
+    write_text_atomic(out_dir / EXPORT_META, meta.to_json())
+    return meta
+
+
+def _export_encoder(model: Seq2Seq, src_vocab_size: int, memory_names: tuple[str, ...], state_names: dict[str, int],
+                    out_dir: Path) -> tuple[dict, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Write encoder.onnx; return its dynamic axes and its outputs on the example inputs (memory, state),
+    the step graph's example inputs."""
     # Example inputs of two sentences of different lengths, so no size is mistaken for a constant.
-    src = torch.tensor([[5, 6, 7, 3], [8, 3, 0, 0]], dtype=torch.long).clamp(max=tokenizer.src_vocab_size - 1)
+    src = torch.tensor([[5, 6, 7, 3], [8, 3, 0, 0]], dtype=torch.long).clamp(max=src_vocab_size - 1)
     src_len = torch.tensor([4, 2])
     encoder = _EncoderGraph(model, memory_names, state_names)
     with torch.inference_mode():
         enc_outputs = encoder(src, src_len)
-    batch = {0: "batch"}
-    enc_axes = {"src": {0: "batch", 1: "src_len"}, "src_len": batch}
+    enc_axes = {"src": {0: "batch", 1: "src_len"}, "src_len": {0: "batch"}}
     for name in (*memory_names, *state_names):
         enc_axes[name] = {0: "batch", 1: "src_len"} if name in ("enc_out", "keys", "mask") else {state_names.get(name, 0): "batch"}
     _export(encoder, (src, src_len), out_dir / ENCODER_GRAPH, ["src", "src_len"], [*memory_names, *state_names], enc_axes)
+    return enc_axes, enc_outputs[: len(memory_names)], enc_outputs[len(memory_names) :]
 
-    output_ids = _output_ids(model)  # the step graph's logits columns, and export.json's output_ids
+
+def _export_step(model: Seq2Seq, output_ids: torch.Tensor | None, memory_names: tuple[str, ...], state_names: dict[str, int], enc_axes: dict,
+                 memory: tuple[torch.Tensor, ...], state: tuple[torch.Tensor, ...], out_dir: Path) -> None:
+    """Write decoder_step.onnx, its memory inputs batched as the encoder's outputs are."""
     step = _StepGraph(model, memory_names, state_names, output_ids)
-    memory, state = enc_outputs[: len(memory_names)], enc_outputs[len(memory_names) :]
     y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
+    batch = {0: "batch"}
     step_axes = {"y": batch, "logits": batch, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
     for name, axis in state_names.items():
         step_axes[name] = step_axes[f"next_{name}"] = {axis: "batch"}
@@ -168,38 +199,32 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     _export(step, (y, *state, *memory, k), out_dir / STEP_GRAPH, ["y", *state_names, *memory_names, "k"],
             [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)], step_axes)
 
-    if quantize == "int8":
-        for name in (ENCODER_GRAPH, STEP_GRAPH):
-            _quantize_int8(out_dir / name)
+
+def _export_meta(model: Seq2Seq, config: Config, tokenizer: Tokenizer, model_meta: ModelMeta, quantize: Quantize, memory_names: tuple[str, ...],
+                 state_names: dict[str, int], output_ids: torch.Tensor | None, out_dir: Path) -> ExportMeta:
+    """export.json's values; the tokenizer's SHA-256 is filled in once its files are copied."""
+    from seq2seq import __version__
 
     joint = config.tokenizer.joint
-    copy_model_files(model_dir, out_dir, joint)
-    for name in (META, CONFIG):
-        write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
-    meta = ExportMeta(
+    return ExportMeta(
         export_format_version=EXPORT_FORMAT_VERSION,
         package_version=__version__,
         opset=OPSET,
         exporter=EXPORTER,
         quantize=quantize,
-        cell=cell,
+        cell=model.decoder.cell,
         state_batch_axes=state_names,
         memory_names=memory_names,
         special_ids=SPECIAL_IDS,
         joint=joint,
         tokenizer_files=tuple(model_files(joint)),
-        tokenizer_sha256=tokenizer_sha256(out_dir, joint),
+        tokenizer_sha256="",
         src_vocab_size=tokenizer.src_vocab_size,
         tgt_vocab_size=tokenizer.tgt_vocab_size,
         output_ids=None if output_ids is None else tuple(output_ids.tolist()),
         max_len=config.data.max_len,
         source_weights_sha256=model_meta.weights_sha256,
     )
-    original = (model_dir / CARD).read_text(encoding="utf-8") if (model_dir / CARD).is_file() else ""
-    write_text_atomic(out_dir / CARD, original.rstrip("\n") + "\n\n" + _card_section(out_dir, meta))
-    # export.json last: a directory without it is not taken for an exported model.
-    write_text_atomic(out_dir / EXPORT_META, meta.to_json())
-    return meta
 
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str], dynamic_axes: dict) -> None:

@@ -20,7 +20,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from seq2seq.config import Config, DataConfig, config_to_dict
 
 if TYPE_CHECKING:
-    from seq2seq.modeldir.meta import ModelMeta
+    from seq2seq.modeldir.meta import ModelMeta, TrainingRecord
 
 # The model-index dataset type of data that is not on the Hub (the spec asks for a dataset id there).
 LOCAL = "local"
@@ -52,30 +52,8 @@ def model_card(config: Config, meta: ModelMeta) -> str:
     training time, scores, intended use and limitations."""
     data, m, record = config.data, config.model, meta.training
     hub_id, source = describe_data(data)
-    scored = [(split, value) for split, value in (("validation", record and record.valid_bleu), ("test", record and record.test_bleu)) if value is not None]
-    card_data = ModelCardData(
-        language=[data.src_lang, data.tgt_lang],
-        license="mit",
-        library_name="seq2seq",
-        pipeline_tag="translation",
-        tags=["translation", m.cell, "seq2seq"],
-        datasets=[hub_id] if hub_id else None,
-        metrics=["bleu"],
-        model_name=f"seq2seq-{data.src_lang}-{data.tgt_lang}-{m.attention}",
-        eval_results=[
-            EvalResult(task_type="translation", task_name=f"Translation {data.src_lang}-{data.tgt_lang}", dataset_type=hub_id or LOCAL,
-                       dataset_name=source, dataset_config=data.hub_config if hub_id else None, dataset_split=split,
-                       metric_type="bleu", metric_value=round(value, 2), metric_name=f"{split} BLEU (sacreBLEU)")
-            for split, value in scored
-        ] or None,
-    )
-    scores = ""
-    if record is not None and record.averaged_from:
-        scores += f"- Weights averaged over {len(record.averaged_from)} checkpoints: {', '.join(Path(d).name for d in record.averaged_from)}\n"
-    if record is not None and record.valid_bleu is not None:
-        scores += f"- Validation BLEU: {record.valid_bleu:.2f} (search with beam {config.train.valid_beam_size}; `{record.valid_bleu_signature}`)\n"
-    if record is not None and record.test_bleu is not None:
-        scores += f"- Test BLEU: {record.test_bleu:.2f} (beam {record.test_beam_size}; `{record.test_bleu_signature}`)\n"
+    card_data = _card_data(config, record, hub_id, source)
+    scores = _scores(config, record)
     training = (
         f"\n- {record.step} steps, {record.epoch} epochs, {record.train_seconds} s of training (validation included)."
         if record is not None else ""
@@ -127,6 +105,40 @@ Paths of the training machine are shortened to their last component.
 ```
 """
     return str(ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}"))
+
+
+def _card_data(config: Config, record: TrainingRecord | None, hub_id: str | None, source: str) -> ModelCardData:
+    """The card's front matter: languages, license, tags, datasets and the BLEU scores as model-index results."""
+    data, m = config.data, config.model
+    scored = [(split, value) for split, value in (("validation", record and record.valid_bleu), ("test", record and record.test_bleu)) if value is not None]
+    return ModelCardData(
+        language=[data.src_lang, data.tgt_lang],
+        license="mit",
+        library_name="seq2seq",
+        pipeline_tag="translation",
+        tags=["translation", m.cell, "seq2seq"],
+        datasets=[hub_id] if hub_id else None,
+        metrics=["bleu"],
+        model_name=f"seq2seq-{data.src_lang}-{data.tgt_lang}-{m.attention}",
+        eval_results=[
+            EvalResult(task_type="translation", task_name=f"Translation {data.src_lang}-{data.tgt_lang}", dataset_type=hub_id or LOCAL,
+                       dataset_name=source, dataset_config=data.hub_config if hub_id else None, dataset_split=split,
+                       metric_type="bleu", metric_value=round(value, 2), metric_name=f"{split} BLEU (sacreBLEU)")
+            for split, value in scored
+        ] or None,
+    )
+
+
+def _scores(config: Config, record: TrainingRecord | None) -> str:
+    """The card's score lines: averaging, validation and test BLEU with their signatures."""
+    scores = ""
+    if record is not None and record.averaged_from:
+        scores += f"- Weights averaged over {len(record.averaged_from)} checkpoints: {', '.join(Path(d).name for d in record.averaged_from)}\n"
+    if record is not None and record.valid_bleu is not None:
+        scores += f"- Validation BLEU: {record.valid_bleu:.2f} (search with beam {config.train.valid_beam_size}; `{record.valid_bleu_signature}`)\n"
+    if record is not None and record.test_bleu is not None:
+        scores += f"- Test BLEU: {record.test_bleu:.2f} (beam {record.test_beam_size}; `{record.test_bleu_signature}`)\n"
+    return scores
 
 
 def _without_machine_paths(value: Any) -> Any:
