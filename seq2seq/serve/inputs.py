@@ -163,7 +163,7 @@ def libre_request(fields: dict[str, Any], src_lang: str, tgt_lang: str, base: Se
     if not 0 <= alternatives < limits.max_beam_size:
         raise InputError(400, f"alternatives must be an integer from 0 to {limits.max_beam_size - 1} (--max-beam-size); got {alternatives}", "alternatives")
     options = search_options({"nbest": 1 + alternatives, "beam_size": max(base.beam_size, 1 + alternatives)} if alternatives else {}, base, limits)
-    return LibreRequest(texts, options, alternatives, source == "auto", _api_key(fields))
+    return LibreRequest(texts, options, alternatives, source == "auto", api_key_of(fields))
 
 
 def _integer(value: object, name: str) -> int:
@@ -175,7 +175,8 @@ def _integer(value: object, name: str) -> int:
     raise InputError(400, f"{name} must be an integer; got {value!r}", name)
 
 
-def _api_key(fields: dict[str, Any]) -> str | None:
+def api_key_of(fields: dict[str, Any]) -> str | None:
+    """The api_key field where it is a non-empty string (else the key may come from a header or the query)."""
     key = fields.get("api_key")
     return key if isinstance(key, str) and key else None
 
@@ -233,4 +234,4 @@ def native_request(fields: dict[str, Any], base: SearchOptions, limits: Limits, 
     """q (one string, or a list unless `one`), api_key and any SearchOptions field (the others: `base`'s)."""
     texts = sentences(fields, limits, one=one)
     options = search_options({k: v for k, v in fields.items() if k not in ("q", "api_key")}, base, limits)
-    return NativeRequest(texts, options, _api_key(fields))
+    return NativeRequest(texts, options, api_key_of(fields))
