@@ -1,24 +1,30 @@
 """Benchmark an exported model against the torch path it came from, in one sitting.
 
     flock /tmp/seq2seq-bench.lock python tools/benchmark_export.py --model /work/models/m30k-lstm/best \\
-        --exported /work/models/export/m30k-onnx --data /work/shared/data/multi30k --json docs/export-benchmark.json
+        --exported /work/models/export/m30k-onnx --data /work/shared/data/multi30k --json export-benchmark.json
 
-Exports the model (fp32 and int8) unless the directories exist, then measures on test_2016_flickr:
-how many beam-5 output lines of the fp32 export differ from the torch model's, BLEU (sacreBLEU,
-cased 13a, as ../shared/peers) of torch, fp32 and int8 exports; a fresh process's start-up plus
-one sentence, for the torch path and for the exported path (also in a runtime-only environment
-when --runtime-python is given); sentences/s greedy and beam 5 at batch 1 and 64, fp32 and int8,
-exported and torch; and the disk size of the environments given with --env. Prints a Markdown
-table and writes every number to --json.
+Exports the model afresh on every run, fp32 into --exported and int8 into the same name + -int8
+(replacing an earlier export there; a directory that is not an export is refused), and checks that
+each export.json names the model's weights (`source_weights_sha256` = meta.json's `weights_sha256`),
+this package's export format and the quantization asked for, so a stale export is never measured.
+Then measures on test_2016_flickr: how many beam-5 output lines of the fp32 export differ from the
+torch model's, BLEU (sacreBLEU, cased 13a, as ../shared/peers) of torch, fp32 and int8 exports; a
+fresh process's start-up plus one sentence, for the torch path and for the exported path (also in a
+runtime-only environment when --runtime-python is given); sentences/s greedy and beam 5 at batch 1
+and 64, fp32 and int8, exported and torch; and the disk size of the environments given with --env.
+Prints a Markdown table and writes every number, with what was measured, to --json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +34,9 @@ STARTUP = "import sys; from seq2seq import Translator; t = Translator.from_pretr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="the torch model directory")
-    parser.add_argument("--exported", required=True, type=Path, help="where the fp32 export is (written if absent); int8 goes to the same name + -int8")
+    parser.add_argument("--exported", type=Path,
+                        help="where to write the fp32 export, afresh on every run (an earlier export there is replaced); int8 goes to "
+                        "the same name + -int8 (default: a temporary directory, removed at the end)")
     parser.add_argument("--data", required=True, type=Path, help="the Multi30k directory (test_2016_flickr.{en,de}.gz)")
     parser.add_argument("--lines", type=int, default=1000, help="test lines for quality and batch-64 speed")
     parser.add_argument("--batch1-lines", type=int, default=200, help="lines for the batch-1 speed runs (they are slow)")
@@ -40,15 +48,20 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
-    from seq2seq.export.exporter import export_model_dir
+    with tempfile.TemporaryDirectory(prefix="benchmark-export-") as scratch:
+        if args.exported is None:
+            args.exported = Path(scratch) / f"{args.model.name}-onnx"
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     from seq2seq.inference.translator import Translator
     from seq2seq.options import SearchOptions
     from seq2seq.textfiles import read_lines
 
     int8_dir = args.exported.with_name(args.exported.name + "-int8")
-    for out, quantize in ((args.exported, "none"), (int8_dir, "int8")):
-        if not (out / "export.json").is_file():
-            export_model_dir(args.model, out, quantize=quantize)
+    exports = {name: _export_fresh(args.model, out, quantize) for name, out, quantize in
+               (("exported fp32", args.exported, "none"), ("exported int8", int8_dir, "int8"))}
     src = read_lines(args.data / "test_2016_flickr.en.gz")[: args.lines]
     ref = read_lines(args.data / "test_2016_flickr.de.gz")[: args.lines]
     translators = {
@@ -57,7 +70,8 @@ def main() -> None:
         "exported fp32": Translator.from_pretrained(args.exported, threads=args.threads),
         "exported int8": Translator.from_pretrained(int8_dir, threads=args.threads),
     }
-    figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines}
+    figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines,
+                     "model": str(args.model), "exports": exports}
     beam5 = SearchOptions(beam_size=5)
     if args.part in ("all", "quality"):
         _quality(figures, translators, src, ref, beam5)
@@ -65,6 +79,35 @@ def main() -> None:
         _speed(figures, translators, src, beam5, args, int8_dir)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+
+
+def _export_fresh(model_dir: Path, out: Path, quantize: str) -> dict:
+    """Export model_dir into out afresh (through a temporary sibling, so a failed export leaves no
+    half-written directory), replacing an earlier export there, and check that the result names
+    model_dir's weights, this package's export format and `quantize`. Returns what export.json says."""
+    from seq2seq.export import EXPORT_FORMAT_VERSION, EXPORT_META, is_exported_dir
+    from seq2seq.export.exporter import export_model_dir
+    from seq2seq.modeldir.meta import META, WEIGHTS
+
+    if out.exists() and any(out.iterdir()) and (not is_exported_dir(out) or (out / WEIGHTS).exists()):
+        sys.exit(f"{out} exists and is not an exported model directory; give --exported a new path or an earlier export to replace")
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        export_model_dir(model_dir, tmp, quantize=quantize)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    written = json.loads((out / EXPORT_META).read_text(encoding="utf-8"))
+    weights = json.loads((model_dir / META).read_text(encoding="utf-8"))["weights_sha256"]
+    expected = {"source_weights_sha256": weights, "export_format_version": EXPORT_FORMAT_VERSION, "quantize": quantize}
+    wrong = {k: written.get(k) for k, v in expected.items() if written.get(k) != v}
+    if wrong:
+        sys.exit(f"{out}/{EXPORT_META} does not describe the export just made ({wrong}, expected {expected}); not measuring it")
+    return {"dir": str(out), **{k: written[k] for k in ("export_format_version", "quantize", "package_version", "source_weights_sha256")}}
 
 
 def _quality(figures: dict, translators: dict, src: list[str], ref: list[str], beam5) -> None:
