@@ -28,7 +28,7 @@ from pathlib import Path
 from seq2seq.textfiles import read_lines, write_lines
 
 ALPHAS = ["1.0", "1.2", "1.4", "1.6", "1.8"]
-# The budgeted runs of docs/results.md: the rate decays linearly to the budget's end, every evaluation
+# The budgeted runs of docs/logs/2026-11-22-multi30k-quality.md: the rate decays linearly to the budget's end, every evaluation
 # counts (no early stopping), subword sampling; epochs high enough that the clock ends the run.
 BUDGETED = ["train.scheduler=linear", "train.patience=0", "tokenizer.sample_alpha=0.3", "train.epochs=100", "train.score_test=false"]
 

@@ -43,14 +43,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str = MO
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     group.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="bf16: bfloat16 weights and activations, for GPUs and CPUs with bf16 instructions (whether it is faster "
-                       "depends on the hardware: measure it, docs/speed.md); int8: dynamic quantization, CPU only")
+                       "depends on the hardware: measure it, docs/guides/decoding.md#precision); int8: dynamic quantization, CPU only")
     group.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's or onnxruntime's default)")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:
     """--batch-size and one flag per `SearchOptions` field (but `exclude`): --beam-size, --no-early-stop,
     --sample for mode, …; each flag's type, default and help are the field's."""
-    group = parser.add_argument_group("search", "decoding options (docs/decoding.md has a section on each)")
+    group = parser.add_argument_group("search", "decoding options (docs/guides/decoding.md has a section on each)")
     group.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="sentences per batch")
     for f in fields(SearchOptions):
         if f.name in exclude:

@@ -5,7 +5,7 @@ fused left-padded pass (seq2seq.model.encoder: `torch._VF.lstm` over gathered an
 the bias riding on an input feature; `torch._VF.gru` for a GRU) and the decoder's `nn.LSTM` or
 `nn.GRU` into ONNX LSTM or GRU operators, keeps batch and source length as dynamic axes, and
 writes one self-contained file per graph. The dynamo exporter (torch.export → onnxscript) is where torch.onnx is heading, but see
-docs/export.md for what it did with this model when tried. Either way no packed sequence enters
+docs/guides/export.md (How it is built, and why) for what it did with this model when tried. Either way no packed sequence enters
 a graph: on the CPU the encoder never packs (the left-padded pass gives a sentence the same
 states alone or in a padded batch), which is also the path the torch search runs.
 
@@ -18,7 +18,7 @@ What the state is comes from `_state_fields`, the one place that knows the cell.
 The step graph's logits are the output vocabulary's columns only (export.json's `output_ids`; all
 ids for a model without the mask): torch computes the full vocabulary with −inf outside it, which
 here would be a third more work in the largest product of the step. The log-sum-exp and the top k
-are in the graph because numpy took a third of a beam search's time computing them (docs/export.md).
+are in the graph because numpy took a third of a beam search's time computing them (docs/logs/2026-12-01-export-benchmark.md).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def _quantize_int8(path: Path) -> None:
     tmp = path.with_name(path.name + ".int8.tmp")
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for static quantization; the BLEU check is in docs/export.md
+    root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for static quantization; the BLEU check is in docs/logs/2026-12-01-export-benchmark.md
     try:
         quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
     finally:

@@ -122,8 +122,8 @@ class Translator:
 
         device: auto, cpu, cuda or cuda:N. precision: fp32 (as trained), bf16 (weights and
         activations, for GPUs and CPUs with bf16 instructions; measure whether it is faster on
-        yours) or int8 (dynamic quantization of the LSTM and linear layers; CPU only). Both trade a
-        little accuracy for speed: check BLEU on a validation set. An exported directory's precision
+        yours) or int8 (dynamic quantization of the LSTM and linear layers; CPU only). Both may cost a
+        little accuracy, and whether they are faster depends on the hardware: check BLEU and speed on yours. An exported directory's precision
         is chosen when exporting. threads: CPU threads (0: the library's default; torch's setting is
         process-wide).
         """

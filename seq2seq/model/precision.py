@@ -1,7 +1,7 @@
 """The precision translation runs in, kept beside the modules it changes.
 
-fp32 is the model as trained; bf16 casts weights (and so activations) to bfloat16, fast on CUDA
-and on CPUs with bf16 instructions; int8 swaps the LSTM or GRU and linear layers for dynamically
+fp32 is the model as trained; bf16 casts weights (and so activations) to bfloat16, for GPUs
+and CPUs with bf16 instructions (whether it is faster depends on the hardware: docs/guides/decoding.md#precision); int8 swaps the LSTM or GRU and linear layers for dynamically
 quantized ones (CPU only). Quantized layers lack what two fast paths use, so `with_precision`
 marks the encoder and decoder it quantizes (`int8 = True`) and they take their other path: the
 encoder's fused left-padded pass needs `nn.LSTM`'s (`nn.GRU`'s) weight tensors, and the decoder's output mask

@@ -99,7 +99,7 @@ def test_exported_no_repeat_ngram_matches_torch_up_to_ties(translator, runtime, 
     onnx_best = [hyps[0] for hyps in runtime.translate_nbest(five_hundred, options, batch_size=64)]
     same = [i for i, (a, b) in enumerate(zip(onnx_best, torch_best)) if a.text == b.text]
     # The rest took another branch at an exact tie, which torch's topk and the runtime's (lower index
-    # first) break differently; 5 of 500 in the sitting of docs/export.md.
+    # first) break differently; 5 of 500 in the sitting of docs/logs/2026-11-30-export.md.
     assert len(same) >= 490, len(same)
     assert [onnx_best[i].score for i in same] == pytest.approx([torch_best[i].score for i in same], abs=1e-4)
     for h in onnx_best:
@@ -185,7 +185,7 @@ def test_every_decoding_option_translates_as_torch_does(translator, runtime, fiv
     """The best translations agree but where torch's two best differ by less than 1e-5 in score: this
     barely trained model scores permutations of pieces nearly alike, and the graphs' float32 logits
     are not torch's to the last bit. (On the demo recipe's model, 1,000 test_2016_flickr lines with
-    repetition_penalty 0.8, 1.3 and 2.0 gave 0 differing lines: docs/logs.)"""
+    repetition_penalty 0.8, 1.3 and 2.0 gave 0 differing lines: docs/logs/2026-12-06-repetition-penalty.md.)"""
     assert set(OFF_DEFAULT) | set(HELD_ELSEWHERE) == {f.name for f in dataclasses.fields(SearchOptions)}
     for name, value in OFF_DEFAULT.items():
         options = SearchOptions(**{"nbest": 2, name: value})
