@@ -134,7 +134,9 @@ class TrainConfig:
     valid_beam_size: int = _num(1, 1)
     score_test: bool = True  # score the best model on the test split (beam 5) when training ends, if there is one
     device: Device = "auto"
-    bf16: bool = False  # bf16 autocast, on CUDA and on CPUs with bf16 matrix units
+    # bf16 autocast. auto: on where bf16 is fast (a GPU with bf16 units, a CPU with bf16 instructions),
+    # off elsewhere; true where the CPU has none is an error. Default false: numbers the same on every machine.
+    bf16: Literal["auto"] | bool = False
     threads: int = _num(0, 0)
     # Under torchrun: how long a rank waits for the others in one collective before the run fails
     # with an error naming the ranks that did not answer (a dead or stuck peer); above the longest

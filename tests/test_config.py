@@ -65,3 +65,19 @@ def test_an_unknown_cell_lists_the_valid_ones():
     with pytest.raises(ConfigError, match=r"model.cell: expected one of 'lstm', 'gru', got 'transformer'"):
         load_config("recipes/demo.yaml", ["model.cell=transformer"])
     assert load_config("recipes/demo.yaml", ["model.cell=gru"]).model.cell == "gru"
+
+
+def test_bf16_is_auto_true_or_false():
+    assert load_config("recipes/demo.yaml").train.bf16 is False  # the default: the same numbers on every machine
+    assert load_config("recipes/en-de.yaml").train.bf16 == "auto"
+    assert load_config("recipes/en-de-context.yaml").train.bf16 == "auto"
+    assert load_config("recipes/demo.yaml", ["train.bf16=true"]).train.bf16 is True
+    assert load_config("recipes/demo.yaml", ["train.bf16=false"]).train.bf16 is False
+    for wrong in ("1", "fast", "AUTO"):
+        with pytest.raises(ConfigError, match=r"train.bf16: expected one of 'auto' or true or false, got "):
+            load_config("recipes/demo.yaml", [f"train.bf16={wrong}"])
+    # A model directory's config.json from before auto (true or false) still loads.
+    for saved in (True, False, "auto"):
+        data = config_to_dict(load_config("recipes/demo.yaml"))
+        data["train"]["bf16"] = saved
+        assert config_from_dict(data).train.bf16 == saved

@@ -1,9 +1,12 @@
 """Training: from a resolved recipe to the best and last model directories.
 
-`train` is one loop, readable top to bottom: zero_grad → forward → loss → backward → clip →
-step (`train_step`), a metrics record now and then, and `validate_and_save` at each validation.
-Preparation, schedules and validation live in modules of their own; the helpers here are the
-loop's: each epoch's batches, one step, and what a skipped step reports.
+`train` is one loop, read top to bottom in phases: start (`start_run`: the run, its data, where
+it stands), each epoch (`train_epoch`), and in each epoch each step (`train_step`: zero_grad →
+forward → loss → backward → clip → step), a log record now and then, a validation when one is
+due or a limit is reached, and the stop; then the finish. Three objects keep the books, each the
+only code that changes its part: the `RunClock` (time), `run.lr` (the learning rate) and
+`Progress` (where the run stands, through its methods). `stop_reason` says when a run stops,
+and why; the only other way out is a signal.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import itertools
 import logging
 import math
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,16 @@ from seq2seq.config import Config
 from seq2seq.data.batching import Batch, EncodedSplit, collate_pairs, make_batches, stream_batches
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import Tokenizer, seed_sampling
-from seq2seq.training.distributed import peers_watched, shut_down
+from seq2seq.training.clock import RunClock
+from seq2seq.training.distributed import peers_watched
 from seq2seq.training.loss import token_loss
+from seq2seq.training.progress import Progress
 from seq2seq.training.reporting import progress_bar, train_record
-from seq2seq.training.resume import Progress, StopFlag, TrainingInterrupted
-from seq2seq.training.schedules import linear_lr, set_lr
-from seq2seq.training.setup import TrainingData, TrainingRun, start_run
-from seq2seq.training.validation import save_checkpoint, score_test_split, validate_and_save, validate_start
+from seq2seq.training.resume import StopFlag, TrainingInterrupted
+from seq2seq.training.run import TrainingData, TrainingRun, close_run
+from seq2seq.training.schedules import stop_reason
+from seq2seq.training.setup import start_run
+from seq2seq.training.validation import save_checkpoint, save_validated, score_test_split, validate, validate_start
 
 log = logging.getLogger("seq2seq")
 
@@ -40,92 +45,96 @@ OOM = "CUDA out of memory"
 def train(config: Config) -> Path:
     """Train a model as the recipe says, continuing the run in run_dir if there is one; return
     the directory of the best model. Raises TrainingInterrupted after SIGINT/SIGTERM (state saved)."""
-    tc = config.train
     run, data, progress = start_run(config)
-    dist, model, optimizer = run.dist, run.model, run.optimizer
-    if progress.finished:
-        log.info("the run in %s has finished; nothing to do (raise train.epochs, train.max_steps or train.max_minutes to go on)", run.run_dir)
-        run.writer.close()
-        shut_down(dist)
-        return run.run_dir / "best"
-
-    if config.train.init_from is not None and progress.step == 0:
-        validate_start(run, data)  # fine-tuning: where the new run starts, for comparison
-    clock = time.time()  # when time was last charged to progress.train_seconds
-    window_start = time.time()
-    eval_seconds = 0.0  # the last validation's duration
-    with StopFlag() as stop_flag, peers_watched(dist):
-        for epoch in range(progress.epoch + progress.epoch_complete, tc.epochs + 1):
-            first = progress.batch_in_epoch if epoch == progress.epoch else 0
-            progress.epoch, progress.batch_in_epoch, progress.epoch_complete = epoch, first, False
-            total, batches = epoch_batches(config, data, epoch, first)
-            bar = progress_bar(total, f"epoch {epoch}", first, enabled=dist.is_main)
-            for b, (src, tgt), is_last in with_last(batches, first):
-                if len(src) < dist.world:
-                    # Rare (one sentence longer than train.batch_tokens): every rank needs a share.
-                    log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(src), dist.world)
-                    continue
-                batch = collate_pairs(dist.shard(src), dist.shard(tgt)).to(run.device)
-                num_tokens = sum(len(t) + 1 for t in tgt)  # the whole batch's, over all ranks
-                lr = linear_lr(tc, progress, progress.train_seconds + time.time() - clock, total) if tc.scheduler == "linear" else None
-                loss_value, skip_reason = train_step(run, batch, num_tokens=num_tokens, lr=lr)
-                if skip_reason is None:
-                    progress.skipped_in_row = 0
-                    progress.window_loss += loss_value
-                    progress.window_tokens += num_tokens
-                else:
-                    progress.skipped_in_row += 1
-                    progress.skipped_steps += 1
-                    report_skipped_step(model, progress, skip_reason, batch, tc.max_skipped_steps)
-                lr_used = optimizer.param_groups[0]["lr"]  # this step's rate, before the schedule moves on
-                if run.warmup is not None:
-                    run.warmup.step()
-                progress.step += 1
-                progress.batch_in_epoch, progress.epoch_complete = b + 1, is_last
-                bar.update(1)
-
-                if progress.step % tc.log_every == 0:
-                    record = train_record(step=progress.step, epoch=epoch, loss_sum=progress.window_loss, tokens=progress.window_tokens,
-                                          lr=lr_used, seconds=time.time() - window_start, skipped_steps=progress.skipped_steps)
-                    progress.window_loss, progress.window_tokens = 0.0, 0
-                    window_start = time.time()
-                    run.writer.write(record)
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
-
-                # The last validation's duration is kept free, so the final one ends within the budget.
-                out_of_time = tc.max_minutes > 0 and progress.train_seconds + time.time() - clock + eval_seconds >= 60 * tc.max_minutes
-                last_step = progress.step == tc.max_steps or (epoch == tc.epochs and is_last) or out_of_time
-                if (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and is_last) or last_step:
-                    bar.clear()
-                    eval_seconds = validate_and_save(run, data, progress, epoch=epoch, last_step=last_step, since=clock)
-                    clock = time.time()
-                elif tc.save_every and progress.step % tc.save_every == 0:
-                    save_checkpoint(run, progress)
+    try:
+        if progress.finished:
+            log.info("the run in %s has finished; nothing to do (raise train.epochs, train.max_steps or train.max_minutes to go on)", run.run_dir)
+            return run.run_dir / "best"
+        clock = RunClock(progress.train_seconds)
+        if config.train.init_from is not None and progress.step == 0:
+            validate_start(run, data, clock)  # fine-tuning: where the new run starts, for comparison
+        with StopFlag() as stop_flag, peers_watched(run.dist):
+            for epoch in range(progress.epoch + progress.epoch_complete, config.train.epochs + 1):
+                train_epoch(run, data, progress, clock, stop_flag, epoch)
                 if progress.finished:
                     break
-                if dist.any(stop_flag.signum is not None):
-                    progress.train_seconds += time.time() - clock
-                    save_checkpoint(run, progress)
-                    bar.close()
-                    run.writer.close()
-                    shut_down(dist)
-                    raise TrainingInterrupted(stop_flag.signum or signal.SIGTERM, progress.step)
+        return finish(run, data, progress, clock)
+    finally:
+        close_run(run)
+
+
+def train_epoch(run: TrainingRun, data: TrainingData, progress: Progress, clock: RunClock, stop_flag: StopFlag, epoch: int) -> None:
+    """Train on `epoch`'s batches from where the run stands: each step, a log record every
+    train.log_every steps, a validation when one is due or a limit is reached, saves, the stop."""
+    config, dist, tc = run.config, run.dist, run.config.train
+    first = progress.start_epoch(epoch)
+    total, batches = epoch_batches(config, data, epoch, first)
+    bar = progress_bar(total, f"epoch {epoch}", first, enabled=dist.is_main)
+    for b, (src, tgt), is_last in with_last(batches, first):
+        if len(src) < dist.world:
+            # Rare (one sentence longer than train.batch_tokens): every rank needs a share.
+            log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(src), dist.world)
+            continue
+        # Step.
+        batch = collate_pairs(dist.shard(src), dist.shard(tgt)).to(run.device)
+        num_tokens = sum(len(t) + 1 for t in tgt)  # the whole batch's, over all ranks
+        lr = run.lr.at_step(progress, clock.train_seconds(), total)
+        loss_sum, skip_reason = train_step(run, batch, num_tokens=num_tokens)
+        progress.count_step(b, is_last, loss_sum=loss_sum, tokens=num_tokens, skipped=skip_reason is not None)
+        if skip_reason is not None:
+            report_skipped_step(run.model, progress, skip_reason, batch, tc.max_skipped_steps)
+        run.lr.after_step()
+        bar.update(1)
+        # Log.
+        if progress.step % tc.log_every == 0:
+            log_window(run, progress, clock, lr, bar)
+        # Validate and stop: a limit reached makes this step the last, and validating may end the patience.
+        budget_seconds = clock.budget_seconds()
+        reason = stop_reason(progress, tc, budget_seconds)
+        if reason is not None or (tc.eval_every and progress.step % tc.eval_every == 0) or (not tc.eval_every and is_last):
+            bar.clear()
+            with clock.aside():
+                record, improved = validate(run, data, progress, clock)
+                reason = stop_reason(progress, tc, budget_seconds)
+                if reason is not None:
+                    log.info("stopping after step %d: %s", progress.step, reason)
+                    progress.finish()
+                save_validated(run, progress, clock, record, improved=improved)
+        elif tc.save_every and progress.step % tc.save_every == 0:
+            with clock.aside():
+                save_checkpoint(run, progress, clock)
+        if progress.finished:
+            break
+        # Signals: every rank stops at the same step, with the state saved.
+        if dist.any(stop_flag.signum is not None):
+            save_checkpoint(run, progress, clock)
             bar.close()
-            if progress.finished:
-                break
-    run.writer.close()
+            raise TrainingInterrupted(stop_flag.signum or signal.SIGTERM, progress.step)
+    bar.close()
+
+
+def log_window(run: TrainingRun, progress: Progress, clock: RunClock, lr: float, bar: Any) -> None:
+    """Write the log window that ends at this step (mean loss, rate, tokens/s) and start the next."""
+    loss_sum, tokens = progress.take_window()
+    record = train_record(step=progress.step, epoch=progress.epoch, loss_sum=loss_sum, tokens=tokens, lr=lr,
+                          seconds=clock.take_window(), skipped_steps=progress.skipped_steps)
+    run.writer.write(record)
+    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
+
+
+def finish(run: TrainingRun, data: TrainingData, progress: Progress, clock: RunClock) -> Path:
+    """Report the run's end, score the best model on the test split (train.score_test) and return its directory."""
     best = run.run_dir / "best"
-    log.info("done: %d steps in %.1f s; best validation BLEU %.2f; model in %s", progress.step, progress.train_seconds, progress.best_bleu, best)
-    if tc.score_test and "test" in data.corpus and dist.is_main:
+    log.info("done: %d steps in %.1f s; best validation BLEU %.2f; model in %s", progress.step, clock.train_seconds(), progress.best_bleu, best)
+    if run.config.train.score_test and "test" in data.corpus and run.dist.is_main:
         score_test_split(best, data.corpus["test"], run.device)
-    dist.barrier()
-    shut_down(dist)
+    run.dist.barrier()
     return best
 
 
-def train_step(run: TrainingRun, batch: Batch, *, num_tokens: int, lr: float | None) -> tuple[float, str | None]:
+def train_step(run: TrainingRun, batch: Batch, *, num_tokens: int) -> tuple[float, str | None]:
     """One update on this rank's share of a global batch: zero_grad → forward → loss → backward →
-    clip → step. num_tokens: the global batch's target tokens; lr: a rate to set first (None: keep).
+    clip → step, at the rate `run.lr` has set. num_tokens: the global batch's target tokens.
 
     Returns the batch's summed loss over all ranks and None, or the reason the step made no
     update (a non-finite loss or gradient, CUDA out of memory). Ranks decide together: if any
@@ -165,8 +174,6 @@ def train_step(run: TrainingRun, batch: Batch, *, num_tokens: int, lr: float | N
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
     if not torch.isfinite(grad_norm):
         return loss_value, "gradient norm is not finite"
-    if lr is not None:
-        set_lr(optimizer, lr)
     optimizer.step()
     return loss_value, None
 
@@ -178,10 +185,10 @@ def free_cuda_memory(optimizer: torch.optim.Optimizer) -> None:
 
 
 def report_skipped_step(model: Seq2Seq, progress: Progress, reason: str, batch: Batch, max_in_row: int) -> None:
-    """Log a step that made no update (progress counts it already); stop the run after `max_in_row` in a row."""
+    """Log a step that made no update (progress has counted it); stop the run after `max_in_row` in a row."""
     culprit = first_nonfinite(model) if reason != OOM else None
     shape = f"source {tuple(batch.src.shape)}, target {tuple(batch.tgt_in.shape)}"
-    log.warning("step %d skipped: %s (batch %s)%s", progress.step + 1, reason, shape, f"; first non-finite: {culprit}" if culprit else "")
+    log.warning("step %d skipped: %s (batch %s)%s", progress.step, reason, shape, f"; first non-finite: {culprit}" if culprit else "")
     if progress.skipped_in_row >= max_in_row:
         if reason == OOM:
             raise MemoryError(f"{progress.skipped_in_row} batches in a row ran out of CUDA memory (last: {shape}); lower train.batch_tokens or data.max_len")
@@ -199,8 +206,6 @@ def first_nonfinite(model: torch.nn.Module) -> str | None:
         if p.grad is not None and not torch.isfinite(p.grad).all():
             return f"gradient of {name}"
     return None
-
-
 
 
 def epoch_batches(config: Config, data: TrainingData, epoch: int, first: int) -> tuple[int | None, Iterator[tuple[list[np.ndarray], list[np.ndarray]]]]:
@@ -243,7 +248,6 @@ def sampled_split(
         if len(s) <= config.data.max_len and len(t) <= config.data.max_len:
             src[k], tgt[k] = np.asarray(s, dtype=np.int64), np.asarray(t, dtype=np.int64)
     return src, tgt
-
 
 
 def with_last(items: Iterator[Any], start: int = 0) -> Iterator[tuple[int, Any, bool]]:

@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import signal
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ import torch
 
 from seq2seq.atomic import atomic_write, write_text_atomic
 from seq2seq.config import Config, config_to_dict
+from seq2seq.training.progress import Progress
+from seq2seq.training.schedules import LearningRate
 
 log = logging.getLogger("seq2seq")
 
@@ -43,24 +45,6 @@ class ResumeError(ValueError):
     """The run directory holds a run that this recipe cannot continue."""
 
 
-@dataclass
-class Progress:
-    """Where a run is; everything here goes into training_state.pt."""
-
-    step: int = 0
-    epoch: int = 1
-    batch_in_epoch: int = 0  # batches of `epoch` already trained on
-    epoch_complete: bool = False  # `epoch` has no batches left
-    best_bleu: float = -1.0
-    bad_evals: int = 0
-    skipped_in_row: int = 0  # steps without an update in a row (non-finite, out of memory)
-    skipped_steps: int = 0
-    window_loss: float = 0.0  # the current log interval's sums, so intervals match across a resume
-    window_tokens: int = 0
-    train_seconds: float = 0.0
-    finished: bool = False
-
-
 def state_path(run_dir: Path) -> Path:
     return run_dir / "last" / TRAINING_STATE
 
@@ -71,8 +55,7 @@ def save_state(
     config: Config,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    warmup: torch.optim.lr_scheduler.LRScheduler | None,
-    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+    lr: LearningRate,
     progress: Progress,
     tokenizer_sha: str,
     rng: list[dict[str, Any]],
@@ -86,8 +69,7 @@ def save_state(
         "progress": asdict(progress),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "warmup": warmup.state_dict() if warmup is not None else {},
-        "plateau": plateau.state_dict() if plateau is not None else {},
+        **lr.state_dict(),  # "warmup" and "plateau"
         "rng": rng,
     }
     atomic_write(state_path(run_dir), lambda tmp: torch.save(state, tmp))
@@ -126,13 +108,11 @@ def check_resumable(state: dict[str, Any], config: Config, run_dir: Path) -> Non
         )
 
 
-def restore(state: dict[str, Any], model: torch.nn.Module, optimizer, warmup, plateau, rank: int) -> Progress:
+def restore(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, lr: LearningRate, rank: int) -> Progress:
+    """Load the saved weights, optimizer, schedules and this rank's generators; return where the run stood."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    if warmup is not None and state["warmup"]:
-        warmup.load_state_dict(state["warmup"])
-    if plateau is not None and state["plateau"]:
-        plateau.load_state_dict(state["plateau"])
+    lr.load_state_dict(state)
     if rank < len(state["rng"]):
         restore_rng(state["rng"][rank])
     else:  # more ranks than the run had: this one continues with its seeded generators

@@ -1,5 +1,5 @@
-"""What a run needs before its first step: the run directory, seeds, process tuning, the data,
-the tokenizer and the model, and the parts of a run that the loop and validation share."""
+"""What a run needs before its first step: the run directory, seeds, process tuning, bf16, the
+data, the tokenizer, the model, the optimizer and its learning rate, and a saved run's state."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import json
 import logging
 import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,42 +26,22 @@ from seq2seq.modeldir.checkpoint import read_model_dir
 from seq2seq.modeldir.meta import WEIGHTS, CheckpointError, ModelMeta
 from seq2seq.tokenizer import Tokenizer, copy_tokenizer, load_tokenizer, reachable_target_ids, tokenizer_sha256, train_tokenizer
 from seq2seq.training.distributed import Dist, init_distributed
-from seq2seq.training.reporting import MetricsWriter, metrics_writer
-from seq2seq.training.resume import Progress, ResumeError, check_resumable, load_state, restore, truncate_metrics
-from seq2seq.training.schedules import limits_reached, make_plateau_schedule, make_warmup_schedule, new_optimizer
+from seq2seq.training.progress import Progress
+from seq2seq.training.reporting import metrics_writer
+from seq2seq.training.resume import ResumeError, check_resumable, load_state, restore, truncate_metrics
+from seq2seq.training.run import TrainingData, TrainingRun
+from seq2seq.training.schedules import LearningRate, new_optimizer, stop_reason
 
 log = logging.getLogger("seq2seq")
 
 
-@dataclass(frozen=True)
-class TrainingRun:
-    """The fixed parts of a run, built once by `train` and read by the loop, validation and saving."""
-
-    config: Config
-    run_dir: Path
-    dist: Dist
-    device: torch.device
-    model: Seq2Seq
-    ddp_model: torch.nn.Module  # what a training step calls: the model, wrapped in DDP when there are several ranks
-    optimizer: torch.optim.Optimizer
-    warmup: torch.optim.lr_scheduler.LRScheduler | None
-    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
-    tokenizer_sha: str
-    init_from_sha: str | None  # with train.init_from: the SHA-256 of the weights the run started from
-    num_params: int
-    writer: MetricsWriter
-    autocast: contextlib.AbstractContextManager  # bf16 autocast, or a context that does nothing
-
-
 def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
     """Join the process group, open the run directory, tune the process, prepare the data, build
-    the model, optimizer and schedules, and restore a saved run's state into them; return the run,
-    its data and where it stands."""
+    the model, optimizer and learning rate, and restore a saved run's state into them; return the
+    run, its data and where it stands."""
     tc = config.train
     dist, device = init_distributed(resolve_device(tc.device, "train.device"), timeout_minutes=tc.dist_timeout_minutes)
-    if tc.bf16 and device.type == "cpu" and not cpu_has_bf16():
-        # oneDNN then refuses to build the fused LSTM's bf16 primitive, deep inside the first step.
-        raise ConfigError(["train.bf16=true but this CPU has no bf16 instructions, which bf16 training on the CPU needs; set train.bf16=false"])
+    bf16 = resolve_bf16(tc.bf16, device)
     run_dir = Path(config.run_dir)
     saved = open_run_dir(config, dist)
     start_meta = check_init_from(config) if tc.init_from is not None else None
@@ -75,17 +54,17 @@ def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
     optimizer = new_optimizer(model, tc)
     num_params = sum(p.numel() for p in model.parameters())
     log.info("model: %s parameters on %s%s", f"{num_params:,}", device, f", rank {dist.rank} of {dist.world}" if dist.world > 1 else "")
-    warmup, plateau = make_warmup_schedule(optimizer, tc), make_plateau_schedule(optimizer, tc)
-    progress = restore_progress(config, saved, dist=dist, model=model, optimizer=optimizer, warmup=warmup, plateau=plateau)
+    lr = LearningRate(optimizer, tc)
+    progress = restore_progress(config, saved, dist=dist, model=model, optimizer=optimizer, lr=lr)
     run = TrainingRun(
         config=config, run_dir=run_dir, dist=dist, device=device, model=model,
         # DDP averages gradients across ranks as they are computed; the training step's loss scales for that.
         ddp_model=torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model,
-        optimizer=optimizer, warmup=warmup, plateau=plateau,
+        optimizer=optimizer, lr=lr,
         tokenizer_sha=tokenizer_sha256(run_dir, data.tokenizer.joint), num_params=num_params,
         init_from_sha=None if start_meta is None else start_meta.weights_sha256,
         writer=metrics_writer(run_dir, tc.tensorboard, enabled=dist.is_main),
-        autocast=torch.autocast(device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext(),
+        bf16=bf16, autocast=torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext(),
     )
     return run, data, progress
 
@@ -97,11 +76,10 @@ def restore_progress(
     dist: Dist,
     model: Seq2Seq,
     optimizer: torch.optim.Optimizer,
-    warmup: torch.optim.lr_scheduler.LRScheduler | None,
-    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+    lr: LearningRate,
 ) -> Progress:
     """Where the run stands: the start, or the saved state restored into the model, optimizer and
-    schedules. metrics.jsonl loses the records of steps that are about to be trained again (before
+    learning rate. metrics.jsonl loses the records of steps that are about to be trained again (before
     the metrics writer opens it: the file is replaced)."""
     run_dir, tc = Path(config.run_dir), config.train
     metrics = run_dir / "metrics.jsonl"
@@ -109,14 +87,38 @@ def restore_progress(
         if dist.is_main:
             truncate_metrics(metrics, 0)  # records of an attempt that died before its first checkpoint
         return Progress()
-    progress = restore(saved, model, optimizer, warmup, plateau, dist.rank)
+    progress = restore(saved, model, optimizer, lr, dist.rank)
     if dist.is_main:
         truncate_metrics(metrics, progress.step)
     log.info("resuming %s at step %d (epoch %d, batch %d)", run_dir, progress.step, progress.epoch, progress.batch_in_epoch)
-    if progress.finished and not limits_reached(progress, tc):
+    if progress.finished and stop_reason(progress, tc, progress.train_seconds) is None:
         log.info("continuing the finished run: the recipe allows more steps or epochs now")
-        progress.finished = False
+        progress.reopen()
     return progress
+
+
+def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
+    """Whether training runs under bf16 autocast: train.bf16 as set (true | false), or with auto
+    wherever bf16 is fast: a GPU with bf16 units (Ampere or later), or a CPU with bf16
+    instructions. true where the CPU has none is a recipe error, raised before anything runs."""
+    if setting == "auto":
+        if device.type == "cuda":
+            # Older GPUs emulate bf16, slower than fp32: auto leaves it off there.
+            on = torch.cuda.is_bf16_supported(including_emulation=False)
+            why = "this GPU has bf16 units" if on else "this GPU has no bf16 units"
+        elif device.type == "cpu":
+            on = cpu_has_bf16()
+            why = "this CPU has bf16 instructions (AVX-512 BF16 or AMX)" if on else "this CPU has no bf16 instructions"
+        else:
+            on, why = False, f"no bf16 autocast on {device.type}"
+        log.info("bf16 autocast: %s (train.bf16=auto: %s)", "on" if on else "off", why)
+        return on
+    if setting and device.type == "cpu" and not cpu_has_bf16():
+        # oneDNN then refuses to build the fused LSTM's bf16 primitive, deep inside the first step.
+        raise ConfigError(["train.bf16=true but this CPU has no bf16 instructions, which bf16 training on the CPU needs; "
+                           "set train.bf16=false or auto"])
+    log.info("bf16 autocast: %s (train.bf16=%s)", "on" if setting else "off", "true" if setting else "false")
+    return bool(setting)
 
 
 def cpu_has_bf16() -> bool:
@@ -146,16 +148,6 @@ def tune_process(config: Config, dist: Dist, device: torch.device) -> None:
     if device.type == "cpu":
         keep_freed_memory()
         bound_onednn_cache()
-
-
-class TrainingData(NamedTuple):
-    corpus: dict[str, Any]  # the splits as `datasets` objects; train is an IterableDataset when streaming
-    tokenizer: Tokenizer
-    train_split: EncodedSplit | None  # None when streaming
-    valid_split: EncodedSplit
-    valid_refs: list[str]
-    train_text: tuple[list[str], list[str]]  # raw training sentences, kept only for subword sampling
-
 
 
 def prepare_data(config: Config, run_dir: Path, dist: Dist, saved: dict[str, Any] | None) -> TrainingData:

@@ -1,15 +1,15 @@
 """Validation during training, the model directories it saves, and the test score at the end.
 
-`validate_and_save` is what the loop calls at each validation: loss and BLEU on the validation
-split, early stopping and the plateau schedule, then best/, last/, the kept checkpoints and the
-resume state. `save_checkpoint` alone runs between validations (train.save_every, a signal).
+At each validation the loop calls `validate` (loss and BLEU on the validation split, reported and
+counted toward the best score, patience and the plateau schedule), decides whether the run stops,
+then `save_validated` (best/, the kept checkpoints, last/ and the resume state).
+`save_checkpoint` alone runs between validations (train.save_every, a signal).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +27,11 @@ from seq2seq.options import SearchOptions
 from seq2seq.scoring import corpus_bleu
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training.averaging import keep_checkpoint
+from seq2seq.training.clock import RunClock
 from seq2seq.training.loss import token_loss
-from seq2seq.training.resume import Progress, capture_rng, save_state
-from seq2seq.training.setup import TrainingData, TrainingRun
+from seq2seq.training.progress import Progress
+from seq2seq.training.resume import capture_rng, save_state
+from seq2seq.training.run import TrainingData, TrainingRun
 
 if TYPE_CHECKING:
     import datasets
@@ -37,69 +39,59 @@ if TYPE_CHECKING:
 log = logging.getLogger("seq2seq")
 
 
-def validate_and_save(run: TrainingRun, data: TrainingData, progress: Progress, *, epoch: int, last_step: bool, since: float) -> float:
-    """Validate, update the run's progress (best BLEU, patience, finished), report, step the plateau
-    schedule and save: best/ when BLEU improved, the kept checkpoints, last/ and the resume state.
-
-    `since`: when the loop last charged time to progress.train_seconds; the validation and the
-    saves are charged too. Returns the validation's duration in seconds.
-    """
+def validate(run: TrainingRun, data: TrainingData, progress: Progress, clock: RunClock) -> tuple[TrainingRecord, bool]:
+    """Validate after the step the run has just taken: loss and BLEU on the validation split,
+    counted toward the best BLEU and train.patience, reported (metrics.jsonl, the log) and passed to
+    the learning rate (plateau). Return the record that describes the model now and whether BLEU improved."""
     tc, dist = run.config.train, run.dist
-    eval_start = time.time()
-    result = dist.broadcast(
-        evaluate(run.model, data.valid_split, data.valid_refs, data.tokenizer, device=run.device, tc=tc, autocast=run.autocast) if dist.is_main else None
-    )
-    eval_seconds = time.time() - eval_start
-    improved = result["bleu"] > progress.best_bleu
-    if improved:
-        progress.best_bleu, progress.bad_evals = result["bleu"], 0
-    else:
-        progress.bad_evals += 1
-    progress.train_seconds += time.time() - since
-    save_start = time.time()
-    result.update(type="valid", step=progress.step, epoch=epoch, best_bleu=progress.best_bleu, skipped_steps=progress.skipped_steps,
-                  elapsed_s=round(progress.train_seconds, 1), valid_s=round(eval_seconds, 1))
+    with clock.evaluation():
+        result = dist.broadcast(
+            evaluate(run.model, data.valid_split, data.valid_refs, data.tokenizer, device=run.device, tc=tc, autocast=run.autocast) if dist.is_main else None
+        )
+    improved = progress.record_validation(result["bleu"])
+    seconds = clock.train_seconds()
+    result.update(type="valid", step=progress.step, epoch=progress.epoch, best_bleu=progress.best_bleu, skipped_steps=progress.skipped_steps,
+                  elapsed_s=round(seconds, 1), valid_s=round(clock.last_validation_s, 1))
     run.writer.write(result)
     log.info("valid step %d epoch %d: loss %.3f ppl %.2f BLEU %.2f (best %.2f%s) after %.0f s",
-             progress.step, epoch, result["loss"], result["ppl"], result["bleu"], progress.best_bleu, ", new" if improved else "", progress.train_seconds)
-    if run.plateau is not None:
-        run.plateau.step(result["bleu"])
-    if tc.patience and progress.bad_evals >= tc.patience:
-        log.info("early stopping: no BLEU improvement in %d evaluations", tc.patience)
-        progress.finished = True
-    progress.finished = progress.finished or last_step
-    record = TrainingRecord(step=progress.step, epoch=epoch, num_parameters=run.num_params, train_seconds=round(progress.train_seconds, 1),
+             progress.step, progress.epoch, result["loss"], result["ppl"], result["bleu"], progress.best_bleu, ", new" if improved else "", seconds)
+    run.lr.after_validation(result["bleu"])
+    record = TrainingRecord(step=progress.step, epoch=progress.epoch, num_parameters=run.num_params, train_seconds=round(seconds, 1),
                             valid_bleu=result["bleu"], valid_bleu_signature=result["bleu_signature"], init_from_weights_sha256=run.init_from_sha)
+    return record, improved
+
+
+def save_validated(run: TrainingRun, progress: Progress, clock: RunClock, record: TrainingRecord, *, improved: bool) -> None:
+    """Save what a validation leaves: best/ when BLEU improved, the kept checkpoints, last/ and the resume state."""
+    tc, dist = run.config.train, run.dist
     if improved and dist.is_main:
         save_model_dir(run.run_dir / "best", run.model, run.config, tokenizer_dir=run.run_dir, record=record)
     if tc.keep_checkpoints and dist.is_main:
         keep_checkpoint(run.run_dir, run.model, run.config, record, tc.keep_checkpoints)
-    save_checkpoint(run, progress, record)
-    # The saves count toward the time budget, as the steps after them would have counted them.
-    progress.train_seconds += time.time() - save_start
-    return eval_seconds
+    save_checkpoint(run, progress, clock, record)
 
 
-def validate_start(run: TrainingRun, data: TrainingData) -> None:
+def validate_start(run: TrainingRun, data: TrainingData, clock: RunClock) -> None:
     """Validate the weights a fine-tuning run starts from (train.init_from), before its first step:
     a "valid" record at step 0 shows where the run started. It sets neither the best BLEU nor patience."""
     if not run.dist.is_main:
         return
-    start = time.time()
-    result = evaluate(run.model, data.valid_split, data.valid_refs, data.tokenizer, device=run.device, tc=run.config.train, autocast=run.autocast)
-    result.update(type="valid", step=0, epoch=0, elapsed_s=0.0, valid_s=round(time.time() - start, 1))
+    with clock.evaluation():
+        result = evaluate(run.model, data.valid_split, data.valid_refs, data.tokenizer, device=run.device, tc=run.config.train, autocast=run.autocast)
+    result.update(type="valid", step=0, epoch=0, elapsed_s=round(clock.train_seconds(), 1), valid_s=round(clock.last_validation_s, 1))
     run.writer.write(result)
     log.info("valid step 0, the weights of %s: loss %.3f ppl %.2f BLEU %.2f", run.config.train.init_from, result["loss"], result["ppl"], result["bleu"])
 
 
-def save_checkpoint(run: TrainingRun, progress: Progress, record: TrainingRecord | None = None) -> None:
+def save_checkpoint(run: TrainingRun, progress: Progress, clock: RunClock, record: TrainingRecord | None = None) -> None:
     """Save last/ (when there is a validation result to describe it) and the resume state."""
+    progress.note_time(clock.train_seconds())
     rng = run.dist.gather(capture_rng())  # every rank's generators, so each resumes its own
     if not run.dist.is_main:
         return
     if record is not None:
         save_model_dir(run.run_dir / "last", run.model, run.config, tokenizer_dir=run.run_dir, record=record)
-    save_state(run.run_dir, config=run.config, model=run.model, optimizer=run.optimizer, warmup=run.warmup, plateau=run.plateau,
+    save_state(run.run_dir, config=run.config, model=run.model, optimizer=run.optimizer, lr=run.lr,
                progress=progress, tokenizer_sha=run.tokenizer_sha, rng=rng)
 
 
@@ -122,8 +114,6 @@ def evaluate(
     bleu = corpus_bleu(texts, refs)
     loss = total / max(tokens, 1)
     return {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": bleu.score, "bleu_signature": bleu.signature}
-
-
 
 
 def score_test_split(model_dir: Path, test: datasets.Dataset, device: torch.device) -> None:

@@ -70,20 +70,20 @@ def test_time_budget_stops_and_can_be_raised(tmp_path, demo_dir):
 
 @pytest.mark.slow
 def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, monkeypatch):
+    from seq2seq.training import clock as run_clock
     from seq2seq.training import loop as training
     from seq2seq.training import validation
 
     # A fake clock, so the outcome does not depend on this machine's speed: a step takes 1 s,
     # a validation 60 s, and nothing else takes any time.
     now = [1000.0]
-    clock = SimpleNamespace(time=lambda: now[0])
-    monkeypatch.setattr(training, "time", clock)
-    monkeypatch.setattr(validation, "time", clock)
-    real_loss = training.token_loss
+    monkeypatch.setattr(run_clock, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    real_loss, step_tokens = training.token_loss, []
 
-    def one_second_step(*args, **kwargs):
+    def one_second_step(model, features, tgt_out, label_smoothing):
         now[0] += 1.0
-        return real_loss(*args, **kwargs)
+        step_tokens.append(int((tgt_out != 0).sum()))
+        return real_loss(model, features, tgt_out, label_smoothing)
 
     def one_minute_validation(*args, **kwargs):
         now[0] += 60.0
@@ -94,11 +94,14 @@ def test_time_budget_keeps_room_for_the_final_validation(tmp_path, demo_dir, mon
     # 90 s: step 1 (1 s) and its validation (60 s) leave 29 s, less than a validation, so step 2
     # is the last; without the reservation step 2 (62 s) would start a validation that ends past
     # the budget, then a step 3.
-    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.eval_every=1", "train.max_minutes=1.5"))
+    train(tiny_config(tmp_path, demo_dir, "train.epochs=50", "train.eval_every=1", "train.max_minutes=1.5", "train.log_every=1"))
     progress = load_state(tmp_path)["progress"]
     assert progress["step"] == 2 and progress["finished"]
     assert progress["train_seconds"] == pytest.approx(122.0)
     assert [r["step"] for r in records(tmp_path, "valid")] == [1, 2]
+    assert [r["elapsed_s"] for r in records(tmp_path, "valid")] == [61.0, 122.0]
+    # A log window's seconds leave validation out: step 2's window is its 1 s of training, not 61 s.
+    assert [r["tgt_tokens_per_s"] for r in records(tmp_path, "train")] == pytest.approx(step_tokens)
 
 
 @pytest.mark.slow
@@ -108,6 +111,7 @@ def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir, 
     from seq2seq.data.batching import collate_pairs
     from seq2seq.training import setup as preparation
     from seq2seq.training.loop import epoch_batches, train_step
+    from seq2seq.training.run import close_run
     from seq2seq.training.setup import start_run
 
     monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: True)  # the check that would stop a CPU without bf16
@@ -128,8 +132,8 @@ def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir, 
         _, batches = epoch_batches(config, data, 1, 0)
         src, tgt = next(batches)
         with pytest.raises(Stop):
-            train_step(run, collate_pairs(src, tgt), num_tokens=sum(len(t) + 1 for t in tgt), lr=None)
-        run.writer.close()
+            train_step(run, collate_pairs(src, tgt), num_tokens=sum(len(t) + 1 for t in tgt))
+        close_run(run)
         return state
 
     assert seen(True) == {"enabled": True, "dtype": torch.bfloat16}
@@ -142,7 +146,7 @@ def test_bf16_on_a_cpu_without_bf16_is_a_recipe_error_before_anything_runs(tmp_p
 
     monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: False)
     monkeypatch.setattr(preparation, "open_run_dir", lambda *a: pytest.fail("the run directory was opened"))
-    with pytest.raises(ConfigError, match=r"train\.bf16=true but this CPU has no bf16 instructions.*set train\.bf16=false"):
+    with pytest.raises(ConfigError, match=r"train\.bf16=true but this CPU has no bf16 instructions.*set train\.bf16=false or auto"):
         train(tiny_config(tmp_path / "run", demo_dir, "train.bf16=true"))
 
 

@@ -14,7 +14,7 @@ from conftest import tiny_config
 
 def test_linear_schedule_reaches_min_lr_at_the_first_limit():
     from seq2seq.config import TrainConfig
-    from seq2seq.training.resume import Progress
+    from seq2seq.training.progress import Progress
     from seq2seq.training.schedules import linear_lr
 
     tc = TrainConfig(scheduler="linear", lr=1e-3, min_lr=0.0, epochs=4, max_minutes=10)
@@ -90,3 +90,50 @@ def test_plateau_schedule_halves_the_rate_when_bleu_stops_improving(tmp_path, de
     lrs = [r["lr"] for r in records if r["type"] == "train"]
     # Step k trains after validation k - 1: 10 (best), 9 and 9 (no better: halve, halve), 12 (best), 11.
     assert lrs == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_stop_reason_names_the_limit():
+    from seq2seq.config import TrainConfig
+    from seq2seq.training.progress import Progress
+    from seq2seq.training.schedules import stop_reason
+
+    tc = TrainConfig(epochs=3, max_steps=100, max_minutes=2, patience=2)
+    assert stop_reason(Progress(step=10, epoch=2), tc, 60.0) is None
+    assert stop_reason(Progress(step=100, epoch=2), tc, 60.0) == "train.max_steps=100 reached"
+    assert stop_reason(Progress(step=10, epoch=3, epoch_complete=True), tc, 60.0) == "train.epochs=3 done"
+    assert stop_reason(Progress(step=10, epoch=4), tc, 60.0) == "train.epochs=3 done"  # a resumed run whose epochs were lowered
+    assert stop_reason(Progress(step=10, epoch=2), tc, 120.0) == "train.max_minutes=2 spent"
+    assert stop_reason(Progress(step=10, epoch=2, bad_evals=2), tc, 60.0).startswith("early stopping")
+    assert stop_reason(Progress(step=10 ** 6, epoch=2, bad_evals=9), TrainConfig(epochs=3, patience=0), 1e9) is None  # 0: no limit
+
+
+@pytest.mark.parametrize("scheduler, warmup", [("plateau", 0), ("plateau", 2), ("warmup_decay", 2), ("linear", 2), ("constant", 0)])
+def test_learning_rate_sets_the_rate_and_restores_its_state(scheduler, warmup):
+    """Only LearningRate moves the optimizer's rate; a new one loaded with its state goes on at the same rates."""
+    from seq2seq.config import TrainConfig
+    from seq2seq.training.progress import Progress
+    from seq2seq.training.schedules import LearningRate
+
+    tc = TrainConfig(scheduler=scheduler, warmup_steps=warmup, lr=1e-3, min_lr=0.0, max_steps=8, plateau_patience=0)
+
+    def rates(lr, progress, steps):
+        out = []
+        for _ in range(steps):
+            out.append(lr.at_step(progress, 0.0, None))
+            lr.optimizer.step()
+            progress.count_step(progress.step, False, loss_sum=1.0, tokens=1, skipped=False)
+            lr.after_step()
+            lr.after_validation(1.0)  # never better than the first: the plateau schedule lowers the rate
+        return out
+
+    def new_lr():
+        return LearningRate(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=tc.lr), tc)
+
+    whole = rates(new_lr(), Progress(), 6)
+    first, progress = new_lr(), Progress()
+    head = rates(first, progress, 3)
+    resumed = new_lr()
+    resumed.optimizer.load_state_dict(first.optimizer.state_dict())
+    resumed.load_state_dict(first.state_dict())
+    assert head + rates(resumed, progress, 3) == whole
+    assert len(set(whole)) > 1 or scheduler == "constant"

@@ -127,3 +127,56 @@ def test_fine_tuning_refuses_a_recipe_that_changes_the_tokenizer_or_model(traine
     assert len(err.value.problems) == 4
     with pytest.raises(ConfigError, match=r"train\.init_from: .*nowhere is not a directory"):
         train(tiny_config(tmp_path / "b", demo_dir, f"train.init_from={tmp_path / 'nowhere'}"))
+
+
+# --- bf16: train.bf16 = auto | true | false ----------------------------------------------------
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_bf16_auto_follows_the_cpu_and_says_so(monkeypatch, caplog, has_bf16):
+    import logging
+
+    from seq2seq.training import setup as preparation
+
+    monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: has_bf16)
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
+        assert preparation.resolve_bf16("auto", torch.device("cpu")) is has_bf16
+    said = {True: "bf16 autocast: on (train.bf16=auto: this CPU has bf16 instructions (AVX-512 BF16 or AMX))",
+            False: "bf16 autocast: off (train.bf16=auto: this CPU has no bf16 instructions)"}
+    assert [r.getMessage() for r in caplog.records] == [said[has_bf16]]  # once
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_bf16_true_and_false_are_taken_as_set(monkeypatch, has_bf16):
+    from seq2seq.config import ConfigError
+    from seq2seq.training import setup as preparation
+
+    monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: has_bf16)
+    assert preparation.resolve_bf16(False, torch.device("cpu")) is False
+    if has_bf16:
+        assert preparation.resolve_bf16(True, torch.device("cpu")) is True
+    else:
+        with pytest.raises(ConfigError, match=r"train\.bf16=true but this CPU has no bf16 instructions.*set train\.bf16=false or auto"):
+            preparation.resolve_bf16(True, torch.device("cpu"))
+
+
+def test_bf16_auto_on_cuda_asks_the_gpu(monkeypatch):
+    from seq2seq.training import setup as preparation
+
+    monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: pytest.fail("the CPU was asked about a CUDA run"))
+    for has_units in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, has_units=has_units: has_units and not including_emulation)
+        assert preparation.resolve_bf16("auto", torch.device("cuda")) is has_units
+
+
+def test_bf16_auto_decides_before_anything_runs_and_the_run_records_it(tmp_path, demo_dir, monkeypatch):
+    """start_run resolves auto once, into the run's bf16 flag and its autocast (no training needed)."""
+    from seq2seq.training import setup as preparation
+    from seq2seq.training.run import close_run
+
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(preparation, "cpu_has_bf16", lambda has_bf16=has_bf16: has_bf16)
+        run, _, _ = preparation.start_run(tiny_config(tmp_path / str(has_bf16), demo_dir, "train.bf16=auto"))
+        close_run(run)
+        assert run.bf16 is has_bf16
+        assert isinstance(run.autocast, torch.autocast) is has_bf16
