@@ -134,7 +134,7 @@ class TrainConfig:
     valid_beam_size: int = _num(1, 1)
     score_test: bool = True  # score the best model on the test split (beam 5) when training ends, if there is one
     device: Device = "auto"
-    # bf16 autocast. auto: on where bf16 is fast (a GPU with bf16 units, a CPU with bf16 instructions),
+    # bf16 autocast. auto: on where the hardware has bf16 units (a GPU from Ampere on, a CPU with AVX-512 BF16 or AMX),
     # off elsewhere; true where the CPU has none is an error. Default false: numbers the same on every machine.
     bf16: Literal["auto"] | bool = False
     threads: int = _num(0, 0)

@@ -32,7 +32,7 @@ from seq2seq.data.batching import collate_pairs, make_batches
 from seq2seq.training.distributed import Dist
 from seq2seq.training.loss import token_loss
 from seq2seq.training.schedules import new_optimizer
-from seq2seq.training.setup import keep_freed_memory, new_model, prepare_data, seed_everything
+from seq2seq.training.setup import keep_freed_memory, new_model, prepare_data, resolve_bf16, seed_everything
 
 
 def main() -> None:
@@ -58,7 +58,7 @@ def main() -> None:
     optimizer = new_optimizer(model, tc)
     split = data.train_split
     batches = make_batches(np.array([len(s) + 1 for s in split.src]), np.array([len(t) for t in split.tgt]), tc.batch_tokens, config.seed, 1)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if resolve_bf16(tc.bf16, torch.device("cpu")) else contextlib.nullcontext()
     model.train()
 
     def step(indices: np.ndarray) -> None:

@@ -99,7 +99,7 @@ def restore_progress(
 
 def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
     """Whether training runs under bf16 autocast: train.bf16 as set (true | false), or with auto
-    wherever bf16 is fast: a GPU with bf16 units (Ampere or later), or a CPU with bf16
+    wherever the hardware has bf16 units: a GPU with them (Ampere or later), or a CPU with bf16
     instructions. true where the CPU has none is a recipe error, raised before anything runs."""
     if setting == "auto":
         if device.type == "cuda":
@@ -303,7 +303,7 @@ def bound_onednn_cache() -> None:
     On the CPU, torch runs fp32 and bf16 LSTMs through oneDNN, which caches up to 1,024 compiled
     primitives keyed by shape, each holding buffers sized by the model. Token-bucketed batches
     come in hundreds of (length, sentences) shapes, so resident memory climbed for as long as a
-    run trained (the en-de recipe: 1.4 GiB after a minute, 2.4 GiB after 15; see docs/scale.md)
+    run trained (the en-de recipe, one thread: 1.32 GiB after a minute, 2.31 GiB after 15; docs/logs/2026-11-30-scale.md)
     while hardly any shape came back. Without the cache it stays flat. oneDNN reads the variable
     when it first builds a primitive: this runs before the first step.
     """
