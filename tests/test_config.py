@@ -47,7 +47,7 @@ def test_round_trip_through_dict():
 def test_linear_schedule_on_a_stream_needs_a_length(demo_dir):
     from seq2seq.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match="train.max_minutes or train.max_steps"):
+    with pytest.raises(ConfigError, match=r"train\.max_minutes or train\.max_steps"):
         load_config(None, ["data.streaming=true", "train.scheduler=linear"])
     load_config(None, ["data.streaming=true", "train.scheduler=linear", "train.max_steps=10"])
 
@@ -55,9 +55,9 @@ def test_linear_schedule_on_a_stream_needs_a_length(demo_dir):
 def test_target_output_vocabulary_needs_the_whole_training_set():
     from seq2seq.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match="model.output_vocab=full or data.streaming=false"):
+    with pytest.raises(ConfigError, match=r"model\.output_vocab=full or data\.streaming=false"):
         load_config(None, ["data.streaming=true", "model.output_vocab=target"])
-    with pytest.raises(ConfigError, match="full.*target|target.*full"):
+    with pytest.raises(ConfigError, match=r"full.*target|target.*full"):
         load_config(None, ["model.output_vocab=seen"])
 
 

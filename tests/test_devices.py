@@ -15,7 +15,7 @@ def test_cpu_and_auto():
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:x", "CPU", ""])
 def test_unknown_names_list_the_valid_ones(name):
-    with pytest.raises(ValueError, match="train.device must be one of auto, cpu, cuda, cuda:N"):
+    with pytest.raises(ValueError, match=r"train\.device must be one of auto, cpu, cuda, cuda:N"):
         resolve_device(name, "train.device")
 
 

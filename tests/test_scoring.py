@@ -213,5 +213,5 @@ def test_run_score_mismatch_raises(tmp_path: Path) -> None:
 
 def test_run_score_rejects_unknown_metric(tmp_path: Path) -> None:
     ref, hyp = write(tmp_path / "ref.de", REFS), write(tmp_path / "hyp.de", HYPS)
-    with pytest.raises(ValueError, match="meteor.*bleu, chrf, ter, lit-bleu"):
+    with pytest.raises(ValueError, match=r"meteor.*bleu, chrf, ter, lit-bleu"):
         run_score(str(ref), str(hyp), "de", ["bleu", "meteor"], "text", io.StringIO(), io.StringIO())

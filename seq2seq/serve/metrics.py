@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Powers of two up to the largest batch a token budget of 8k allows for one-token sentences.
-BATCH_BUCKETS = tuple(float(2**i) for i in range(0, 14))
+BATCH_BUCKETS = tuple(float(2**i) for i in range(14))
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 

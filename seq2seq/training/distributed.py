@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     # Where collectives' tensors live: NCCL reduces CUDA tensors only, gloo CPU ones.
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_main(self) -> bool:

@@ -8,6 +8,7 @@ replays the remaining steps bit for bit on the CPU, because batches depend only 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -159,10 +160,8 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -268,7 +268,7 @@ def test_sigint_saves_state_and_exits_130_and_resume_refuses_a_changed_model(tmp
     proc = subprocess.Popen([BIN / "seq2seq-train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     try:
         metrics = run_dir / "metrics.jsonl"
-        wait_for(lambda: metrics.is_file() and metrics.read_text().count("\n") >= 1 or proc.poll() is not None, 120, "no step logged")
+        wait_for(lambda: (metrics.is_file() and metrics.read_text().count("\n") >= 1) or proc.poll() is not None, 120, "no step logged")
         assert proc.poll() is None, proc.stderr.read().decode()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)

@@ -20,7 +20,7 @@ from conftest import tiny_config
 
 @pytest.mark.slow
 def test_model_directory_round_trip(trained_model_dir, tmp_path):
-    model, config, tokenizer, meta = load_model_dir(trained_model_dir)
+    model, _config, _tokenizer, _meta = load_model_dir(trained_model_dir)
     saved = load_file(str(trained_model_dir / "model.safetensors"))
     state = model.state_dict()
     for name, tensor in saved.items():
@@ -95,8 +95,8 @@ def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
 def test_meta_json_round_trips_and_names_what_is_missing(tmp_path):
     from seq2seq.modeldir.meta import ModelMeta, TrainingRecord
 
-    fixed = dict(format_version=1, package_version="0.1.0", src_lang="en", tgt_lang="de", tokenizer_files=("spm.model",),
-                 tokenizer_sha256="a" * 64, special_ids={"pad": 0, "unk": 1, "bos": 2, "eos": 3}, weights_sha256="b" * 64)
+    fixed = {"format_version": 1, "package_version": "0.1.0", "src_lang": "en", "tgt_lang": "de", "tokenizer_files": ("spm.model",),
+                 "tokenizer_sha256": "a" * 64, "special_ids": {"pad": 0, "unk": 1, "bos": 2, "eos": 3}, "weights_sha256": "b" * 64}
     record = TrainingRecord(step=8, epoch=2, num_parameters=1000, train_seconds=3.5, valid_bleu=12.5, valid_bleu_signature="sig",
                             averaged_from=("run/checkpoints/step-00000006", "run/checkpoints/step-00000008"))
     for meta in (ModelMeta(**fixed, training=record), ModelMeta(**fixed)):

@@ -145,7 +145,7 @@ def test_translate_a_model_from_the_hub_cache(trained_model_dir, tmp_path, offli
     translator = Translator.from_pretrained("org/demo", device="cpu", revision="v1", cache_dir=cache)
     assert translator.model_dir == cache / "models--org--demo" / "snapshots" / V1
     assert translator.translate(sentences) == local
-    with pytest.raises(CheckpointError, match="model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
         Translator.from_pretrained("org/demo", device="cpu", cache_dir=cache)
 
 

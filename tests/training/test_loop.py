@@ -218,7 +218,7 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path, demo_dir, monk
 
     monkeypatch.setattr(training, "token_loss", sometimes_nan)
     train(tiny_config(tmp_path / "one", demo_dir, "train.max_steps=4", "train.log_every=4"))
-    record = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()][0]
+    record = next(json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines())
     assert record["skipped_steps"] == 1 and record["loss"] == record["loss"]  # counted, and the mean stays finite
 
     def poisoned(model, features, tgt_out, label_smoothing):

@@ -25,7 +25,7 @@ def test_tensorboard_missing_is_a_clear_config_error(tmp_path, demo_dir, monkeyp
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
-    with pytest.raises(ConfigError, match="train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard"):
+    with pytest.raises(ConfigError, match=r"train\.tensorboard=true but the tensorboard package is not installed: pip install tensorboard"):
         train(tiny_config(tmp_path, demo_dir, "train.tensorboard=true", "train.max_steps=1"))
 
 
