@@ -185,11 +185,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         _set_dotted(raw, key.strip(), _parse_override_value(value), problems)
     config = _build(Config, raw, "", problems)
     if not problems and config.train.scheduler == "linear" and config.data.streaming and not (config.train.max_minutes or config.train.max_steps):
-        problems.append("train.scheduler=linear decays over the run, but a streamed corpus has no known epoch length: "
-                        "set train.max_minutes or train.max_steps")
+        problems.append("train.scheduler=linear decays over the run, but a streamed corpus has no known epoch length: set train.max_minutes or train.max_steps")
     if not problems and config.model.output_vocab == "target" and config.data.streaming:
-        problems.append("model.output_vocab=target reads every training target before training, which a streamed corpus "
-                        "never holds: set model.output_vocab=full or data.streaming=false")
+        problems.append(
+            "model.output_vocab=target reads every training target before training, which a streamed corpus "
+            "never holds: set model.output_vocab=full or data.streaming=false"
+        )
     if problems:
         raise ConfigError(problems)
     return config

@@ -52,17 +52,36 @@ class SearchOptions:
     length_penalty: float = field(default=1.0, metadata={"min": 0, "help": "GNMT length penalty alpha (0 = none)"})
     max_len_ratio: float = field(default=2.0, metadata={"min": 0, "help": "longest output, relative to the source length"})
     max_len_offset: int = field(default=10, metadata={"min": 0, "help": "tokens an output may have beyond max_len_ratio times the source length"})
-    early_stop: bool = field(default=True, metadata={"help": "stop a sentence once its best candidate ends (off: once beam_size hypotheses have ended)",
-                                                         "help_off": "search each sentence until beam_size hypotheses have ended, not only until its best candidate ends"})
+    early_stop: bool = field(
+        default=True,
+        metadata={
+            "help": "stop a sentence once its best candidate ends (off: once beam_size hypotheses have ended)",
+            "help_off": "search each sentence until beam_size hypotheses have ended, not only until its best candidate ends",
+        },
+    )
     temperature: float = field(default=1.0, metadata={"above": 0, "help": "sampling temperature", "only": "sample"})
     top_k: int = field(default=0, metadata={"min": 0, "help": "sample from the K most likely tokens (0: all)", "only": "sample"})
-    top_p: float = field(default=1.0, metadata={"above": 0, "max": 1, "bound_note": "1: no nucleus cut", "help": "nucleus sampling: draw from the most likely tokens whose probability reaches P (1: all)", "only": "sample"})
+    top_p: float = field(
+        default=1.0,
+        metadata={
+            "above": 0,
+            "max": 1,
+            "bound_note": "1: no nucleus cut",
+            "help": "nucleus sampling: draw from the most likely tokens whose probability reaches P (1: all)",
+            "only": "sample",
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of the samples", "only": "sample"})
     min_len_ratio: float = field(default=0.0, metadata={"min": 0, "help": "shortest output, relative to the source length (0: no minimum)"})
     no_repeat_ngram: int = field(default=0, metadata={"min": 0, "help": "no N-gram of target tokens occurs twice in an output (0: off)"})
     ban_unk: bool = field(default=False, metadata={"help": "never output <unk>"})
-    repetition_penalty: float = field(default=1.0, metadata={"above": 0, "help": "the score of each token an output already holds is divided by P "
-                                      "(multiplied where negative): P > 1 discourages repeats (1: off)"})
+    repetition_penalty: float = field(
+        default=1.0,
+        metadata={
+            "above": 0,
+            "help": "the score of each token an output already holds is divided by P (multiplied where negative): P > 1 discourages repeats (1: off)",
+        },
+    )
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -110,8 +129,7 @@ def _is_number(value: object) -> bool:
 
 def _within(value: float, meta: Mapping[str, Any]) -> bool:
     """Whether value lies in the field's bounds: min (>=), above (>), max (<=); NaN never does."""
-    return (value >= meta.get("min", -math.inf) and (value > meta["above"] if "above" in meta else True)
-            and value <= meta.get("max", math.inf))
+    return value >= meta.get("min", -math.inf) and (value > meta["above"] if "above" in meta else True) and value <= meta.get("max", math.inf)
 
 
 def _bounds(meta: Mapping[str, Any]) -> str:

@@ -40,10 +40,7 @@ class Score:
 def _check_aligned(hyps: list[str], refs: list[str]) -> None:
     """Refuse inputs that cannot be scored; sacrebleu would fail less clearly."""
     if len(hyps) != len(refs):
-        raise ValueError(
-            f"hypotheses have {len(hyps)} lines but references have {len(refs)}; "
-            "they must be aligned line by line"
-        )
+        raise ValueError(f"hypotheses have {len(hyps)} lines but references have {len(refs)}; they must be aligned line by line")
     if not hyps:
         raise ValueError("no lines to score: hypotheses and references are empty")
 
@@ -82,10 +79,7 @@ def literature_bleu(hyps: list[str], refs: list[str], lang: str = "de") -> Score
     tokenizer = MosesTokenizer(lang)
 
     def prepare(lines: list[str]) -> list[str]:
-        return [
-            tokenizer.tokenize(normalizer.normalize(line.lower()), escape=False, return_str=True)
-            for line in lines
-        ]
+        return [tokenizer.tokenize(normalizer.normalize(line.lower()), escape=False, return_str=True) for line in lines]
 
     score = _score(BLEU(tokenize="none", force=True), prepare(hyps), prepare(refs))
     signature = f"{score.signature}|pre:lc+moses-norm+moses-tok({lang})"
@@ -118,10 +112,7 @@ def run_score(
     """
     invalid = [m for m in metrics if m not in METRICS]
     if invalid or not metrics:
-        raise ValueError(
-            f"invalid metric(s) {', '.join(invalid) or '(none given)'}; "
-            f"choose from {', '.join(METRICS)}"
-        )
+        raise ValueError(f"invalid metric(s) {', '.join(invalid) or '(none given)'}; choose from {', '.join(METRICS)}")
     hyps = read_lines(hyp_path) if hyp_path is not None else split_lines(stdin.read())
     refs = read_lines(ref_path)
     scorers: dict[str, Callable[[list[str], list[str]], Score]] = {

@@ -179,10 +179,12 @@ def copy_tokenizer(source: Path, out_dir: Path, joint: bool) -> Tokenizer:
         from seq2seq.config import ConfigError  # here, not at the top: an exported model's runtime loads tokenizers without yaml
 
         layout = "joint" if joint else "separate"
-        raise ConfigError([
-            f"tokenizer.reuse: {source} holds no {' or '.join(missing)}, which a {layout} vocabulary "
-            f"(tokenizer.joint={str(joint).lower()}) needs; point it at a run or model directory trained with that layout"
-        ])
+        raise ConfigError(
+            [
+                f"tokenizer.reuse: {source} holds no {' or '.join(missing)}, which a {layout} vocabulary "
+                f"(tokenizer.joint={str(joint).lower()}) needs; point it at a run or model directory trained with that layout"
+            ]
+        )
     copy_model_files(source, out_dir, joint)
     return load_tokenizer(out_dir, joint)
 

@@ -106,8 +106,9 @@ V = 40
 
 def tiny(attention="bahdanau", input_feeding=True, **extra):
     torch.manual_seed(0)
-    cfg = ModelConfig(emb_dim=16, enc_hidden=16, dec_hidden=24, attention_dim=16, attention=attention,
-                      input_feeding=input_feeding, dropout=0.0, emb_dropout=0.0, **extra)
+    cfg = ModelConfig(
+        emb_dim=16, enc_hidden=16, dec_hidden=24, attention_dim=16, attention=attention, input_feeding=input_feeding, dropout=0.0, emb_dropout=0.0, **extra
+    )
     return build_model(cfg, V, V, shared_vocab=True)
 
 
@@ -162,8 +163,17 @@ def with_other_tokenizer(model_dir: Path, out: Path, demo_dir: Path) -> Path:
 
     shutil.copytree(model_dir, out)
     size = json.loads((out / "config.json").read_text())["tokenizer"]["vocab_size"]
-    train_tokenizer(out.parent / "bpe", read_lines(demo_dir / "train.en.gz"), read_lines(demo_dir / "train.de.gz"), vocab_size=size,
-                    model_type="bpe", character_coverage=1.0, byte_fallback=False, joint=True, seed=1)
+    train_tokenizer(
+        out.parent / "bpe",
+        read_lines(demo_dir / "train.en.gz"),
+        read_lines(demo_dir / "train.de.gz"),
+        vocab_size=size,
+        model_type="bpe",
+        character_coverage=1.0,
+        byte_fallback=False,
+        joint=True,
+        seed=1,
+    )
     shutil.copyfile(out.parent / "bpe" / "spm.model", out / "spm.model")
     meta = json.loads((out / "meta.json").read_text())
     meta["tokenizer_sha256"] = tokenizer_sha256(out, joint=True)

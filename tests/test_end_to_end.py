@@ -23,8 +23,7 @@ def run(cmd, **kwargs):
 
 def test_train_then_translate_then_score(tmp_path, demo_dir):
     run_dir = tmp_path / "run"
-    result = run([BIN / "seq2seq-train", "recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", f"run_dir={run_dir}",
-                  "train.epochs=1", *TINY])
+    result = run([BIN / "seq2seq-train", "recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", f"run_dir={run_dir}", "train.epochs=1", *TINY])
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b"", "training writes nothing to stdout"
     assert b"valid step" in result.stderr
@@ -75,8 +74,9 @@ def test_the_demo_recipe_trains_a_model_that_translates_well(tmp_path):
     from seq2seq.training.loop import train
 
     repo = Path(__file__).resolve().parents[1]
-    config = load_config(repo / "recipes" / "demo.yaml", [f"run_dir={tmp_path}", "train.epochs=2", "train.score_test=false",
-                                                         "data.max_valid_sentences=200", "train.device=cpu"])
+    config = load_config(
+        repo / "recipes" / "demo.yaml", [f"run_dir={tmp_path}", "train.epochs=2", "train.score_test=false", "data.max_valid_sentences=200", "train.device=cpu"]
+    )
     best = train(config)
     assert json.loads((best / "meta.json").read_text())["valid_bleu"] >= 70
     src, ref = read_lines(tmp_path / "demo-data" / "test.en.gz")[:200], read_lines(tmp_path / "demo-data" / "test.de.gz")[:200]

@@ -122,7 +122,7 @@ def test_no_import_circle():
         state[name] = "visiting"
         for nxt in sorted(internal[name]):
             if state.get(nxt) == "visiting":
-                circles.append(path[path.index(nxt):] + [nxt])
+                circles.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 walk(nxt, path + [nxt])
         state[name] = "done"
@@ -136,6 +136,13 @@ def test_no_import_circle():
 def test_the_translation_path_of_an_exported_model_is_light():
     """What seq2seq-translate and seq2seq-serve load for an exported directory before the model: no torch, datasets or yaml."""
     heavy = _heavy(_graph())
-    for module in ("seq2seq.cli.translate", "seq2seq.cli.serve", "seq2seq.inference.translator", "seq2seq.export.runtime",
-                   "seq2seq.decoding.numpy_search", "seq2seq.serve.app", "seq2seq.modeldir.hub"):
+    for module in (
+        "seq2seq.cli.translate",
+        "seq2seq.cli.serve",
+        "seq2seq.inference.translator",
+        "seq2seq.export.runtime",
+        "seq2seq.decoding.numpy_search",
+        "seq2seq.serve.app",
+        "seq2seq.modeldir.hub",
+    ):
         assert heavy[module] == set(), (module, heavy[module])

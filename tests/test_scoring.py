@@ -142,7 +142,9 @@ def plain_bleu(hyps: list[str], refs: list[str]) -> float:
 def test_literature_convention_value_equals_an_independent_computation() -> None:
     # The hand-written tokens are what the Moses tools give (so the expectation is about this convention) …
     normalizer, tokenizer = MosesPunctNormalizer("de"), MosesTokenizer("de")
-    assert [tokenizer.tokenize(normalizer.normalize(s.lower()), escape=False, return_str=True) for s in LIT_REFS + LIT_HYPS] == LIT_REFS_TOKENIZED + LIT_HYPS_TOKENIZED
+    assert [
+        tokenizer.tokenize(normalizer.normalize(s.lower()), escape=False, return_str=True) for s in LIT_REFS + LIT_HYPS
+    ] == LIT_REFS_TOKENIZED + LIT_HYPS_TOKENIZED
     # … and the score on raw text is BLEU on those tokens, by definition and by sacreBLEU without its own tokenizer.
     expected = plain_bleu(LIT_HYPS_TOKENIZED, LIT_REFS_TOKENIZED)
     assert 30 < expected < 90

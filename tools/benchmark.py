@@ -43,8 +43,14 @@ def time_translation(translator: Translator, sentences: list[str], beam_size: in
     hyps = translator.translate_nbest(sentences, options, batch_size=batch_size)
     elapsed = time.perf_counter() - start
     tokens = sum(len(h[0].tokens) + 1 for h in hyps)
-    return {"beam_size": beam_size, "batch_size": batch_size, "sentences": len(sentences), "seconds": round(elapsed, 3),
-            "sentences_per_s": round(len(sentences) / elapsed, 1), "tgt_tokens_per_s": round(tokens / elapsed, 1)}
+    return {
+        "beam_size": beam_size,
+        "batch_size": batch_size,
+        "sentences": len(sentences),
+        "seconds": round(elapsed, 3),
+        "sentences_per_s": round(len(sentences) / elapsed, 1),
+        "tgt_tokens_per_s": round(tokens / elapsed, 1),
+    }
 
 
 def startup_seconds(model: str, repeats: int, device: str) -> float:
@@ -64,8 +70,15 @@ def train_throughput(recipe: str, overrides: list[str], steps: int, log_every: i
     and at the end, since a short run's peak hides memory that keeps growing."""
     with tempfile.TemporaryDirectory() as run_dir:
         limit = [f"train.max_minutes={minutes}", "train.max_steps=0"] if minutes else [f"train.max_steps={steps}"]
-        command = [str(Path(sys.executable).parent / "seq2seq-train"), recipe, *overrides, f"run_dir={run_dir}",
-                   *limit, f"train.log_every={log_every}", "data.max_valid_sentences=100"]
+        command = [
+            str(Path(sys.executable).parent / "seq2seq-train"),
+            recipe,
+            *overrides,
+            f"run_dir={run_dir}",
+            *limit,
+            f"train.log_every={log_every}",
+            "data.max_valid_sentences=100",
+        ]
         start = time.perf_counter()
         samples = run_sampling_rss(command)
         wall = time.perf_counter() - start
@@ -75,12 +88,20 @@ def train_throughput(recipe: str, overrides: list[str], steps: int, log_every: i
     if not rates:
         raise SystemExit(f"--train-steps {steps} gives fewer than two log intervals of {log_every} steps; raise it")
     half = next(rss for t, rss in samples if t >= samples[-1][0] / 2)
-    return {"recipe": recipe, "overrides": overrides, "steps": train_records[-1]["step"], "wall_s": round(wall, 1),
-            "tgt_tokens_per_s": round(statistics.median(rates), 1), "intervals": len(rates),
-            "tgt_tokens_per_s_min": round(min(rates), 1), "tgt_tokens_per_s_max": round(max(rates), 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-            "rss_halfway_mib": round(half / 1024, 1), "rss_end_mib": round(samples[-1][1] / 1024, 1),
-            "rss_samples": [(round(t), round(rss / 1024)) for t, rss in samples]}
+    return {
+        "recipe": recipe,
+        "overrides": overrides,
+        "steps": train_records[-1]["step"],
+        "wall_s": round(wall, 1),
+        "tgt_tokens_per_s": round(statistics.median(rates), 1),
+        "intervals": len(rates),
+        "tgt_tokens_per_s_min": round(min(rates), 1),
+        "tgt_tokens_per_s_max": round(max(rates), 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "rss_halfway_mib": round(half / 1024, 1),
+        "rss_end_mib": round(samples[-1][1] / 1024, 1),
+        "rss_samples": [(round(t), round(rss / 1024)) for t, rss in samples],
+    }
 
 
 def run_sampling_rss(command: list[str], every_s: float = 5.0) -> list[tuple[float, int]]:
@@ -121,8 +142,9 @@ def main() -> None:
     parser.add_argument("--train-recipe", help="a recipe, for the training benchmark")
     parser.add_argument("--train-steps", type=int, default=110)
     parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--train-minutes", type=float, default=0.0,
-                        help="train for this many minutes instead of --train-steps, to see memory after a long stretch")
+    parser.add_argument(
+        "--train-minutes", type=float, default=0.0, help="train for this many minutes instead of --train-steps, to see memory after a long stretch"
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for --train-recipe")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N sentences (0: all)")
     parser.add_argument("--batch1-limit", type=int, default=200, help="sentences for the batch-1 runs, which are slow")
@@ -139,10 +161,12 @@ def main() -> None:
     if args.train_recipe:
         results["training"] = train_throughput(args.train_recipe, args.overrides, args.train_steps, args.log_every, args.train_minutes)
         t = results["training"]
-        print(f"training {t['recipe']} {' '.join(t['overrides'])}: {t['tgt_tokens_per_s']} target tokens/s, the median of "
-              f"{t['intervals']} intervals ({t['tgt_tokens_per_s_min']}–{t['tgt_tokens_per_s_max']}) over {t['steps']} steps, "
-              f"peak resident memory {t['peak_rss_mib']} MiB; resident {t['rss_halfway_mib']} MiB halfway, {t['rss_end_mib']} MiB at the end "
-              f"({t['wall_s']} s)")
+        print(
+            f"training {t['recipe']} {' '.join(t['overrides'])}: {t['tgt_tokens_per_s']} target tokens/s, the median of "
+            f"{t['intervals']} intervals ({t['tgt_tokens_per_s_min']}–{t['tgt_tokens_per_s_max']}) over {t['steps']} steps, "
+            f"peak resident memory {t['peak_rss_mib']} MiB; resident {t['rss_halfway_mib']} MiB halfway, {t['rss_end_mib']} MiB at the end "
+            f"({t['wall_s']} s)"
+        )
     if args.model and args.src:
         results.update(benchmark_translation(args.model, args.src, args.limit, args.batch1_limit, args.precision, args.device))
     if args.json:
@@ -161,7 +185,10 @@ def benchmark_translation(model: str, src: str, limit: int, batch1_limit: int, p
                 subset = sentences if batch > 1 else sentences[:batch1_limit]
                 rows.append({"precision": precision, **time_translation(translator, subset, beam, batch)})
     results = {
-        "model": model, "translation": rows, "device": device, "startup_one_sentence_s": startup_seconds(model, 3, device),
+        "model": model,
+        "translation": rows,
+        "device": device,
+        "startup_one_sentence_s": startup_seconds(model, 3, device),
         "translation_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(f"{'precision':<9} {'search':<8} {'batch':>5} {'sentences':>9} {'sent/s':>8} {'tok/s':>8}")

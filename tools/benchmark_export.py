@@ -28,23 +28,32 @@ import tempfile
 import time
 from pathlib import Path
 
-STARTUP = "import sys; from seq2seq import Translator; t = Translator.from_pretrained(sys.argv[1], threads={threads}); t.translate(['A man is riding a bicycle.'])"
+STARTUP = (
+    "import sys; from seq2seq import Translator; t = Translator.from_pretrained(sys.argv[1], threads={threads}); t.translate(['A man is riding a bicycle.'])"
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="the torch model directory")
-    parser.add_argument("--exported", type=Path,
-                        help="where to write the fp32 export, afresh on every run (an earlier export there is replaced); int8 goes to "
-                        "the same name + -int8 (default: a temporary directory, removed at the end)")
+    parser.add_argument(
+        "--exported",
+        type=Path,
+        help="where to write the fp32 export, afresh on every run (an earlier export there is replaced); int8 goes to "
+        "the same name + -int8 (default: a temporary directory, removed at the end)",
+    )
     parser.add_argument("--data", required=True, type=Path, help="the Multi30k directory (test_2016_flickr.{en,de}.gz)")
     parser.add_argument("--lines", type=int, default=1000, help="test lines for quality and batch-64 speed")
     parser.add_argument("--batch1-lines", type=int, default=200, help="lines for the batch-1 speed runs (they are slow)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch and onnxruntime alike")
     parser.add_argument("--runtime-python", type=Path, help="python of an environment with the runtime only (no torch), for the start-up figure")
     parser.add_argument("--env", type=Path, action="append", default=[], help="a virtual environment whose disk size to report (repeatable)")
-    parser.add_argument("--part", choices=["all", "quality", "speed"], default="all",
-                        help="quality (differing lines, BLEU) needs no lock; speed (sentences/s, start-up, sizes) runs under flock")
+    parser.add_argument(
+        "--part",
+        choices=["all", "quality", "speed"],
+        default="all",
+        help="quality (differing lines, BLEU) needs no lock; speed (sentences/s, start-up, sizes) runs under flock",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
@@ -60,8 +69,10 @@ def _run(args: argparse.Namespace) -> None:
     from seq2seq.textfiles import read_lines
 
     int8_dir = args.exported.with_name(args.exported.name + "-int8")
-    exports = {name: _export_fresh(args.model, out, quantize) for name, out, quantize in
-               (("exported fp32", args.exported, "none"), ("exported int8", int8_dir, "int8"))}
+    exports = {
+        name: _export_fresh(args.model, out, quantize)
+        for name, out, quantize in (("exported fp32", args.exported, "none"), ("exported int8", int8_dir, "int8"))
+    }
     src = read_lines(args.data / "test_2016_flickr.en.gz")[: args.lines]
     ref = read_lines(args.data / "test_2016_flickr.de.gz")[: args.lines]
     translators = {
@@ -70,8 +81,7 @@ def _run(args: argparse.Namespace) -> None:
         "exported fp32": Translator.from_pretrained(args.exported, threads=args.threads),
         "exported int8": Translator.from_pretrained(int8_dir, threads=args.threads),
     }
-    figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines,
-                     "model": str(args.model), "exports": exports}
+    figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines, "model": str(args.model), "exports": exports}
     beam5 = SearchOptions(beam_size=5)
     if args.part in ("all", "quality"):
         _quality(figures, translators, src, ref, beam5)

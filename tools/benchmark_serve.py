@@ -45,8 +45,9 @@ def command_rate(model: str, sentences: list[str], threads: int) -> tuple[float,
     with tempfile.NamedTemporaryFile("w", suffix=".en", encoding="utf-8", delete=False) as f:
         f.writelines(s + "\n" for s in sentences)
     start = time.perf_counter()
-    done = subprocess.run([str(BIN / "seq2seq-translate"), "--model", model, "--batch-size", "64", "--threads", str(threads), "--input", f.name],
-                          capture_output=True, check=True)
+    done = subprocess.run(
+        [str(BIN / "seq2seq-translate"), "--model", model, "--batch-size", "64", "--threads", str(threads), "--input", f.name], capture_output=True, check=True
+    )
     wall = time.perf_counter() - start
     Path(f.name).unlink()
     found = re.search(r"translated (\d+) lines in ([\d.]+) s", done.stderr.decode())
@@ -158,26 +159,46 @@ def main(argv: list[str] | None = None) -> int:
         for c in args.concurrency:
             seconds, latencies, answers = load(port, sentences, c)
             wrong = sum(a != e for a, e in zip(answers, expected))
-            row = {"concurrency": c, "sentences_per_s": round(len(sentences) / seconds, 1), "vs_command": round(len(sentences) / seconds / rate, 2),
-                   "p50_ms": round(1000 * percentile(latencies, 50), 1), "p95_ms": round(1000 * percentile(latencies, 95), 1),
-                   "p99_ms": round(1000 * percentile(latencies, 99), 1), "p50_vs_in_process": round(percentile(latencies, 50) / alone_p50, 2),
-                   "answers_unlike_command": wrong}
+            row = {
+                "concurrency": c,
+                "sentences_per_s": round(len(sentences) / seconds, 1),
+                "vs_command": round(len(sentences) / seconds / rate, 2),
+                "p50_ms": round(1000 * percentile(latencies, 50), 1),
+                "p95_ms": round(1000 * percentile(latencies, 95), 1),
+                "p99_ms": round(1000 * percentile(latencies, 99), 1),
+                "p50_vs_in_process": round(percentile(latencies, 50) / alone_p50, 2),
+                "answers_unlike_command": wrong,
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(120)
 
-    print(f"\n{len(sentences)} sentences of {args.src}; seq2seq-translate --batch-size 64: {rate:.1f} sentences/s; "
-          f"in process one at a time: p50 {1000 * alone_p50:.1f} ms; server exit code after SIGTERM: {code}\n")
+    print(
+        f"\n{len(sentences)} sentences of {args.src}; seq2seq-translate --batch-size 64: {rate:.1f} sentences/s; "
+        f"in process one at a time: p50 {1000 * alone_p50:.1f} ms; server exit code after SIGTERM: {code}\n"
+    )
     print("| concurrency | sentences/s | × command | p50 ms | p95 ms | p99 ms | p50 × in-process | answers unlike the command |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['concurrency']} | {r['sentences_per_s']} | {r['vs_command']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-              f"{r['p50_vs_in_process']} | {r['answers_unlike_command']} |")
+        print(
+            f"| {r['concurrency']} | {r['sentences_per_s']} | {r['vs_command']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+            f"{r['p50_vs_in_process']} | {r['answers_unlike_command']} |"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"sentences": len(sentences), "command_sentences_per_s": round(rate, 1),
-                                               "in_process_p50_ms": round(1000 * alone_p50, 1), "server_exit_code": code, "rows": rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "sentences": len(sentences),
+                    "command_sentences_per_s": round(rate, 1),
+                    "in_process_p50_ms": round(1000 * alone_p50, 1),
+                    "server_exit_code": code,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
     return 0 if code == 0 and all(r["answers_unlike_command"] == 0 for r in rows) else 1
 
 

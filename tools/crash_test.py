@@ -137,10 +137,16 @@ def main(argv: list[str] | None = None) -> int:
         step = rng.randint(1, len(expected) - 1)
         killed = kill_after_step(run_dir, step)
         checkpoint = checkpoint_step(run_dir) if killed else None
-        untested_because = None if checkpoint is not None else (
-            "finished before the kill" if not killed
-            else "killed after the run finished" if state_path(run_dir).exists()
-            else "killed before the first checkpoint"
+        untested_because = (
+            None
+            if checkpoint is not None
+            else (
+                "finished before the kill"
+                if not killed
+                else "killed after the run finished"
+                if state_path(run_dir).exists()
+                else "killed before the first checkpoint"
+            )
         )
         _, log = run_to_end(run_dir)
         ok = step_losses(run_dir) == expected and same_weights(run_dir, reference)
@@ -148,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         if checkpoint is not None:
             mid_run += 1
             identical_mid_run += ok and resumed == checkpoint
-            how = f"resumed mid-run from step {checkpoint}" if resumed == checkpoint else f"DID NOT RESUME from its checkpoint at step {checkpoint} (resumed at: {resumed})"
+            how = (
+                f"resumed mid-run from step {checkpoint}"
+                if resumed == checkpoint
+                else f"DID NOT RESUME from its checkpoint at step {checkpoint} (resumed at: {resumed})"
+            )
         else:
             untested[untested_because] += 1
             how = f"{untested_because} (tests nothing)"
@@ -160,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if mid_run == 0:
         print("no trial resumed mid-run, so resuming was not tested: run more --kills or another --seed")
     return 0 if failed == 0 and mid_run > 0 else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,8 +47,24 @@ def tune(name: str, models: list[Path], data: Path, out: Path, device: str) -> d
     """Tune the length penalty on val; return the candidate's name and models with its best alpha and
     that alpha's literature-convention BLEU."""
     result = out / f"tune-{name}.json"
-    run([sys.executable, "tools/tune_length_penalty.py", "--model", *map(str, models), "--src", str(data / "val.en.gz"),
-         "--ref", str(data / "val.de.gz"), "--alphas", *ALPHAS, "--device", device, "--json", str(result)])
+    run(
+        [
+            sys.executable,
+            "tools/tune_length_penalty.py",
+            "--model",
+            *map(str, models),
+            "--src",
+            str(data / "val.en.gz"),
+            "--ref",
+            str(data / "val.de.gz"),
+            "--alphas",
+            *ALPHAS,
+            "--device",
+            device,
+            "--json",
+            str(result),
+        ]
+    )
     rows = json.loads(result.read_text())
     best = next(r for r in rows["rows"] if r["alpha"] == rows["best_alpha"])
     return {"name": name, "models": models, "alpha": best["alpha"], "lit_bleu": best["lit_bleu"]}
@@ -74,13 +90,43 @@ def main() -> None:
     kd.mkdir(parents=True, exist_ok=True)
     start = time.time()
 
-    run(["seq2seq-train", args.recipe, f"data.dir={data}", f"run_dir={teacher}", "seed=7", f"train.max_minutes={args.teacher_minutes}",
-         *BUDGETED, *args.overrides])
+    run(
+        [
+            "seq2seq-train",
+            args.recipe,
+            f"data.dir={data}",
+            f"run_dir={teacher}",
+            "seed=7",
+            f"train.max_minutes={args.teacher_minutes}",
+            *BUDGETED,
+            *args.overrides,
+        ]
+    )
 
     sources = read_lines(data / "train.en.gz")
     write_lines(kd / "train.en", sources)
-    run(["seq2seq-translate", "--model", str(teacher / "best"), "--beam-size", "5", "--length-penalty", "1.6", "--batch-size", str(args.batch_size),
-         "--precision", "bf16", "--device", args.device, "--input", str(kd / "train.en"), "--output", str(kd / "train.distilled.de"), "--quiet"])
+    run(
+        [
+            "seq2seq-translate",
+            "--model",
+            str(teacher / "best"),
+            "--beam-size",
+            "5",
+            "--length-penalty",
+            "1.6",
+            "--batch-size",
+            str(args.batch_size),
+            "--precision",
+            "bf16",
+            "--device",
+            args.device,
+            "--input",
+            str(kd / "train.en"),
+            "--output",
+            str(kd / "train.distilled.de"),
+            "--quiet",
+        ]
+    )
     # The student's corpus: each source twice, once with its reference and once with the teacher's translation.
     (kd / "data").mkdir(exist_ok=True)
     write_lines(kd / "data" / "train.en.gz", sources + sources)
@@ -91,8 +137,19 @@ def main() -> None:
             link.unlink(missing_ok=True)
             link.symlink_to(data / f"{split}.{lang}.gz")
 
-    run(["seq2seq-train", args.recipe, f"data.dir={kd / 'data'}", f"tokenizer.reuse={teacher / 'best'}", f"run_dir={student}", "seed=13",
-         f"train.max_minutes={args.student_minutes}", *BUDGETED, *args.overrides])
+    run(
+        [
+            "seq2seq-train",
+            args.recipe,
+            f"data.dir={kd / 'data'}",
+            f"tokenizer.reuse={teacher / 'best'}",
+            f"run_dir={student}",
+            "seed=13",
+            f"train.max_minutes={args.student_minutes}",
+            *BUDGETED,
+            *args.overrides,
+        ]
+    )
     run(["seq2seq-average", "--run-dir", str(student), "--last", "5", "--output", str(student / "averaged")])
     print(f"trained in {(time.time() - start) / 60:.1f} min (teacher, distillation, student, averaging)", flush=True)
 
@@ -103,8 +160,23 @@ def main() -> None:
     ]
     for chosen in (max(singles, key=lambda c: c["lit_bleu"]), max(ensembles, key=lambda c: c["lit_bleu"])):
         print(f"chosen on val: {chosen['name']}, alpha {chosen['alpha']} (val literature-convention BLEU {chosen['lit_bleu']:.2f})", flush=True)
-        run(["seq2seq-evaluate", "--model", *map(str, chosen["models"]), "--src", str(data / "test_2016_flickr.en.gz"),
-             "--ref", str(data / "test_2016_flickr.de.gz"), "--beam-size", "5", "--length-penalty", str(chosen["alpha"]), "--device", args.device])
+        run(
+            [
+                "seq2seq-evaluate",
+                "--model",
+                *map(str, chosen["models"]),
+                "--src",
+                str(data / "test_2016_flickr.en.gz"),
+                "--ref",
+                str(data / "test_2016_flickr.de.gz"),
+                "--beam-size",
+                "5",
+                "--length-penalty",
+                str(chosen["alpha"]),
+                "--device",
+                args.device,
+            ]
+        )
     print(f"done in {(time.time() - start) / 60:.1f} min", flush=True)
 
 

@@ -90,16 +90,20 @@ def main() -> None:
 
     # The decoder calls its nn.LSTM or nn.GRU; the encoder runs its RNN's weights through the fused kernel
     # itself, so it is counted from its input, over the real source tokens only.
-    hooks = [model.decoder.rnn.register_forward_hook(lambda m, inputs, _: count(m, inputs[0].shape[0] * inputs[0].shape[1])),
-             model.encoder.register_forward_hook(lambda m, inputs, _: count(m.rnn, int(inputs[1].sum())))]
+    hooks = [
+        model.decoder.rnn.register_forward_hook(lambda m, inputs, _: count(m, inputs[0].shape[0] * inputs[0].shape[1])),
+        model.encoder.register_forward_hook(lambda m, inputs, _: count(m.rnn, int(inputs[1].sum()))),
+    ]
     with FlopCounterMode(display=False) as counter:
         for indices in profiled:
             step(indices)
     for h in hooks:
         h.remove()
     total = counter.get_total_flops() + 3 * rnn_flops[0]
-    print(f"FLOPs per target token, forward + backward: {total / tokens / 1e6:.1f} M "
-          f"(matrix products {counter.get_total_flops() / tokens / 1e6:.1f} M, {model.decoder.cell.upper()}s {3 * rnn_flops[0] / tokens / 1e6:.1f} M)")
+    print(
+        f"FLOPs per target token, forward + backward: {total / tokens / 1e6:.1f} M "
+        f"(matrix products {counter.get_total_flops() / tokens / 1e6:.1f} M, {model.decoder.cell.upper()}s {3 * rnn_flops[0] / tokens / 1e6:.1f} M)"
+    )
     if args.peak:
         for dtype in (torch.float32, torch.bfloat16):
             print(f"2048² matrix multiply, {dtype}: {matmul_flops(dtype) / 1e9:.0f} GFLOP/s")

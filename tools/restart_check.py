@@ -25,9 +25,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # A model small enough that a 6-step run is mostly process start-up.
 TINY_RUN = [
-    "tokenizer.vocab_size=200", "model.emb_dim=32", "model.enc_hidden=32", "model.dec_hidden=48", "model.attention_dim=32",
-    "model.dropout=0.0", "model.emb_dropout=0.0", "train.batch_tokens=600", "train.device=cpu", "train.log_every=1", "train.max_steps=6",
-    "train.eval_every=3", "train.threads=1", "train.save_every=2", "train.dist_timeout_minutes=0.5",
+    "tokenizer.vocab_size=200",
+    "model.emb_dim=32",
+    "model.enc_hidden=32",
+    "model.dec_hidden=48",
+    "model.attention_dim=32",
+    "model.dropout=0.0",
+    "model.emb_dropout=0.0",
+    "train.batch_tokens=600",
+    "train.device=cpu",
+    "train.log_every=1",
+    "train.max_steps=6",
+    "train.eval_every=3",
+    "train.threads=1",
+    "train.save_every=2",
+    "train.dist_timeout_minutes=0.5",
 ]
 
 
@@ -47,8 +59,18 @@ def main() -> int:
     succeeded = 0
     for trial in range(args.trials):
         start = time.perf_counter()
-        worker = [REPO / "tests" / "training" / "distributed_worker.py", "--rank", "1", "--fail", "5:kill", REPO / "recipes" / "demo.yaml", "data.demo=false",
-                  f"data.dir={demo}", *TINY_RUN, f"run_dir={work / f'run{trial}'}"]
+        worker = [
+            REPO / "tests" / "training" / "distributed_worker.py",
+            "--rank",
+            "1",
+            "--fail",
+            "5:kill",
+            REPO / "recipes" / "demo.yaml",
+            "data.demo=false",
+            f"data.dir={demo}",
+            *TINY_RUN,
+            f"run_dir={work / f'run{trial}'}",
+        ]
         if args.nodes == 1:
             launchers = [[torchrun, "--standalone", "--nproc_per_node=2", f"--max-restarts={args.max_restarts}", *worker]]
         else:
@@ -58,8 +80,9 @@ def main() -> int:
         procs = []
         for command, log in zip(launchers, logs):
             with log.open("wb") as sink:  # the child keeps its own copy of the descriptor
-                procs.append(subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=sink, cwd=REPO,
-                                              env={**os.environ, "OMP_NUM_THREADS": "1"}))
+                procs.append(
+                    subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=sink, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                )
         codes = [proc.wait(timeout=600) for proc in procs]
         err = "".join(log.read_text(errors="replace") for log in logs)
         ok = codes == [0] * len(procs) and "at step 4" in err
@@ -67,8 +90,10 @@ def main() -> int:
         if ok:
             for log in logs:
                 log.unlink()
-        print(f"trial {trial}: {'resumed' if ok else 'FAILED'} in {time.perf_counter() - start:.0f} s"
-              f"{'  connectFullMesh' if 'connectFullMesh' in err else ''}", flush=True)
+        print(
+            f"trial {trial}: {'resumed' if ok else 'FAILED'} in {time.perf_counter() - start:.0f} s{'  connectFullMesh' if 'connectFullMesh' in err else ''}",
+            flush=True,
+        )
     print(f"{succeeded} of {args.trials} restarted groups formed and resumed at step 4 (runs and failed logs: {work})")
     return 0 if succeeded == args.trials else 1
 

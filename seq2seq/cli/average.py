@@ -32,8 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_dir:
         found = kept_checkpoints(Path(args.run_dir))
         if len(found) < args.last:
-            return fail(f"{args.run_dir}/{CHECKPOINTS} holds {len(found)} checkpoints, fewer than --last {args.last}; "
-                        "train with train.keep_checkpoints=N (N >= --last)", EXIT_USAGE)
+            return fail(
+                f"{args.run_dir}/{CHECKPOINTS} holds {len(found)} checkpoints, fewer than --last {args.last}; "
+                "train with train.keep_checkpoints=N (N >= --last)",
+                EXIT_USAGE,
+            )
         dirs = found[-args.last :]
     else:
         dirs = [Path(d) for d in args.model_dirs]

@@ -21,8 +21,7 @@ from seq2seq.options import BATCH_SIZE, PRECISIONS, SearchOptions, check_batch_s
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULTS = SearchOptions()
-MODEL_HELP = ("a model directory written by seq2seq-train or seq2seq-export, or a model on the Hugging Face Hub (ORG/NAME); "
-              "several: an ensemble")
+MODEL_HELP = "a model directory written by seq2seq-train or seq2seq-export, or a model on the Hugging Face Hub (ORG/NAME); several: an ensemble"
 
 
 def setup_logging(quiet: bool = False) -> None:
@@ -41,9 +40,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str = MO
     group.add_argument("--model", required=True, nargs="+", help=model_help)
     group.add_argument("--revision", help="for a model on the Hub: the branch, tag or commit (default main)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="bf16: bfloat16 weights and activations, for GPUs and CPUs with bf16 instructions (whether it is faster "
-                       "depends on the hardware: measure it, docs/guides/decoding.md#precision); int8: dynamic quantization, CPU only")
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: bfloat16 weights and activations, for GPUs and CPUs with bf16 instructions (whether it is faster "
+        "depends on the hardware: measure it, docs/guides/decoding.md#precision); int8: dynamic quantization, CPU only",
+    )
     group.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's or onnxruntime's default)")
 
 
@@ -59,8 +62,12 @@ def add_search_arguments(parser: argparse.ArgumentParser, *, exclude: tuple[str,
         if f.name == "mode":
             group.add_argument("--sample", action="store_true", help="sample instead of searching (see the sampling flags)")
         elif f.type == "bool":  # a flag that turns the default around: --ban-unk, --no-early-stop
-            group.add_argument(_flag(f.name, negate=f.default), dest=f.name, action="store_false" if f.default else "store_true",
-                               help=f.metadata.get("help_off", help_) if f.default else help_)
+            group.add_argument(
+                _flag(f.name, negate=f.default),
+                dest=f.name,
+                action="store_false" if f.default else "store_true",
+                help=f.metadata.get("help_off", help_) if f.default else help_,
+            )
         else:
             group.add_argument(_flag(f.name), type=int if f.type == "int" else float, default=f.default, help=help_)
 
@@ -82,8 +89,10 @@ def search_options(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         sampling_only = [_flag(f.name) for f in fields(SearchOptions) if f.metadata.get("only") == "sample" and getattr(options, f.name) != f.default]
         if sampling_only:
             one = len(sampling_only) == 1
-            parser.error(f"{', '.join(sampling_only)} {'applies' if one else 'apply'} to sampling only: "
-                         f"add --sample, or leave {'it' if one else 'them'} out for beam search")
+            parser.error(
+                f"{', '.join(sampling_only)} {'applies' if one else 'apply'} to sampling only: "
+                f"add --sample, or leave {'it' if one else 'them'} out for beam search"
+            )
     return options
 
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as err:
         return fail(str(err), EXIT_USAGE)
     except ImportError as err:
-        return fail(f"{err}; seq2seq-export needs the onnx extra: pip install -e \".[onnx]\"", EXIT_USAGE)
+        return fail(f'{err}; seq2seq-export needs the onnx extra: pip install -e ".[onnx]"', EXIT_USAGE)
     log.info("exported %s to %s (opset %d, %s) in %.1f s", args.model[0], args.output, meta.opset, meta.quantize, time.perf_counter() - start)
     return EXIT_OK
 

@@ -32,18 +32,27 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a translation model over HTTP: LibreTranslate's /translate and /languages, the native /v1/translate "
         "(every seq2seq-translate decoding option), /v1/model, /health, /ready, /metrics and a page at /.",
     )
-    add_model_arguments(parser, model_help="a model directory written by seq2seq-train, an exported one (seq2seq-export: the fast "
-                        "deployment runtime, no torch), or a model on the Hugging Face Hub (ORG/NAME); several: an ensemble")
+    add_model_arguments(
+        parser,
+        model_help="a model directory written by seq2seq-train, an exported one (seq2seq-export: the fast "
+        "deployment runtime, no torch), or a model on the Hugging Face Hub (ORG/NAME); several: an ensemble",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--options", default="{}", metavar="JSON",
-                        help='decoding options of /translate, and defaults of /v1/translate: a JSON object of SearchOptions fields, '
-                        'e.g. \'{"beam_size": 10, "length_penalty": 0.6}\' (default: seq2seq-translate\'s defaults)')
+    parser.add_argument(
+        "--options",
+        default="{}",
+        metavar="JSON",
+        help="decoding options of /translate, and defaults of /v1/translate: a JSON object of SearchOptions fields, "
+        'e.g. \'{"beam_size": 10, "length_penalty": 0.6}\' (default: seq2seq-translate\'s defaults)',
+    )
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="sentences per decoder batch, as in seq2seq-translate")
-    parser.add_argument("--max-batch-tokens", type=int, default=2048,
-                        help="source subwords the inference worker takes into one batch at most (a longer sentence goes alone)")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0,
-                        help="milliseconds the worker waits for more sentences after the first before it starts a batch")
+    parser.add_argument(
+        "--max-batch-tokens", type=int, default=2048, help="source subwords the inference worker takes into one batch at most (a longer sentence goes alone)"
+    )
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="milliseconds the worker waits for more sentences after the first before it starts a batch"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take; then 503 with Retry-After")
     parser.add_argument("--max-queue", type=int, default=20000, help="sentences waiting at most; a request beyond gets 503 at once")
     parser.add_argument("--max-lines", type=int, default=1000, help="sentences per request at most (more: 413)")
@@ -116,14 +125,23 @@ def main(argv: list[str] | None = None) -> int:
         translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=args.threads, revision=args.revision)
     except (CheckpointError, ValueError) as err:
         return fail(str(err), EXIT_USAGE)
-    settings = Settings(limits=limits, max_tokens=args.max_batch_tokens, max_wait=args.max_wait_ms / 1000, batch_size=args.batch_size,
-                        timeout=args.timeout, max_queue=args.max_queue, api_keys=keys, defaults=defaults)
+    settings = Settings(
+        limits=limits,
+        max_tokens=args.max_batch_tokens,
+        max_wait=args.max_wait_ms / 1000,
+        batch_size=args.batch_size,
+        timeout=args.timeout,
+        max_queue=args.max_queue,
+        api_keys=keys,
+        defaults=defaults,
+    )
     app = create_app(translator, settings)
     # No uvicorn logging config and no uvicorn access log: its lines go to stderr through ours, and
     # the app writes one access line per request itself. No limit on the graceful shutdown: a
     # request's own deadline (--timeout) bounds how long an accepted request can take.
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=None))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=None)
+    )
     received: list[int] = []
     # uvicorn catches SIGTERM and SIGINT, shuts down gracefully, then raises the signal again with the
     # handlers it found installed: these record it, so the process ends with our exit code, not killed.

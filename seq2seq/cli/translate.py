@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
     parser.add_argument("--output", help="write translations to this file instead of stdout")
-    parser.add_argument("--input-type", choices=["text", "json"], default="text", help="json: one {\"source\", \"prefix\"} object per line")
+    parser.add_argument("--input-type", choices=["text", "json"], default="text", help='json: one {"source", "prefix"} object per line')
     parser.add_argument("--output-type", choices=["text", "json"], default="text")
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -145,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     if shard is not None:
         sharding.join_parts(shard, counts, args.output)
     seconds = time.perf_counter() - start
-    log.info("translated %d lines in %.1f s (%.1f lines/s)%s", done, seconds, done / max(seconds, 1e-9),
-             f" on rank {shard.rank} of {shard.world}" if shard is not None else "")
+    log.info(
+        "translated %d lines in %.1f s (%.1f lines/s)%s",
+        done,
+        seconds,
+        done / max(seconds, 1e-9),
+        f" on rank {shard.rank} of {shard.world}" if shard is not None else "",
+    )
     return EXIT_OK
-
-
 
 
 def _shard_device(args: argparse.Namespace, shard: sharding.Shard) -> tuple[str, int]:
@@ -163,8 +166,9 @@ def _shard_device(args: argparse.Namespace, shard: sharding.Shard) -> tuple[str,
     return device, args.threads or sharding.cpu_threads(shard)
 
 
-def _translate_lines(translator: Translator, options: SearchOptions, args: argparse.Namespace, source: BinaryIO, sink: TextIO,
-                     shard: sharding.Shard | None) -> tuple[int, sharding.ChunkCounts]:
+def _translate_lines(
+    translator: Translator, options: SearchOptions, args: argparse.Namespace, source: BinaryIO, sink: TextIO, shard: sharding.Shard | None
+) -> tuple[int, sharding.ChunkCounts]:
     """Translate every line of source (this process's share of them, under torchrun) into sink, one
     result per line; return the lines done and how many output lines each chunk wrote."""
     from seq2seq.inference import sharding
@@ -217,15 +221,15 @@ def read_request(line: str, line_no: int) -> tuple[str, str | None]:
     try:
         request = json.loads(line)
     except json.JSONDecodeError as err:
-        raise RequestError(f"line {line_no}: not JSON ({err.msg}); with --input-type json each line is {{\"source\": \"...\", \"prefix\": \"...\"}}") from None
+        raise RequestError(f'line {line_no}: not JSON ({err.msg}); with --input-type json each line is {{"source": "...", "prefix": "..."}}') from None
     if not isinstance(request, dict) or not isinstance(request.get("source"), str):
-        raise RequestError(f"line {line_no}: expected an object with a string \"source\" (and optionally \"prefix\"); got {line[:80]!r}")
+        raise RequestError(f'line {line_no}: expected an object with a string "source" (and optionally "prefix"); got {line[:80]!r}')
     unknown = sorted(set(request) - {"source", "prefix"})
     if unknown:
         raise RequestError(f"line {line_no}: unknown key(s) {', '.join(unknown)}; the keys are source and prefix")
     prefix = request.get("prefix")
     if prefix is not None and not isinstance(prefix, str):
-        raise RequestError(f"line {line_no}: \"prefix\" must be a string or null; got {type(prefix).__name__}")
+        raise RequestError(f'line {line_no}: "prefix" must be a string or null; got {type(prefix).__name__}')
     return request["source"], None if prefix is None else clean_line(prefix)
 
 

@@ -33,7 +33,9 @@ class EncodedSplit:
         return int(sum(len(t) + 1 for t in self.tgt))
 
 
-def stream_batches(stream, encode_src, encode_tgt, max_len: int, buffer_size: int, batch_tokens: int, seed: int, epoch: int) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+def stream_batches(
+    stream, encode_src, encode_tgt, max_len: int, buffer_size: int, batch_tokens: int, seed: int, epoch: int
+) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
     """Token batches from a stream of pairs, holding only `buffer_size` pairs at a time.
 
     Each buffer is tokenized, length-filtered and cut into batches of similar lengths, as
@@ -125,4 +127,3 @@ def collate_pairs(srcs: list[np.ndarray], tgts: list[np.ndarray]) -> Batch:
         tgt_out[row, len(t)] = EOS_ID
     num_tokens = int(sum(len(t) + 1 for t in tgts))
     return Batch(src, src_len, torch.from_numpy(tgt_in), torch.from_numpy(tgt_out), num_tokens)
-

@@ -57,7 +57,9 @@ def load_corpus(data: DataConfig, work_dir: Path) -> dict[str, datasets.Dataset]
         return _load_dir(Path(data.dir), data, required=True)
     if data.hub is not None:
         return _load_hub(data)
-    raise DataError("no corpus: set data.hub (a Hugging Face dataset), data.dir (a directory of {split}.{lang}.gz files) or data.train/data.valid (local files)")
+    raise DataError(
+        "no corpus: set data.hub (a Hugging Face dataset), data.dir (a directory of {split}.{lang}.gz files) or data.train/data.valid (local files)"
+    )
 
 
 def describe_source(data: DataConfig) -> str:
@@ -107,7 +109,9 @@ def _to_pairs(ds: datasets.Dataset, data: DataConfig, where: str) -> datasets.Da
             remove_columns=cols,
         )
     else:
-        raise DataError(f"{where}: found columns {cols}; expected {src!r} and {tgt!r}, or a 'translation' column of dicts. Set data.src_lang/data.tgt_lang to the column names.")
+        raise DataError(
+            f"{where}: found columns {cols}; expected {src!r} and {tgt!r}, or a 'translation' column of dicts. Set data.src_lang/data.tgt_lang to the column names."
+        )
     if isinstance(ds, datasets.Dataset) and len(ds) == 0:
         raise DataError(f"{where} is empty")
     return ds
@@ -152,7 +156,9 @@ def _load_files(files: tuple[str, ...], data: DataConfig) -> datasets.Dataset:
             empty = [f for f, lines in zip(files, (src, tgt)) if not lines]
             raise DataError(f"empty corpus file: {', '.join(empty)}")
         if len(src) != len(tgt):
-            raise DataError(f"misaligned corpus: {files[0]} has {len(src)} lines but {files[1]} has {len(tgt)}; parallel files need one sentence per line, in the same order")
+            raise DataError(
+                f"misaligned corpus: {files[0]} has {len(src)} lines but {files[1]} has {len(tgt)}; parallel files need one sentence per line, in the same order"
+            )
         return datasets.Dataset.from_dict({"src": src, "tgt": tgt})
     if len(files) == 1:
         path = files[0]
@@ -200,7 +206,9 @@ def _pair_lines(src_path: str, tgt_path: str) -> Iterator[dict[str, str]]:
         for s, t in itertools.zip_longest(src, tgt):
             if s is None or t is None:
                 longer, shorter = (src_path, tgt_path) if t is None else (tgt_path, src_path)
-                raise DataError(f"misaligned corpus: {shorter} has {count} lines but {longer} has more; parallel files need one sentence per line, in the same order")
+                raise DataError(
+                    f"misaligned corpus: {shorter} has {count} lines but {longer} has more; parallel files need one sentence per line, in the same order"
+                )
             count += 1
             yield {"src": strip_line_end(s), "tgt": strip_line_end(t)}
     if count == 0:
@@ -213,7 +221,7 @@ def encode_split(ds: datasets.Dataset, encode_src, encode_tgt, max_len: int, nam
     tgt_ids = encode_tgt(list(ds["tgt"]))
     src, tgt, keep = filter_by_length(src_ids, tgt_ids, max_len)
     if not keep:
-        raise DataError(f"the {name} is empty after length filtering: 0 of {len(src_ids)} pairs have 1 to {max_len} tokens on both sides (data.max_len={max_len}); raise data.max_len or check the files")
+        raise DataError(
+            f"the {name} is empty after length filtering: 0 of {len(src_ids)} pairs have 1 to {max_len} tokens on both sides (data.max_len={max_len}); raise data.max_len or check the files"
+        )
     return EncodedSplit(src=src, tgt=tgt, rows=np.asarray(keep, dtype=np.int64), dropped=len(src_ids) - len(keep))
-
-

@@ -23,37 +23,75 @@ from seq2seq.textfiles import write_lines
 # English singular -> (English plural, German singular, German plural, gender). No weak
 # masculines (Junge -> den Jungen), so a noun's form depends on number and case only.
 NOUNS: dict[str, tuple[str, str, str, str]] = {
-    "dog": ("dogs", "Hund", "Hunde", "m"), "man": ("men", "Mann", "Männer", "m"),
+    "dog": ("dogs", "Hund", "Hunde", "m"),
+    "man": ("men", "Mann", "Männer", "m"),
     "teacher": ("teachers", "Lehrer", "Lehrer", "m"),
     "doctor": ("doctors", "Arzt", "Ärzte", "m"),
-    "friend": ("friends", "Freund", "Freunde", "m"), "bird": ("birds", "Vogel", "Vögel", "m"),
-    "king": ("kings", "König", "Könige", "m"), "apple": ("apples", "Apfel", "Äpfel", "m"),
-    "table": ("tables", "Tisch", "Tische", "m"), "tree": ("trees", "Baum", "Bäume", "m"),
-    "garden": ("gardens", "Garten", "Gärten", "m"), "ball": ("balls", "Ball", "Bälle", "m"),
-    "letter": ("letters", "Brief", "Briefe", "m"), "key": ("keys", "Schlüssel", "Schlüssel", "m"),
-    "coat": ("coats", "Mantel", "Mäntel", "m"), "cake": ("cakes", "Kuchen", "Kuchen", "m"),
-    "woman": ("women", "Frau", "Frauen", "f"), "cat": ("cats", "Katze", "Katzen", "f"),
+    "friend": ("friends", "Freund", "Freunde", "m"),
+    "bird": ("birds", "Vogel", "Vögel", "m"),
+    "king": ("kings", "König", "Könige", "m"),
+    "apple": ("apples", "Apfel", "Äpfel", "m"),
+    "table": ("tables", "Tisch", "Tische", "m"),
+    "tree": ("trees", "Baum", "Bäume", "m"),
+    "garden": ("gardens", "Garten", "Gärten", "m"),
+    "ball": ("balls", "Ball", "Bälle", "m"),
+    "letter": ("letters", "Brief", "Briefe", "m"),
+    "key": ("keys", "Schlüssel", "Schlüssel", "m"),
+    "coat": ("coats", "Mantel", "Mäntel", "m"),
+    "cake": ("cakes", "Kuchen", "Kuchen", "m"),
+    "woman": ("women", "Frau", "Frauen", "f"),
+    "cat": ("cats", "Katze", "Katzen", "f"),
     "mother": ("mothers", "Mutter", "Mütter", "f"),
     "sister": ("sisters", "Schwester", "Schwestern", "f"),
-    "queen": ("queens", "Königin", "Königinnen", "f"), "cow": ("cows", "Kuh", "Kühe", "f"),
-    "mouse": ("mice", "Maus", "Mäuse", "f"), "flower": ("flowers", "Blume", "Blumen", "f"),
-    "city": ("cities", "Stadt", "Städte", "f"), "door": ("doors", "Tür", "Türen", "f"),
+    "queen": ("queens", "Königin", "Königinnen", "f"),
+    "cow": ("cows", "Kuh", "Kühe", "f"),
+    "mouse": ("mice", "Maus", "Mäuse", "f"),
+    "flower": ("flowers", "Blume", "Blumen", "f"),
+    "city": ("cities", "Stadt", "Städte", "f"),
+    "door": ("doors", "Tür", "Türen", "f"),
     "school": ("schools", "Schule", "Schulen", "f"),
     "street": ("streets", "Straße", "Straßen", "f"),
-    "lamp": ("lamps", "Lampe", "Lampen", "f"), "bag": ("bags", "Tasche", "Taschen", "f"),
-    "cup": ("cups", "Tasse", "Tassen", "f"), "bottle": ("bottles", "Flasche", "Flaschen", "f"),
-    "child": ("children", "Kind", "Kinder", "n"), "girl": ("girls", "Mädchen", "Mädchen", "n"),
-    "horse": ("horses", "Pferd", "Pferde", "n"), "pig": ("pigs", "Schwein", "Schweine", "n"),
-    "baby": ("babies", "Baby", "Babys", "n"), "house": ("houses", "Haus", "Häuser", "n"),
-    "book": ("books", "Buch", "Bücher", "n"), "car": ("cars", "Auto", "Autos", "n"),
+    "lamp": ("lamps", "Lampe", "Lampen", "f"),
+    "bag": ("bags", "Tasche", "Taschen", "f"),
+    "cup": ("cups", "Tasse", "Tassen", "f"),
+    "bottle": ("bottles", "Flasche", "Flaschen", "f"),
+    "child": ("children", "Kind", "Kinder", "n"),
+    "girl": ("girls", "Mädchen", "Mädchen", "n"),
+    "horse": ("horses", "Pferd", "Pferde", "n"),
+    "pig": ("pigs", "Schwein", "Schweine", "n"),
+    "baby": ("babies", "Baby", "Babys", "n"),
+    "house": ("houses", "Haus", "Häuser", "n"),
+    "book": ("books", "Buch", "Bücher", "n"),
+    "car": ("cars", "Auto", "Autos", "n"),
     "picture": ("pictures", "Bild", "Bilder", "n"),
     "window": ("windows", "Fenster", "Fenster", "n"),
-    "egg": ("eggs", "Ei", "Eier", "n"), "boat": ("boats", "Boot", "Boote", "n"),
-    "glass": ("glasses", "Glas", "Gläser", "n"), "bed": ("beds", "Bett", "Betten", "n"),
+    "egg": ("eggs", "Ei", "Eier", "n"),
+    "boat": ("boats", "Boot", "Boote", "n"),
+    "glass": ("glasses", "Glas", "Gläser", "n"),
+    "bed": ("beds", "Bett", "Betten", "n"),
 }
 # Only these act as subjects and recipients, so the sentences read like plausible text.
-ANIMATE = ("dog", "man", "teacher", "doctor", "friend", "bird", "king", "woman", "cat", "mother",
-           "sister", "queen", "cow", "mouse", "child", "girl", "horse", "pig", "baby")
+ANIMATE = (
+    "dog",
+    "man",
+    "teacher",
+    "doctor",
+    "friend",
+    "bird",
+    "king",
+    "woman",
+    "cat",
+    "mother",
+    "sister",
+    "queen",
+    "cow",
+    "mouse",
+    "child",
+    "girl",
+    "horse",
+    "pig",
+    "baby",
+)
 
 # Names take no article and are third person singular; same spelling in both languages.
 NAMES = ("Anna", "Maria", "Lisa", "Julia", "Peter", "Thomas", "Paul", "Max")
@@ -61,18 +99,37 @@ NAMES = ("Anna", "Maria", "Lisa", "Julia", "Peter", "Thomas", "Paul", "Max")
 # Subject pronouns only (never used as objects). "you" is always the familiar singular du,
 # so the translation stays unambiguous.
 PRONOUNS: dict[str, tuple[str, str]] = {
-    "I": ("ich", "1sg"), "you": ("du", "2sg"), "he": ("er", "3sg"),
-    "she": ("sie", "3sg"), "we": ("wir", "1pl"), "they": ("sie", "3pl"),
+    "I": ("ich", "1sg"),
+    "you": ("du", "2sg"),
+    "he": ("er", "3sg"),
+    "she": ("sie", "3sg"),
+    "we": ("wir", "1pl"),
+    "they": ("sie", "3pl"),
 }
 
 # English -> German base form. None end in -el/-er/-e clusters that drop a letter when
 # inflected (dunkel -> dunkle), so the inflected form is always base + ending.
 ADJECTIVES: dict[str, str] = {
-    "big": "groß", "small": "klein", "old": "alt", "young": "jung", "new": "neu",
-    "beautiful": "schön", "tired": "müde", "happy": "glücklich", "fast": "schnell",
-    "slow": "langsam", "good": "gut", "poor": "arm", "rich": "reich", "quiet": "leise",
-    "friendly": "freundlich", "cold": "kalt", "red": "rot", "blue": "blau",
-    "green": "grün", "black": "schwarz",
+    "big": "groß",
+    "small": "klein",
+    "old": "alt",
+    "young": "jung",
+    "new": "neu",
+    "beautiful": "schön",
+    "tired": "müde",
+    "happy": "glücklich",
+    "fast": "schnell",
+    "slow": "langsam",
+    "good": "gut",
+    "poor": "arm",
+    "rich": "reich",
+    "quiet": "leise",
+    "friendly": "freundlich",
+    "cold": "kalt",
+    "red": "rot",
+    "blue": "blau",
+    "green": "grün",
+    "black": "schwarz",
 }
 # Colours go with things only, LIVELY adjectives with animate nouns only. A second
 # adjective is always a colour after another one ("the big red ball"), as in both languages.
@@ -83,34 +140,51 @@ LIVELY = ("young", "tired", "happy", "poor", "rich", "friendly")
 # Object cases: "" intransitive, "acc", "dat", "dat acc" (recipient then thing, the order
 # of "gives the child an apple" in both languages), "that" for verbs taking a dass-clause.
 VERBS: dict[str, tuple[str, str, str]] = {
-    "sleep": ("schlafen", "", "schlafe schläfst schläft"), "wait": ("warten", "", ""),
-    "run": ("laufen", "", "laufe läufst läuft"), "work": ("arbeiten", "", ""),
-    "drive": ("fahren", "", "fahre fährst fährt"), "laugh": ("lachen", "", ""),
-    "sing": ("singen", "", ""), "swim": ("schwimmen", "", ""),
-    "see": ("sehen", "acc", "sehe siehst sieht"), "buy": ("kaufen", "acc", ""),
-    "read": ("lesen", "acc", "lese liest liest"), "find": ("finden", "acc", ""),
-    "eat": ("essen", "acc", "esse isst isst"), "open": ("öffnen", "acc", ""),
+    "sleep": ("schlafen", "", "schlafe schläfst schläft"),
+    "wait": ("warten", "", ""),
+    "run": ("laufen", "", "laufe läufst läuft"),
+    "work": ("arbeiten", "", ""),
+    "drive": ("fahren", "", "fahre fährst fährt"),
+    "laugh": ("lachen", "", ""),
+    "sing": ("singen", "", ""),
+    "swim": ("schwimmen", "", ""),
+    "see": ("sehen", "acc", "sehe siehst sieht"),
+    "buy": ("kaufen", "acc", ""),
+    "read": ("lesen", "acc", "lese liest liest"),
+    "find": ("finden", "acc", ""),
+    "eat": ("essen", "acc", "esse isst isst"),
+    "open": ("öffnen", "acc", ""),
     "carry": ("tragen", "acc", "trage trägst trägt"),
     "take": ("nehmen", "acc", "nehme nimmst nimmt"),
     "wash": ("waschen", "acc", "wasche wäschst wäscht"),
     "catch": ("fangen", "acc", "fange fängst fängt"),
-    "help": ("helfen", "dat", "helfe hilfst hilft"), "thank": ("danken", "dat", ""),
-    "answer": ("antworten", "dat", ""), "show": ("zeigen", "dat acc", ""),
-    "give": ("geben", "dat acc", "gebe gibst gibt"), "bring": ("bringen", "dat acc", ""),
-    "send": ("schicken", "dat acc", ""), "say": ("sagen", "that", ""),
-    "know": ("wissen", "that", "weiß weißt weiß"), "believe": ("glauben", "that", ""),
+    "help": ("helfen", "dat", "helfe hilfst hilft"),
+    "thank": ("danken", "dat", ""),
+    "answer": ("antworten", "dat", ""),
+    "show": ("zeigen", "dat acc", ""),
+    "give": ("geben", "dat acc", "gebe gibst gibt"),
+    "bring": ("bringen", "dat acc", ""),
+    "send": ("schicken", "dat acc", ""),
+    "say": ("sagen", "that", ""),
+    "know": ("wissen", "that", "weiß weißt weiß"),
+    "believe": ("glauben", "that", ""),
     "hope": ("hoffen", "that", ""),
 }
 
 PREPOSITIONS: dict[str, tuple[str, str]] = {
-    "with": ("mit", "dat"), "from": ("von", "dat"), "to": ("zu", "dat"),
-    "at": ("bei", "dat"), "after": ("nach", "dat"), "out of": ("aus", "dat"),
-    "for": ("für", "acc"), "without": ("ohne", "acc"), "through": ("durch", "acc"),
+    "with": ("mit", "dat"),
+    "from": ("von", "dat"),
+    "to": ("zu", "dat"),
+    "at": ("bei", "dat"),
+    "after": ("nach", "dat"),
+    "out of": ("aus", "dat"),
+    "for": ("für", "acc"),
+    "without": ("ohne", "acc"),
+    "through": ("durch", "acc"),
     "against": ("gegen", "acc"),
 }
 # Always applied to preposition + definite article, as written German does.
-CONTRACTIONS = {("zu", "dem"): "zum", ("zu", "der"): "zur", ("bei", "dem"): "beim",
-                ("von", "dem"): "vom"}
+CONTRACTIONS = {("zu", "dem"): "zum", ("zu", "der"): "zur", ("bei", "dem"): "beim", ("von", "dem"): "vom"}
 
 CONJUNCTIONS = {"because": "weil", "when": "wenn"}
 
@@ -118,8 +192,7 @@ CONJUNCTIONS = {"because": "weil", "when": "wenn"}
 def _declension(nom: str, acc: str, dat: str) -> dict[str, dict[str, str]]:
     """Grammar-book table: one row per case, columns m f n pl; "-" marks no ending."""
     rows = {"nom": nom, "acc": acc, "dat": dat}
-    return {case: dict(zip(("m", "f", "n", "pl"), row.replace("-", "").split(" ")))
-            for case, row in rows.items()}
+    return {case: dict(zip(("m", "f", "n", "pl"), row.replace("-", "").split(" "))) for case, row in rows.items()}
 
 
 DEFINITE = _declension("der die das die", "den die das die", "dem der dem den")
@@ -145,6 +218,7 @@ MAX_REPEATED_DRAWS = 10_000
 
 class NounPhrase(NamedTuple):
     """A noun (English key of NOUNS), a name or a pronoun, with its modifiers."""
+
     head: str
     det: str = "the"  # "the", "a", "my", or "" for names, pronouns and bare plurals
     adjectives: tuple[str, ...] = ()
@@ -153,6 +227,7 @@ class NounPhrase(NamedTuple):
 
 class Clause(NamedTuple):
     """A finished English clause and the German parts that word order rearranges."""
+
     en: str
     subject: str
     verb: str
@@ -215,8 +290,7 @@ def conjugate(verb: str, person: str) -> tuple[str, str]:
     else:
         stem = infinitive[:-2]
         # An e keeps the ending audible after t/d and consonant+n: wartest, findet, öffnet.
-        linking_e = stem.endswith(("t", "d")) or (
-            stem.endswith("n") and stem[-2] not in "aeiouäöülrmnh")
+        linking_e = stem.endswith(("t", "d")) or (stem.endswith("n") and stem[-2] not in "aeiouäöülrmnh")
         e = "e" if linking_e else ""
         du = stem + ("t" if stem.endswith(("s", "ß", "z", "x")) else e + "st")
         singular = [stem + "e", du, stem + e + "t"]
@@ -233,8 +307,7 @@ def prepositional_phrase(preposition: str, np: NounPhrase) -> tuple[str, str]:
     return f"{preposition} {en_np}", f"{de_prep} {de_np}"
 
 
-def make_clause(subject: NounPhrase, verb: str, objects: tuple[NounPhrase, ...] = (),
-                pp: tuple[str, NounPhrase] | None = None) -> Clause:
+def make_clause(subject: NounPhrase, verb: str, objects: tuple[NounPhrase, ...] = (), pp: tuple[str, NounPhrase] | None = None) -> Clause:
     """Clause with the verb agreeing with the subject and objects in the verb's cases."""
     cases = VERBS[verb][1].split()
     if cases == ["that"] or len(objects) != len(cases):
@@ -244,8 +317,7 @@ def make_clause(subject: NounPhrase, verb: str, objects: tuple[NounPhrase, ...] 
     parts = [render_np(np, case) for np, case in zip(objects, cases)]
     if pp is not None:
         parts.append(prepositional_phrase(*pp))
-    return Clause(" ".join([en_subject, en_verb, *(en for en, _ in parts)]), de_subject,
-                  de_verb, " ".join(de for _, de in parts))
+    return Clause(" ".join([en_subject, en_verb, *(en for en, _ in parts)]), de_subject, de_verb, " ".join(de for _, de in parts))
 
 
 def german_clause(clause: Clause, verb_final: bool) -> str:
@@ -272,15 +344,15 @@ def reported_sentence(subject: NounPhrase, verb: str, clause: Clause) -> tuple[s
         raise ValueError(f"verb {verb!r} does not take a that-clause")
     en_subject, de_subject = render_np(subject, "nom")
     en_verb, de_verb = conjugate(verb, person_of(subject))
-    return (_finish(f"{en_subject} {en_verb} that {clause.en}"),
-            _finish(f"{de_subject} {de_verb}, dass {german_clause(clause, verb_final=True)}"))
+    return (_finish(f"{en_subject} {en_verb} that {clause.en}"), _finish(f"{de_subject} {de_verb}, dass {german_clause(clause, verb_final=True)}"))
 
 
 def joined_sentence(main: Clause, conjunction: str, sub: Clause) -> tuple[str, str]:
     """Main clause + 'because'/'when' clause -> '..., weil/wenn ... verb.'"""
-    return (_finish(f"{main.en} {conjunction} {sub.en}"),
-            _finish(f"{german_clause(main, verb_final=False)}, {CONJUNCTIONS[conjunction]} "
-                    f"{german_clause(sub, verb_final=True)}"))
+    return (
+        _finish(f"{main.en} {conjunction} {sub.en}"),
+        _finish(f"{german_clause(main, verb_final=False)}, {CONJUNCTIONS[conjunction]} {german_clause(sub, verb_final=True)}"),
+    )
 
 
 def _random_np(rng: random.Random, animate: bool) -> NounPhrase:
@@ -325,12 +397,10 @@ def _random_sentence(rng: random.Random) -> tuple[str, str]:
         if roll < 0.55:
             pair = simple_sentence(_random_clause(rng, pp_chance=0.45))
         elif roll < 0.75:
-            pair = reported_sentence(_random_subject(rng), rng.choice(REPORTING_VERBS),
-                                     _random_clause(rng, pp_chance=0.2))
+            pair = reported_sentence(_random_subject(rng), rng.choice(REPORTING_VERBS), _random_clause(rng, pp_chance=0.2))
         else:
             conjunction = "because" if roll < 0.9 else "when"
-            pair = joined_sentence(_random_clause(rng, pp_chance=0.15), conjunction,
-                                   _random_clause(rng, pp_chance=0.15))
+            pair = joined_sentence(_random_clause(rng, pp_chance=0.15), conjunction, _random_clause(rng, pp_chance=0.15))
         if MIN_WORDS <= len(pair[0].split()) <= MAX_WORDS:
             return pair
 
@@ -359,8 +429,7 @@ def generate_pairs(n: int, seed: int) -> list[tuple[str, str]]:
         if en in seen:
             repeats += 1
             if repeats >= MAX_REPEATED_DRAWS:
-                raise ValueError(f"the grammar cannot yield n={n} distinct pairs "
-                                 f"(found {len(pairs)})")
+                raise ValueError(f"the grammar cannot yield n={n} distinct pairs (found {len(pairs)})")
             continue
         repeats = 0
         seen.add(en)
@@ -377,8 +446,7 @@ def _line_count(path: pathlib.Path) -> int:
         return -1
 
 
-def write_demo_corpus(out_dir: str | os.PathLike, seed: int = 0, train_size: int = 20000,
-                      valid_size: int = 500, test_size: int = 500) -> pathlib.Path:
+def write_demo_corpus(out_dir: str | os.PathLike, seed: int = 0, train_size: int = 20000, valid_size: int = 500, test_size: int = 500) -> pathlib.Path:
     """Write train/val/test splits in the Multi30k task-1 layout: {split}.en.gz and {split}.de.gz
     (split names exactly 'train', 'val', 'test'), one sentence per line, UTF-8, gzip. The English
     sides of val and test never occur in train nor in each other (held out). Returns out_dir.
@@ -399,7 +467,7 @@ def write_demo_corpus(out_dir: str | os.PathLike, seed: int = 0, train_size: int
     out.mkdir(parents=True, exist_ok=True)
     start = 0
     for split in SPLITS:
-        chunk = pairs[start:start + sizes[split]]
+        chunk = pairs[start : start + sizes[split]]
         start += sizes[split]
         write_lines(files[split, "en"], [en for en, _ in chunk])
         write_lines(files[split, "de"], [de for _, de in chunk])

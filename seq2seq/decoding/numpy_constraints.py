@@ -117,4 +117,3 @@ def only_pad_and_bos(t: int, limits: Limits, options: SearchOptions) -> bool:
     top k leaves out PAD and BOS, so on such a step it is the top k of the constrained logits."""
     forcing = limits.prefix is not None and t < limits.prefix.shape[1]
     return not options.constrains_steps and not forcing and not (limits.max_len == t).any()
-

@@ -60,6 +60,7 @@ def decode_sources(
 ) -> list[list[Hypothesis]]:
     """Search for each source (token ids without EOS) in batches of similar length; results in input
     order (seq2seq.decoding.hypotheses.in_length_batches), as seq2seq.decoding.torch_search.decode_sources does."""
+
     def search_batch(batch: list[np.ndarray], batch_prefixes: list[Prefix | None] | None) -> list[list[Hypothesis]]:
         src, src_len = pad_with_eos(batch)
         return search(model, src, src_len, options, prefixes=batch_prefixes)

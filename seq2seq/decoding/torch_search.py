@@ -88,8 +88,18 @@ def beam_search(
     beam is then unlikely to win and costs steps. See `SearchOptions` for the length limit and penalty.
     """
     _check_inputs(model, src, src_len, return_attention, prefixes)
-    return _search(model, src, src_len, options, _select_topk, K=options.beam_size, one_start=True, early_stop=options.early_stop,
-                   return_attention=return_attention, prefixes=prefixes)
+    return _search(
+        model,
+        src,
+        src_len,
+        options,
+        _select_topk,
+        K=options.beam_size,
+        one_start=True,
+        early_stop=options.early_stop,
+        return_attention=return_attention,
+        prefixes=prefixes,
+    )
 
 
 def greedy_search(
@@ -122,8 +132,7 @@ def sample(
     _check_inputs(model, src, src_len, False, prefixes)
     generators = [torch.Generator(device=src.device).manual_seed(options.seed) for _ in range(src.size(0))]
     select = partial(_select_sample, temperature=options.temperature, top_k=options.top_k, top_p=options.top_p, generators=generators)
-    return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False, return_attention=False,
-                   prefixes=prefixes)
+    return _search(model, src, src_len, options, select, K=options.nbest, one_start=False, early_stop=False, return_attention=False, prefixes=prefixes)
 
 
 def _check_inputs(model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, return_attention: bool, prefixes: Sequence[Prefix] | None) -> None:
@@ -262,7 +271,9 @@ def nucleus(x: torch.Tensor, top_p: float) -> torch.Tensor:
     return x.masked_fill(outside, NEG_INF)
 
 
-def _extend(tokens: torch.Tensor, attn: torch.Tensor | None, origin: torch.Tensor, y_k: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _extend(
+    tokens: torch.Tensor, attn: torch.Tensor | None, origin: torch.Tensor, y_k: torch.Tensor, weights: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Follow each new hypothesis back to its origin beam and append its token and attention row.
 
     tokens (B, K, t), attn (B, K, t, S) or None, origin and y_k (B, K), weights (B*K, S)

@@ -168,8 +168,9 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     return meta
 
 
-def _export_encoder(model: Seq2Seq, src_vocab_size: int, memory_names: tuple[str, ...], state_names: dict[str, int],
-                    out_dir: Path) -> tuple[dict, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+def _export_encoder(
+    model: Seq2Seq, src_vocab_size: int, memory_names: tuple[str, ...], state_names: dict[str, int], out_dir: Path
+) -> tuple[dict, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Write encoder.onnx; return its dynamic axes and its outputs on the example inputs (memory, state),
     the step graph's example inputs."""
     # Example inputs of two sentences of different lengths, so no size is mistaken for a constant.
@@ -185,8 +186,16 @@ def _export_encoder(model: Seq2Seq, src_vocab_size: int, memory_names: tuple[str
     return enc_axes, enc_outputs[: len(memory_names)], enc_outputs[len(memory_names) :]
 
 
-def _export_step(model: Seq2Seq, output_ids: torch.Tensor | None, memory_names: tuple[str, ...], state_names: dict[str, int], enc_axes: dict,
-                 memory: tuple[torch.Tensor, ...], state: tuple[torch.Tensor, ...], out_dir: Path) -> None:
+def _export_step(
+    model: Seq2Seq,
+    output_ids: torch.Tensor | None,
+    memory_names: tuple[str, ...],
+    state_names: dict[str, int],
+    enc_axes: dict,
+    memory: tuple[torch.Tensor, ...],
+    state: tuple[torch.Tensor, ...],
+    out_dir: Path,
+) -> None:
     """Write decoder_step.onnx, its memory inputs batched as the encoder's outputs are."""
     step = _StepGraph(model, memory_names, state_names, output_ids)
     y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
@@ -196,12 +205,27 @@ def _export_step(model: Seq2Seq, output_ids: torch.Tensor | None, memory_names: 
         step_axes[name] = step_axes[f"next_{name}"] = {axis: "batch"}
     for name in memory_names:
         step_axes[name] = enc_axes[name]
-    _export(step, (y, *state, *memory, k), out_dir / STEP_GRAPH, ["y", *state_names, *memory_names, "k"],
-            [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)], step_axes)
+    _export(
+        step,
+        (y, *state, *memory, k),
+        out_dir / STEP_GRAPH,
+        ["y", *state_names, *memory_names, "k"],
+        [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)],
+        step_axes,
+    )
 
 
-def _export_meta(model: Seq2Seq, config: Config, tokenizer: Tokenizer, model_meta: ModelMeta, quantize: Quantize, memory_names: tuple[str, ...],
-                 state_names: dict[str, int], output_ids: torch.Tensor | None, out_dir: Path) -> ExportMeta:
+def _export_meta(
+    model: Seq2Seq,
+    config: Config,
+    tokenizer: Tokenizer,
+    model_meta: ModelMeta,
+    quantize: Quantize,
+    memory_names: tuple[str, ...],
+    state_names: dict[str, int],
+    output_ids: torch.Tensor | None,
+    out_dir: Path,
+) -> ExportMeta:
     """export.json's values; the tokenizer's SHA-256 is filled in once its files are copied."""
     from seq2seq import __version__
 
@@ -231,8 +255,17 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], 
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer warnings about shapes read as Python numbers: the dynamic axes are checked by the tests
-        torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            args,
+            str(tmp),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     tmp.replace(path)
 
 
@@ -243,7 +276,9 @@ def _quantize_int8(path: Path) -> None:
     tmp = path.with_name(path.name + ".int8.tmp")
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) is for static quantization; the BLEU check is in docs/logs/2026-12-01-export-benchmark.md
+    root.setLevel(
+        logging.ERROR
+    )  # its advice to pre-process (shape inference) is for static quantization; the BLEU check is in docs/logs/2026-12-01-export-benchmark.md
     try:
         quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
     finally:
@@ -258,7 +293,7 @@ def _card_section(out_dir: Path, meta: ExportMeta) -> str:
     return f"""## Exported model
 
 This directory was written by `seq2seq-export` (export format {meta.export_format_version}, ONNX opset {meta.opset},
-{'int8 dynamic quantization' if meta.quantize == 'int8' else 'fp32'}). It runs with onnxruntime, numpy and sentencepiece; torch is not needed.
+{"int8 dynamic quantization" if meta.quantize == "int8" else "fp32"}). It runs with onnxruntime, numpy and sentencepiece; torch is not needed.
 
 {graphs}
 

@@ -90,8 +90,13 @@ class ExportedModel:
     (None: `step` runs every step).
     """
 
-    def __init__(self, encoder: onnxruntime.InferenceSession, step: onnxruntime.InferenceSession, meta: ExportMeta,
-                 small_step: onnxruntime.InferenceSession | None = None):
+    def __init__(
+        self,
+        encoder: onnxruntime.InferenceSession,
+        step: onnxruntime.InferenceSession,
+        meta: ExportMeta,
+        small_step: onnxruntime.InferenceSession | None = None,
+    ):
         self.encoder = encoder
         self.step_session = step
         self.small_step_session = small_step

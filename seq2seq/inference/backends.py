@@ -94,8 +94,9 @@ class TorchBackend:
         if options.mode != "beam":
             raise ValueError("attention weights come from beam search; use mode='beam'")
         if not self.model.has_attention:
-            raise ValueError(f"{model_dir} was trained with attention: none, so it has no attention weights; "
-                             "use a model trained with attention: luong or bahdanau")
+            raise ValueError(
+                f"{model_dir} was trained with attention: none, so it has no attention weights; use a model trained with attention: luong or bahdanau"
+            )
 
     def best_with_attention(self, ids: list[int], options: SearchOptions) -> Hypothesis:
         """The best hypothesis for one source (token ids without EOS), with its attention weights (T, S)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from seq2seq.inference.translator import Translation
 
+
 # Characters that would split a line in some readers or break the tokenizer: control characters
 # and the Unicode line and paragraph separators (U+2028, U+2029, U+0085 is a control).
 def clean_line(text: str) -> str:
@@ -27,4 +28,3 @@ def one_line(text: str) -> str:
 def json_record(line_no: int, source: str, hyps: Sequence[Translation], nbest: int) -> dict[str, Any]:
     """The object that `--output-type json` writes for one input line."""
     return {"line": line_no, "source": source, "hypotheses": [{"text": h.text, "score": h.score, "tokens": h.tokens} for h in hyps[:nbest]]}
-

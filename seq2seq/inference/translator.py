@@ -170,8 +170,13 @@ class Translator:
         piece_prefixes: list[list[int] | None] = []  # a prefix starts its sentence's first piece
         for i, ids in zip(todo, encoded):
             if len(ids) > self.max_len:
-                log.warning("line %d has %d tokens, more than the model's maximum of %d: translating it in %d pieces",
-                            i + 1, len(ids), self.max_len, -(-len(ids) // self.max_len))
+                log.warning(
+                    "line %d has %d tokens, more than the model's maximum of %d: translating it in %d pieces",
+                    i + 1,
+                    len(ids),
+                    self.max_len,
+                    -(-len(ids) // self.max_len),
+                )
             for start in range(0, len(ids), self.max_len):
                 pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
                 owner.append(i)
@@ -199,8 +204,11 @@ class Translator:
         for i, ids in enumerate(forced):
             if ids and emittable is not None and not bool(emittable[ids].all()):
                 bad = [self.tokenizer.tgt_pieces([t])[0] for t in ids if not bool(emittable[t])]
-                raise PrefixError(i, f"prefixes[{i}] {prefixes[i]!r} has pieces this model never outputs ({', '.join(bad)}): "
-                                 "it was trained with model.output_vocab=target; write the prefix in the target language")
+                raise PrefixError(
+                    i,
+                    f"prefixes[{i}] {prefixes[i]!r} has pieces this model never outputs ({', '.join(bad)}): "
+                    "it was trained with model.output_vocab=target; write the prefix in the target language",
+                )
         return forced if any(forced) else None
 
     def attention(self, sentence: str, options: SearchOptions | None = None) -> Attention:
@@ -216,8 +224,12 @@ class Translator:
         if len(ids) > self.max_len:
             raise ValueError(f"the sentence has {len(ids)} subwords, more than the model's maximum of {self.max_len}; use a shorter one")
         hyp = self.backend.best_with_attention(ids, options)
-        return Attention(self.tokenizer.decode_tgt([hyp.tokens])[0], self.tokenizer.src_pieces(sentence) + ["</s>"],
-                         self.tokenizer.tgt_pieces(hyp.tokens) + ["</s>"], hyp.attention.float().cpu().tolist())
+        return Attention(
+            self.tokenizer.decode_tgt([hyp.tokens])[0],
+            self.tokenizer.src_pieces(sentence) + ["</s>"],
+            self.tokenizer.tgt_pieces(hyp.tokens) + ["</s>"],
+            hyp.attention.float().cpu().tolist(),
+        )
 
     def _to_translation(self, h: Hypothesis) -> Translation:
         return Translation(self.tokenizer.decode_tgt([h.tokens])[0], h.score, self.tokenizer.tgt_pieces(h.tokens))
@@ -240,4 +252,3 @@ def _check_sentences(sentences: object) -> None:
     for i, s in enumerate(sentences):
         if not isinstance(s, str):
             raise TypeError(f"sentences[{i}] must be a str; got {type(s).__name__}")
-

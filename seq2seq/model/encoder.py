@@ -44,9 +44,7 @@ class Encoder(nn.Module):
     update gate z to exactly 1 there, and h' = z·h + (1 − z)·n keeps the state exactly 0.
     """
 
-    def __init__(
-        self, *, cell: Cell, vocab_size: int, emb_dim: int, hidden_dim: int, num_layers: int, dropout: float, emb_dropout: float, pad_id: int
-    ):
+    def __init__(self, *, cell: Cell, vocab_size: int, emb_dim: int, hidden_dim: int, num_layers: int, dropout: float, emb_dropout: float, pad_id: int):
         super().__init__()
         self.cell = cell
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)

@@ -16,9 +16,7 @@ class Seq2Seq(nn.Module):
     """Bidirectional encoder → context vector bridged to the decoder's initial state → decoder;
     LSTMs or GRUs (`cell`) throughout."""
 
-    def __init__(
-        self, encoder: Encoder, decoder: Decoder, *, cell: Cell, enc_hidden: int, dec_hidden: int, dec_layers: int, word_dropout: float
-    ):
+    def __init__(self, encoder: Encoder, decoder: Decoder, *, cell: Cell, enc_hidden: int, dec_hidden: int, dec_layers: int, word_dropout: float):
         super().__init__()
         assert encoder.cell == decoder.cell == cell, "encoder and decoder share one cell"
         self.cell = cell
@@ -90,8 +88,14 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, shar
     """Turn the recipe's model section into modules; the only reader of ModelConfig."""
     context_dim = 2 * cfg.enc_hidden
     encoder = Encoder(
-        cell=cfg.cell, vocab_size=src_vocab_size, emb_dim=cfg.emb_dim, hidden_dim=cfg.enc_hidden, num_layers=cfg.enc_layers,
-        dropout=cfg.dropout, emb_dropout=cfg.emb_dropout, pad_id=PAD_ID,
+        cell=cfg.cell,
+        vocab_size=src_vocab_size,
+        emb_dim=cfg.emb_dim,
+        hidden_dim=cfg.enc_hidden,
+        num_layers=cfg.enc_layers,
+        dropout=cfg.dropout,
+        emb_dropout=cfg.emb_dropout,
+        pad_id=PAD_ID,
     )
     decoder = Decoder(
         cell=cfg.cell,
@@ -109,7 +113,9 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, shar
         pad_id=PAD_ID,
         restrict_output=cfg.output_vocab == "target",
     )
-    model = Seq2Seq(encoder, decoder, cell=cfg.cell, enc_hidden=cfg.enc_hidden, dec_hidden=cfg.dec_hidden, dec_layers=cfg.dec_layers, word_dropout=cfg.word_dropout)
+    model = Seq2Seq(
+        encoder, decoder, cell=cfg.cell, enc_hidden=cfg.enc_hidden, dec_hidden=cfg.dec_hidden, dec_layers=cfg.dec_layers, word_dropout=cfg.word_dropout
+    )
     # Uniform init in ±0.1, the classic choice for LSTM (and GRU) NMT (PyTorch's default LSTM init trains slowly here).
     for p in model.parameters():
         nn.init.uniform_(p, -0.1, 0.1)

@@ -54,10 +54,7 @@ def model_card(config: Config, meta: ModelMeta) -> str:
     hub_id, source = describe_data(data)
     card_data = _card_data(config, record, hub_id, source)
     scores = _scores(config, record)
-    training = (
-        f"\n- {record.step} steps, {record.epoch} epochs, {record.train_seconds} s of training (validation included)."
-        if record is not None else ""
-    )
+    training = f"\n- {record.step} steps, {record.epoch} epochs, {record.train_seconds} s of training (validation included)." if record is not None else ""
     parameters = f"; {record.num_parameters:,} parameters" if record is not None else ""
     recipe = yaml.safe_dump(_without_machine_paths(config_to_dict(config)), sort_keys=False, allow_unicode=True).strip()
     cell = m.cell.upper()
@@ -121,11 +118,20 @@ def _card_data(config: Config, record: TrainingRecord | None, hub_id: str | None
         metrics=["bleu"],
         model_name=f"seq2seq-{data.src_lang}-{data.tgt_lang}-{m.attention}",
         eval_results=[
-            EvalResult(task_type="translation", task_name=f"Translation {data.src_lang}-{data.tgt_lang}", dataset_type=hub_id or LOCAL,
-                       dataset_name=source, dataset_config=data.hub_config if hub_id else None, dataset_split=split,
-                       metric_type="bleu", metric_value=round(value, 2), metric_name=f"{split} BLEU (sacreBLEU)")
+            EvalResult(
+                task_type="translation",
+                task_name=f"Translation {data.src_lang}-{data.tgt_lang}",
+                dataset_type=hub_id or LOCAL,
+                dataset_name=source,
+                dataset_config=data.hub_config if hub_id else None,
+                dataset_split=split,
+                metric_type="bleu",
+                metric_value=round(value, 2),
+                metric_name=f"{split} BLEU (sacreBLEU)",
+            )
             for split, value in scored
-        ] or None,
+        ]
+        or None,
     )
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # torch and the recipe (yaml) load where used: the exported r
 
     from seq2seq.config import Config
 
+
 def save_model_dir(out_dir: Path, model: torch.nn.Module, config: Config, *, tokenizer_dir: Path, record: TrainingRecord | None) -> ModelMeta:
     """Write a self-contained model directory: weights, recipe, tokenizer, meta.json and card."""
     from safetensors.torch import save_model
@@ -89,7 +90,9 @@ def read_model_dir(model_dir: Path) -> tuple[Config, ModelMeta]:
     from seq2seq.export import is_exported_dir
 
     if is_exported_dir(model_dir) and not (model_dir / WEIGHTS).is_file():
-        raise CheckpointError(f"{model_dir} is an exported model (seq2seq-export): it translates (seq2seq-translate, Translator); this needs the model directory it was exported from")
+        raise CheckpointError(
+            f"{model_dir} is an exported model (seq2seq-export): it translates (seq2seq-translate, Translator); this needs the model directory it was exported from"
+        )
     for name in (WEIGHTS, CONFIG, META):
         if not (model_dir / name).is_file():
             raise CheckpointError(f"{model_dir} has no {name}; it is not a complete model directory (re-run training or copy the whole directory)")

@@ -58,31 +58,43 @@ def download_model_dir(repo_id: str, *, revision: str | None = None, cache_dir: 
     at = f" at revision {revision!r}" if revision else ""
     log.info("%s is not a local directory: fetching the model %s%s from the Hugging Face Hub (cache %s)", repo_id, repo_id, at, cache)
     try:
-        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, ignore_patterns=NOT_PUBLISHED,
-                                      library_name="seq2seq", library_version=__version__))
+        return Path(
+            snapshot_download(
+                repo_id, revision=revision, cache_dir=cache_dir, ignore_patterns=NOT_PUBLISHED, library_name="seq2seq", library_version=__version__
+            )
+        )
     except RevisionNotFoundError:
         raise HubError(f"the model {repo_id} on the Hugging Face Hub has no revision {revision!r}; give a branch, tag or commit it has") from None
     except RepositoryNotFoundError:
-        raise HubError(f"{repo_id} is neither a local directory nor a model on the Hugging Face Hub that you can access: check the path "
-                       "or the id (a private or gated model needs a token: `hf auth login` or HF_TOKEN)") from None
+        raise HubError(
+            f"{repo_id} is neither a local directory nor a model on the Hugging Face Hub that you can access: check the path "
+            "or the id (a private or gated model needs a token: `hf auth login` or HF_TOKEN)"
+        ) from None
     except LocalEntryNotFoundError:
         if constants.HF_HUB_OFFLINE:
-            raise HubError(f"{repo_id} is not a local directory, and the model {repo_id}{at} is not in the Hugging Face cache ({cache}) "
-                           "while HF_HUB_OFFLINE=1 forbids downloading it: unset HF_HUB_OFFLINE where the Hub can be reached, "
-                           "point HF_HUB_CACHE at a cache that holds it, or give the path of a model directory") from None
-        raise HubError(f"{repo_id} is not a local directory, and the Hugging Face Hub ({constants.ENDPOINT}) could not be reached to download "
-                       f"the model {repo_id}{at}, which is not in the cache ({cache}): check the network (and HF_ENDPOINT), or download "
-                       "it where the Hub can be reached and copy the cache (HF_HUB_CACHE) or the model directory here; "
-                       "with the model in the cache, HF_HUB_OFFLINE=1 skips the network") from None
+            raise HubError(
+                f"{repo_id} is not a local directory, and the model {repo_id}{at} is not in the Hugging Face cache ({cache}) "
+                "while HF_HUB_OFFLINE=1 forbids downloading it: unset HF_HUB_OFFLINE where the Hub can be reached, "
+                "point HF_HUB_CACHE at a cache that holds it, or give the path of a model directory"
+            ) from None
+        raise HubError(
+            f"{repo_id} is not a local directory, and the Hugging Face Hub ({constants.ENDPOINT}) could not be reached to download "
+            f"the model {repo_id}{at}, which is not in the cache ({cache}): check the network (and HF_ENDPOINT), or download "
+            "it where the Hub can be reached and copy the cache (HF_HUB_CACHE) or the model directory here; "
+            "with the model in the cache, HF_HUB_OFFLINE=1 skips the network"
+        ) from None
     except HFValidationError as err:
         raise HubError(f"{repo_id} is neither a local directory nor a valid Hub model id ({err})") from None
     except Exception as err:  # the Hub client also raises its HTTP library's own errors (a proxy's, a TLS failure), which differ by version
-        raise HubError(f"could not download the model {repo_id}{at} from the Hugging Face Hub ({type(err).__name__}: {err}); "
-                       "check the network (and HF_ENDPOINT), or give the path of a model directory") from None
+        raise HubError(
+            f"could not download the model {repo_id}{at} from the Hugging Face Hub ({type(err).__name__}: {err}); "
+            "check the network (and HF_ENDPOINT), or give the path of a model directory"
+        ) from None
 
 
-def upload_model_dir(model_dir: str | Path, repo_id: str, *, revision: str | None = None, private: bool = False,
-                     message: str | None = None, token: str | None = None) -> str:
+def upload_model_dir(
+    model_dir: str | Path, repo_id: str, *, revision: str | None = None, private: bool = False, message: str | None = None, token: str | None = None
+) -> str:
     """Publish a model directory as the Hub model repository `repo_id` (created if need be), on
     branch `revision` (default main); the resume state is left out. Returns the commit's URL."""
     from huggingface_hub import HfApi
@@ -99,11 +111,18 @@ def upload_model_dir(model_dir: str | Path, repo_id: str, *, revision: str | Non
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=model_dir, revision=revision, ignore_patterns=NOT_PUBLISHED,
-                                 commit_message=message or f"Upload {model_dir.name} with seq2seq-upload")
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=model_dir,
+            revision=revision,
+            ignore_patterns=NOT_PUBLISHED,
+            commit_message=message or f"Upload {model_dir.name} with seq2seq-upload",
+        )
     except LocalTokenNotFoundError:
         raise HubError("uploading needs a Hugging Face token with write access: run `hf auth login`, or set HF_TOKEN") from None
     except Exception as err:  # HfHubHTTPError, or the HTTP library's own errors (connection refused), which differ by version
-        raise HubError(f"could not upload {model_dir} to the Hugging Face Hub ({api.endpoint}) as {repo_id} ({type(err).__name__}: {err}); "
-                       "check the network (and HF_ENDPOINT) and that your token may write to that repository") from None
+        raise HubError(
+            f"could not upload {model_dir} to the Hugging Face Hub ({api.endpoint}) as {repo_id} ({type(err).__name__}: {err}); "
+            "check the network (and HF_ENDPOINT) and that your token may write to that repository"
+        ) from None
     return info.commit_url

@@ -38,8 +38,13 @@ class TrainingRecord:
 
     def without_scores(self) -> TrainingRecord:
         """The run's position without the scores, which belong to other weights (e.g. before averaging)."""
-        return TrainingRecord(step=self.step, epoch=self.epoch, num_parameters=self.num_parameters, train_seconds=self.train_seconds,
-                              init_from_weights_sha256=self.init_from_weights_sha256)
+        return TrainingRecord(
+            step=self.step,
+            epoch=self.epoch,
+            num_parameters=self.num_parameters,
+            train_seconds=self.train_seconds,
+            init_from_weights_sha256=self.init_from_weights_sha256,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -107,5 +107,6 @@ class AccessLog:
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(seconds)
             host, port = scope.get("client") or ("-", 0)
-            access_log.info('%s:%s "%s %s HTTP/%s" %d %.1f ms', host, port, scope["method"], scope["path"], scope.get("http_version", "1.1"), status,
-                            1000 * seconds)
+            access_log.info(
+                '%s:%s "%s %s HTTP/%s" %d %.1f ms', host, port, scope["method"], scope["path"], scope.get("http_version", "1.1"), status, 1000 * seconds
+            )

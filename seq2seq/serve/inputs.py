@@ -98,8 +98,11 @@ def parse_fields(body: bytes, content_type: str) -> dict[str, Any]:
     try:
         fields = json.loads(body.decode("utf-8", errors="replace"))
     except json.JSONDecodeError as err:
-        raise InputError(400, f"the body is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); send a JSON object such as "
-                              '{"q": "A man is sleeping.", "source": "en", "target": "de"}') from None
+        raise InputError(
+            400,
+            f"the body is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); send a JSON object such as "
+            '{"q": "A man is sleeping.", "source": "en", "target": "de"}',
+        ) from None
     if not isinstance(fields, dict):
         raise InputError(400, f"the body must be a JSON object with a field q; got a JSON {_json_type(fields)}")
     return fields
@@ -154,8 +157,11 @@ def libre_request(fields: dict[str, Any], src_lang: str, tgt_lang: str, base: Se
         if not isinstance(value, str):
             raise InputError(400, f"{name} must be a language code string such as {src_lang!r}; got a JSON {_json_type(value)}", name)
     if (source not in ("auto", src_lang)) or target != tgt_lang:
-        raise InputError(400, f"this server translates {src_lang} to {tgt_lang} (source {src_lang!r} or 'auto', target {tgt_lang!r}); "
-                              f"got source {source!r}, target {target!r}", "source" if source not in ("auto", src_lang) else "target")
+        raise InputError(
+            400,
+            f"this server translates {src_lang} to {tgt_lang} (source {src_lang!r} or 'auto', target {tgt_lang!r}); got source {source!r}, target {target!r}",
+            "source" if source not in ("auto", src_lang) else "target",
+        )
     text_format = fields.get("format", "text")
     if text_format != "text":
         raise InputError(400, f"format {text_format!r} is not supported; send format 'text' (strip HTML markup first)", "format")

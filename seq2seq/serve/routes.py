@@ -92,8 +92,11 @@ async def attention(state: State, fields: Fields) -> Response:
     """The best translation of one sentence (q, a string) with its attention weights (T, S)."""
     translator, settings, batcher = state.translator, state.settings, state.batcher
     if translator.is_exported:
-        return error_response(501, "this server runs an exported model, whose runtime gives no attention weights; "
-                                   "serve the model directory it was exported from (seq2seq-serve --model DIR) to get them")
+        return error_response(
+            501,
+            "this server runs an exported model, whose runtime gives no attention weights; "
+            "serve the model directory it was exported from (seq2seq-serve --model DIR) to get them",
+        )
     req = native_request(fields, settings.defaults, settings.limits, one=True)
     text = req.sentences.texts[0]
     try:
@@ -101,8 +104,7 @@ async def attention(state: State, fields: Fields) -> Response:
     except ValueError as err:  # sampling, a model without attention, a blank or too long sentence
         return error_response(422, str(err))
     except asyncio.TimeoutError:
-        return error_response(503, f"the request took longer than {settings.timeout:g} s (--timeout); retry later",
-                              {"Retry-After": str(batcher.retry_after())})
+        return error_response(503, f"the request took longer than {settings.timeout:g} s (--timeout); retry later", {"Retry-After": str(batcher.retry_after())})
     return json_response({"translation": found.text, "source": found.source, "target": found.target, "weights": found.weights})
 
 
@@ -124,8 +126,11 @@ async def queued_translations(request: Request, state: ServerState, texts: list[
         left = deadline - loop.time()
         if left <= 0:
             ticket.cancel("deadline")
-            return error_response(503, f"the request took longer than {settings.timeout:g} s (--timeout); the server is busy: retry later",
-                                  {"Retry-After": str(batcher.retry_after())})
+            return error_response(
+                503,
+                f"the request took longer than {settings.timeout:g} s (--timeout); the server is busy: retry later",
+                {"Retry-After": str(batcher.retry_after())},
+            )
         done, _ = await asyncio.wait({ticket.future}, timeout=min(left, DISCONNECT_POLL_S))
         if done:
             return ticket.future.result()

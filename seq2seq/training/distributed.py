@@ -92,8 +92,9 @@ def init_distributed(device: torch.device, timeout_minutes: float) -> tuple[Dist
         device = torch.device("cuda", local_rank)
     if not torch_dist.is_initialized():
         timeout = timedelta(minutes=timeout_minutes)
-        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", store=attempt_store(rank, world, timeout),
-                                      rank=rank, world_size=world, timeout=timeout)
+        torch_dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", store=attempt_store(rank, world, timeout), rank=rank, world_size=world, timeout=timeout
+        )
     return Dist(rank, world, local_rank, device if device.type == "cuda" else torch.device("cpu")), device
 
 
@@ -111,8 +112,9 @@ def attempt_store(rank: int, world: int, timeout: timedelta) -> torch_dist.Store
             raise RuntimeError(f"WORLD_SIZE={world} but {name} is not set: start distributed runs with torchrun")
     # Under torchrun the agent serves the store and every rank is a client; otherwise rank 0 serves it.
     agent_serves = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-    store = torch_dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size=world,
-                                is_master=rank == 0 and not agent_serves, timeout=timeout)
+    store = torch_dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size=world, is_master=rank == 0 and not agent_serves, timeout=timeout
+    )
     return torch_dist.PrefixStore(f"seq2seq/group/{agree_on_group_name(store, rank, world, timeout)}", store)
 
 
@@ -128,8 +130,10 @@ def agree_on_group_name(store: torch_dist.Store, rank: int, world: int, timeout:
 
     def wait_or_fail(who: str) -> None:
         if time.monotonic() > deadline:
-            raise PeerError(f"rank {rank}: {who} did not join the process group within {timeout.total_seconds():.0f} s; "
-                            "train.dist_timeout_minutes sets how long ranks wait for each other")
+            raise PeerError(
+                f"rank {rank}: {who} did not join the process group within {timeout.total_seconds():.0f} s; "
+                "train.dist_timeout_minutes sets how long ranks wait for each other"
+            )
         time.sleep(0.02)
 
     def read(key: str) -> str | None:
@@ -172,8 +176,10 @@ def peers_watched(dist: Dist, roll_call_s: float = 10.0) -> Iterator[None]:
             raise
         missing = absent_ranks(dist, roll_call_s)
         who = f"rank{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} did not answer" if missing else "no rank was found missing"
-        raise PeerError(f"rank {dist.rank}: a collective with the other ranks failed ({who}): {str(err).splitlines()[0]}; "
-                        "see that rank's log; train.dist_timeout_minutes sets how long ranks wait for each other") from err
+        raise PeerError(
+            f"rank {dist.rank}: a collective with the other ranks failed ({who}): {str(err).splitlines()[0]}; "
+            "see that rank's log; train.dist_timeout_minutes sets how long ranks wait for each other"
+        ) from err
 
 
 def is_collective_failure(err: BaseException) -> bool:

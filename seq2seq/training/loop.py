@@ -116,8 +116,9 @@ def train_epoch(run: TrainingRun, data: TrainingData, progress: Progress, clock:
 def log_window(run: TrainingRun, progress: Progress, clock: RunClock, lr: float, bar: Any) -> None:
     """Write the log window that ends at this step (mean loss, rate, tokens/s) and start the next."""
     loss_sum, tokens = progress.take_window()
-    record = train_record(step=progress.step, epoch=progress.epoch, loss_sum=loss_sum, tokens=tokens, lr=lr,
-                          seconds=clock.take_window(), skipped_steps=progress.skipped_steps)
+    record = train_record(
+        step=progress.step, epoch=progress.epoch, loss_sum=loss_sum, tokens=tokens, lr=lr, seconds=clock.take_window(), skipped_steps=progress.skipped_steps
+    )
     run.writer.write(record)
     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tgt_tokens_per_s']:.0f}", lr=f"{record['lr']:.2e}")
 
@@ -167,8 +168,9 @@ def train_step(run: TrainingRun, batch: Batch, *, num_tokens: int) -> tuple[floa
         free_cuda_memory(optimizer)
         if dist.world > 1:
             # The other ranks wait in DDP's gradient all-reduce, which no flag can reach now.
-            raise MemoryError(f"rank {dist.rank} ran out of CUDA memory in the backward pass, which ranks cannot skip together; "
-                              "lower train.batch_tokens or data.max_len") from None
+            raise MemoryError(
+                f"rank {dist.rank} ran out of CUDA memory in the backward pass, which ranks cannot skip together; lower train.batch_tokens or data.max_len"
+            ) from None
         return math.nan, OOM
     # After DDP's all-reduce every rank holds the same gradients, hence the same norm and decision.
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
@@ -217,8 +219,16 @@ def epoch_batches(config: Config, data: TrainingData, epoch: int, first: int) ->
         stream.set_epoch(epoch)
         alpha = config.tokenizer.sample_alpha
         seed_sampling(config.seed, epoch)  # a resumed stream re-reads the epoch from its start, drawing the same
-        batches = stream_batches(stream, lambda t: tokenizer.encode_src(t, alpha), lambda t: tokenizer.encode_tgt(t, alpha),
-                                 config.data.max_len, config.data.stream_buffer, tc.batch_tokens, config.seed, epoch)
+        batches = stream_batches(
+            stream,
+            lambda t: tokenizer.encode_src(t, alpha),
+            lambda t: tokenizer.encode_tgt(t, alpha),
+            config.data.max_len,
+            config.data.stream_buffer,
+            tc.batch_tokens,
+            config.seed,
+            epoch,
+        )
         return None, itertools.islice(batches, first, None)
     src, tgt = sampled_split(data.train_split, data.tokenizer, data.train_text, config, epoch)
     batches = make_batches(np.array([len(s) + 1 for s in src]), np.array([len(t) for t in tgt]), tc.batch_tokens, config.seed, epoch)

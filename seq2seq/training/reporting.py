@@ -16,8 +16,14 @@ def train_record(*, step: int, epoch: int, loss_sum: float, tokens: int, lr: flo
     perplexity, learning rate and target tokens/s over its `seconds`."""
     loss = loss_sum / max(tokens, 1)
     return {
-        "type": "train", "step": step, "epoch": epoch, "loss": loss, "ppl": math.exp(min(loss, 50)),
-        "lr": lr, "tgt_tokens_per_s": tokens / max(seconds, 1e-9), "skipped_steps": skipped_steps,
+        "type": "train",
+        "step": step,
+        "epoch": epoch,
+        "loss": loss,
+        "ppl": math.exp(min(loss, 50)),
+        "lr": lr,
+        "tgt_tokens_per_s": tokens / max(seconds, 1e-9),
+        "skipped_steps": skipped_steps,
     }
 
 
@@ -54,7 +60,9 @@ def metrics_writer(run_dir: Path, tensorboard: bool, enabled: bool) -> MetricsWr
         try:
             import tensorboard  # SummaryWriter needs the package
         except ImportError:
-            raise ConfigError(["train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard, or set train.tensorboard=false"]) from None
+            raise ConfigError(
+                ["train.tensorboard=true but the tensorboard package is not installed: pip install tensorboard, or set train.tensorboard=false"]
+            ) from None
     return MetricsWriter(run_dir / "metrics.jsonl" if enabled else None, run_dir / "tensorboard" if tensorboard and enabled else None)
 
 
@@ -62,5 +70,6 @@ def progress_bar(total: int | None, desc: str, initial: int = 0, enabled: bool =
     """A tqdm bar on stderr, shown only when stderr is a terminal (never in logs or pipes)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
-                leave=False, dynamic_ncols=True, unit=unit)
+    return tqdm(
+        total=total, initial=initial, desc=desc, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()), leave=False, dynamic_ncols=True, unit=unit
+    )

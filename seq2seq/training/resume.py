@@ -104,8 +104,7 @@ def check_resumable(state: dict[str, Any], config: Config, run_dir: Path) -> Non
     if changed:
         lines = [f"{key}: {old!r} in the run, {new!r} now" for key, old, new in changed]
         raise ResumeError(
-            f"cannot resume the run in {run_dir}: " + "; ".join(lines)
-            + ". Only train.* keys may change on resume; restore these values or use a new run_dir."
+            f"cannot resume the run in {run_dir}: " + "; ".join(lines) + ". Only train.* keys may change on resume; restore these values or use a new run_dir."
         )
 
 

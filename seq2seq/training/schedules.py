@@ -59,8 +59,10 @@ class LearningRate:
             self.plateau.step(bleu)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"warmup": self.per_step.state_dict() if self.per_step is not None else {},
-                "plateau": self.plateau.state_dict() if self.plateau is not None else {}}
+        return {
+            "warmup": self.per_step.state_dict() if self.per_step is not None else {},
+            "plateau": self.plateau.state_dict() if self.plateau is not None else {},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the schedules' states; an empty one (the run had another scheduler) leaves a schedule fresh."""

@@ -57,14 +57,21 @@ def start_run(config: Config) -> tuple[TrainingRun, TrainingData, Progress]:
     lr = LearningRate(optimizer, tc)
     progress = restore_progress(config, saved, dist=dist, model=model, optimizer=optimizer, lr=lr)
     run = TrainingRun(
-        config=config, run_dir=run_dir, dist=dist, device=device, model=model,
+        config=config,
+        run_dir=run_dir,
+        dist=dist,
+        device=device,
+        model=model,
         # DDP averages gradients across ranks as they are computed; the training step's loss scales for that.
         ddp_model=torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model,
-        optimizer=optimizer, lr=lr,
-        tokenizer_sha=tokenizer_sha256(run_dir, data.tokenizer.joint), num_params=num_params,
+        optimizer=optimizer,
+        lr=lr,
+        tokenizer_sha=tokenizer_sha256(run_dir, data.tokenizer.joint),
+        num_params=num_params,
         init_from_sha=None if start_meta is None else start_meta.weights_sha256,
         writer=metrics_writer(run_dir, tc.tensorboard, enabled=dist.is_main),
-        bf16=bf16, autocast=torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext(),
+        bf16=bf16,
+        autocast=torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext(),
     )
     return run, data, progress
 
@@ -115,8 +122,7 @@ def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
         return on
     if setting and device.type == "cpu" and not cpu_has_bf16():
         # oneDNN then refuses to build the fused LSTM's bf16 primitive, deep inside the first step.
-        raise ConfigError(["train.bf16=true but this CPU has no bf16 instructions, which bf16 training on the CPU needs; "
-                           "set train.bf16=false or auto"])
+        raise ConfigError(["train.bf16=true but this CPU has no bf16 instructions, which bf16 training on the CPU needs; set train.bf16=false or auto"])
     log.info("bf16 autocast: %s (train.bf16=%s)", "on" if setting else "off", "true" if setting else "false")
     return bool(setting)
 
@@ -167,23 +173,35 @@ def prepare_data(config: Config, run_dir: Path, dist: Dist, saved: dict[str, Any
     if dist.is_main:
         dist.barrier()
     source = describe_source(config.data)
-    train_split = None if streaming else encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
+    train_split = (
+        None if streaming else encode_split(corpus["train"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"train split of {source}")
+    )
     valid_split = encode_split(corpus["valid"], tokenizer.encode_src, tokenizer.encode_tgt, config.data.max_len, f"valid split of {source}")
     valid_tgt = list(corpus["valid"]["tgt"])
     valid_refs = [valid_tgt[int(i)] for i in valid_split.rows]
     if config.data.max_valid_sentences:
         valid_split, valid_refs = _head(valid_split, config.data.max_valid_sentences), valid_refs[: config.data.max_valid_sentences]
     if streaming:
-        log.info("data: training pairs streamed from %s (tokenizer trained on %d), %d validation pairs; vocabulary %d/%d",
-                 source, len(train_text[0]), len(valid_split), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+        log.info(
+            "data: training pairs streamed from %s (tokenizer trained on %d), %d validation pairs; vocabulary %d/%d",
+            source,
+            len(train_text[0]),
+            len(valid_split),
+            tokenizer.src_vocab_size,
+            tokenizer.tgt_vocab_size,
+        )
     else:
         log.info(
             "data: %d training pairs (%d dropped by length), %d validation pairs; %d target tokens per epoch; vocabulary %d/%d",
-            len(train_split), train_split.dropped, len(valid_split), train_split.target_tokens(), tokenizer.src_vocab_size, tokenizer.tgt_vocab_size,
+            len(train_split),
+            train_split.dropped,
+            len(valid_split),
+            train_split.target_tokens(),
+            tokenizer.src_vocab_size,
+            tokenizer.tgt_vocab_size,
         )
     keep_text = config.tokenizer.sample_alpha > 0 and not streaming  # only subword sampling rereads the raw text
     return TrainingData(corpus, tokenizer, train_split, valid_split, valid_refs, train_text if keep_text else ([], []))
-
 
 
 def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str], list[str]], saved: dict[str, Any] | None) -> Tokenizer:
@@ -197,13 +215,20 @@ def prepare_tokenizer(config: Config, run_dir: Path, train_text: tuple[list[str]
     if saved is None and tok.reuse is not None:
         return copy_tokenizer(Path(tok.reuse), run_dir, tok.joint)
     if saved is None:
-        return train_tokenizer(run_dir, *train_text, vocab_size=tok.vocab_size, model_type=tok.model_type, character_coverage=tok.character_coverage,
-                               byte_fallback=tok.byte_fallback, joint=tok.joint, seed=config.seed)
+        return train_tokenizer(
+            run_dir,
+            *train_text,
+            vocab_size=tok.vocab_size,
+            model_type=tok.model_type,
+            character_coverage=tok.character_coverage,
+            byte_fallback=tok.byte_fallback,
+            joint=tok.joint,
+            seed=config.seed,
+        )
     sha = tokenizer_sha256(run_dir, tok.joint)
     if sha != saved["tokenizer_sha256"]:
         raise ResumeError(f"cannot resume the run in {run_dir}: its SentencePiece model changed since the run started; restore it or use a new run_dir")
     return load_tokenizer(run_dir, tok.joint)
-
 
 
 def new_model(config: Config, tokenizer: Tokenizer, train_split: EncodedSplit | None) -> Seq2Seq:
@@ -215,7 +240,6 @@ def new_model(config: Config, tokenizer: Tokenizer, train_split: EncodedSplit | 
         model.decoder.restrict_output_to(reachable_target_ids(tokenizer, train_split.tgt))
         log.info("output layer: %d of the %d target pieces (model.output_vocab=target)", int(model.decoder.output_mask.sum()), tokenizer.tgt_vocab_size)
     return model
-
 
 
 # Fine-tuning keeps the architecture; these model keys only regularise training and may change.
@@ -237,13 +261,16 @@ def check_init_from(config: Config) -> ModelMeta:
         problems.append("tokenizer.reuse: train.init_from already reuses its model's tokenizer; drop tokenizer.reuse")
     pairs = [("data", k, getattr(start.data, k), getattr(config.data, k)) for k in ("src_lang", "tgt_lang")]
     pairs += [("tokenizer", k, getattr(start.tokenizer, k), getattr(config.tokenizer, k)) for k in TOKENIZER_KEYS]
-    pairs += [("model", f.name, getattr(start.model, f.name), getattr(config.model, f.name))
-              for f in dataclasses.fields(ModelConfig) if f.name not in FREE_MODEL_KEYS]
+    pairs += [
+        ("model", f.name, getattr(start.model, f.name), getattr(config.model, f.name)) for f in dataclasses.fields(ModelConfig) if f.name not in FREE_MODEL_KEYS
+    ]
     for section, key, theirs, ours in pairs:
         if theirs != ours:
-            problems.append(f"{section}.{key}: {ours!r} in the recipe but {theirs!r} in train.init_from={source}; fine-tuning keeps "
-                            f"the model's tokenizer and architecture: set {section}.{key}={theirs if isinstance(theirs, str) else json.dumps(theirs)} "
-                            "(or start without train.init_from)")
+            problems.append(
+                f"{section}.{key}: {ours!r} in the recipe but {theirs!r} in train.init_from={source}; fine-tuning keeps "
+                f"the model's tokenizer and architecture: set {section}.{key}={theirs if isinstance(theirs, str) else json.dumps(theirs)} "
+                "(or start without train.init_from)"
+            )
     if problems:
         raise ConfigError(problems)
     return meta
@@ -266,12 +293,10 @@ def _head(split: EncodedSplit, n: int) -> EncodedSplit:
     return EncodedSplit(split.src[:n], split.tgt[:n], split.rows[:n], split.dropped)
 
 
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
 
 
 def keep_freed_memory() -> None:
@@ -296,7 +321,6 @@ def keep_freed_memory() -> None:
     libc.mallopt(M_TOP_PAD, 256 << 20)  # grow a heap 256 MiB at a time (address space; pages on use)
 
 
-
 def bound_onednn_cache() -> None:
     """Keep oneDNN from caching a compiled LSTM for every batch shape, unless the user set its size.
 
@@ -308,7 +332,6 @@ def bound_onednn_cache() -> None:
     when it first builds a primitive: this runs before the first step.
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
-
 
 
 def check_writable(run_dir: Path) -> None:

@@ -50,14 +50,37 @@ def validate(run: TrainingRun, data: TrainingData, progress: Progress, clock: Ru
         )
     improved = progress.record_validation(result["bleu"])
     seconds = clock.train_seconds()
-    result.update(type="valid", step=progress.step, epoch=progress.epoch, best_bleu=progress.best_bleu, skipped_steps=progress.skipped_steps,
-                  elapsed_s=round(seconds, 1), valid_s=round(clock.last_validation_s, 1))
+    result.update(
+        type="valid",
+        step=progress.step,
+        epoch=progress.epoch,
+        best_bleu=progress.best_bleu,
+        skipped_steps=progress.skipped_steps,
+        elapsed_s=round(seconds, 1),
+        valid_s=round(clock.last_validation_s, 1),
+    )
     run.writer.write(result)
-    log.info("valid step %d epoch %d: loss %.3f ppl %.2f BLEU %.2f (best %.2f%s) after %.0f s",
-             progress.step, progress.epoch, result["loss"], result["ppl"], result["bleu"], progress.best_bleu, ", new" if improved else "", seconds)
+    log.info(
+        "valid step %d epoch %d: loss %.3f ppl %.2f BLEU %.2f (best %.2f%s) after %.0f s",
+        progress.step,
+        progress.epoch,
+        result["loss"],
+        result["ppl"],
+        result["bleu"],
+        progress.best_bleu,
+        ", new" if improved else "",
+        seconds,
+    )
     run.lr.after_validation(result["bleu"])
-    record = TrainingRecord(step=progress.step, epoch=progress.epoch, num_parameters=run.num_params, train_seconds=round(seconds, 1),
-                            valid_bleu=result["bleu"], valid_bleu_signature=result["bleu_signature"], init_from_weights_sha256=run.init_from_sha)
+    record = TrainingRecord(
+        step=progress.step,
+        epoch=progress.epoch,
+        num_parameters=run.num_params,
+        train_seconds=round(seconds, 1),
+        valid_bleu=result["bleu"],
+        valid_bleu_signature=result["bleu_signature"],
+        init_from_weights_sha256=run.init_from_sha,
+    )
     return record, improved
 
 
@@ -91,8 +114,7 @@ def save_checkpoint(run: TrainingRun, progress: Progress, clock: RunClock, recor
         return
     if record is not None:
         save_model_dir(run.run_dir / "last", run.model, run.config, tokenizer_dir=run.run_dir, record=record)
-    save_state(run.run_dir, config=run.config, model=run.model, optimizer=run.optimizer, lr=run.lr,
-               progress=progress, tokenizer_sha=run.tokenizer_sha, rng=rng)
+    save_state(run.run_dir, config=run.config, model=run.model, optimizer=run.optimizer, lr=run.lr, progress=progress, tokenizer_sha=run.tokenizer_sha, rng=rng)
 
 
 @torch.inference_mode()

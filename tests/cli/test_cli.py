@@ -62,8 +62,7 @@ def test_bad_model_directory_exits_2_without_traceback(tmp_path):
 def test_clean_line_replaces_controls_and_line_separators():
     from seq2seq.inference.output import clean_line
 
-    for raw, cleaned in [("a\x07b\x1bc", "a b c"), ("a\u2028b\u2029c\u0085d", "a b c d"), ("a\tb\x00", "a b "),
-                         ("Grüße, „Hund“ ⁇ 😀", "Grüße, „Hund“ ⁇ 😀")]:
+    for raw, cleaned in [("a\x07b\x1bc", "a b c"), ("a\u2028b\u2029c\u0085d", "a b c d"), ("a\tb\x00", "a b "), ("Grüße, „Hund“ ⁇ 😀", "Grüße, „Hund“ ⁇ 😀")]:
         assert clean_line(raw) == cleaned
 
 
@@ -98,8 +97,7 @@ def test_translate_command_keeps_the_line_count(trained_model_dir, tmp_path_fact
     data = data + b"\n" + b"dog " * long_words
     work = tmp_path_factory.mktemp("fuzz")
     (work / "in").write_bytes(data)
-    code = translate_main(["--model", str(trained_model_dir), "--input", str(work / "in"), "--output", str(work / "out"),
-                           "--beam-size", "1", "--quiet"])
+    code = translate_main(["--model", str(trained_model_dir), "--input", str(work / "in"), "--output", str(work / "out"), "--beam-size", "1", "--quiet"])
     assert code == 0
     expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     out = (work / "out").read_bytes()
@@ -168,8 +166,13 @@ def readline_within(stream, seconds: float) -> bytes:
 
 @pytest.mark.slow
 def test_streams_before_stdin_closes(trained_model_dir):
-    proc = subprocess.Popen([BIN / "seq2seq-translate", "--model", str(trained_model_dir), "--beam-size", "1"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+    proc = subprocess.Popen(
+        [BIN / "seq2seq-translate", "--model", str(trained_model_dir), "--beam-size", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
     try:
         proc.stdin.write(b"The dog sees the cat.\n")
         proc.stdin.flush()
@@ -189,8 +192,14 @@ def test_streams_before_stdin_closes(trained_model_dir):
 def test_translate_command_takes_several_models(trained_model_dir):
     data = "\n".join(SENTENCES).encode() + b"\n"
     one = translate_cli(trained_model_dir, data)
-    two = subprocess.run([BIN / "seq2seq-translate", "--model", str(trained_model_dir), str(trained_model_dir)],
-                         input=data, capture_output=True, env=ENV, timeout=120, check=False)
+    two = subprocess.run(
+        [BIN / "seq2seq-translate", "--model", str(trained_model_dir), str(trained_model_dir)],
+        input=data,
+        capture_output=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
     assert one.returncode == two.returncode == 0, two.stderr
     assert two.stdout == one.stdout
 
@@ -220,11 +229,13 @@ def exit_code(main, argv: list[str]) -> int:
 
 
 def test_translate_usage_errors_exit_2(tmp_path, capsys):
-    for args, message in [(["--device", "tpu"], "device must be one of auto, cpu, cuda, cuda:N; got 'tpu'"),
-                          (["--beam-size", "0"], "--beam-size must be an integer >= 1"),
-                          (["--precision", "fp16"], "invalid choice: 'fp16'"),
-                          (["--top-k", "10"], "--top-k applies to sampling only: add --sample"),
-                          (["--top-p", "0.9", "--seed", "3"], "--top-p, --seed apply to sampling only")]:
+    for args, message in [
+        (["--device", "tpu"], "device must be one of auto, cpu, cuda, cuda:N; got 'tpu'"),
+        (["--beam-size", "0"], "--beam-size must be an integer >= 1"),
+        (["--precision", "fp16"], "invalid choice: 'fp16'"),
+        (["--top-k", "10"], "--top-k applies to sampling only: add --sample"),
+        (["--top-p", "0.9", "--seed", "3"], "--top-p, --seed apply to sampling only"),
+    ]:
         assert exit_code(translate_main, ["--model", str(tmp_path), *args]) == 2, args
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (args, err)
@@ -237,10 +248,12 @@ def test_score_usage_errors_exit_2(tmp_path, capsys):
     ref.write_text("Ein kleiner Hund sieht die Katze.\nZwei Katzen spielen im Garten.\n")
     hyp = tmp_path / "hyp.txt"
     hyp.write_text("Ein Hund.\n")
-    for args, message in [([str(hyp)], "hypotheses have 1 lines but references have 2"),
-                          ([str(tmp_path / "missing.txt")], "missing.txt: No such file or directory"),
-                          ([str(hyp), "--metrics", "meteor"], "invalid choice: 'meteor'"),
-                          ([str(hyp), "--format", "xml"], "invalid choice: 'xml'")]:
+    for args, message in [
+        ([str(hyp)], "hypotheses have 1 lines but references have 2"),
+        ([str(tmp_path / "missing.txt")], "missing.txt: No such file or directory"),
+        ([str(hyp), "--metrics", "meteor"], "invalid choice: 'meteor'"),
+        ([str(hyp), "--format", "xml"], "invalid choice: 'xml'"),
+    ]:
         assert exit_code(score_main, ["--ref", str(ref), *args]) == 2, args
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (args, err)
@@ -263,8 +276,16 @@ def test_sigint_saves_state_and_exits_130_and_resume_refuses_a_changed_model(tmp
     from seq2seq.cli.train import main as train_main
 
     run_dir = tmp_path / "run"
-    argv = ["recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", f"run_dir={run_dir}", *TINY,
-            "train.epochs=100", "train.log_every=1", "train.score_test=false"]
+    argv = [
+        "recipes/demo.yaml",
+        "data.demo=false",
+        f"data.dir={demo_dir}",
+        f"run_dir={run_dir}",
+        *TINY,
+        "train.epochs=100",
+        "train.log_every=1",
+        "train.score_test=false",
+    ]
     proc = subprocess.Popen([BIN / "seq2seq-train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     try:
         metrics = run_dir / "metrics.jsonl"
@@ -301,8 +322,23 @@ def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_mo
 
     src, ref = demo_dir / "test.en.gz", demo_dir / "test.de.gz"
     out = tmp_path / "hyp.txt"
-    result = run([BIN / "seq2seq-evaluate", "--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref),
-                  "--beam-size", "2", "--device", "cpu", "--output", str(out)])
+    result = run(
+        [
+            BIN / "seq2seq-evaluate",
+            "--model",
+            str(trained_model_dir),
+            "--src",
+            str(src),
+            "--ref",
+            str(ref),
+            "--beam-size",
+            "2",
+            "--device",
+            "cpu",
+            "--output",
+            str(out),
+        ]
+    )
     assert result.returncode == 0, result.stderr.decode()
     hyps = out.read_text(encoding="utf-8").splitlines()
     assert hyps == translator.translate(read_lines(src), SearchOptions(beam_size=2))
@@ -312,8 +348,9 @@ def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_mo
     assert lines[0] == corpus_bleu(hyps, refs).format() and lines[3] == literature_bleu(hyps, refs).format()
     assert lines[0].startswith("BLEU = ") and lines[3].startswith("BLEU (Multi30k literature convention) = ")
 
-    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "2",
-                          "--device", "cpu", "--format", "json"]) == 0
+    assert (
+        evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "2", "--device", "cpu", "--format", "json"]) == 0
+    )
     record = json.loads(capsys.readouterr().out)
     assert record == {s.name: {"score": s.score, "signature": s.signature} for s in score_all(hyps, refs)}
 
@@ -322,10 +359,33 @@ def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_mo
 
     calls = []
     real = Translator.translate
-    monkeypatch.setattr(Translator, "translate", lambda self, sentences, options=None, *, batch_size=64:
-                        calls.append((options, batch_size)) or real(self, sentences, options, batch_size=batch_size))
-    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "3",
-                          "--length-penalty", "0.5", "--no-early-stop", "--batch-size", "7", "--device", "cpu"]) == 0
+    monkeypatch.setattr(
+        Translator,
+        "translate",
+        lambda self, sentences, options=None, *, batch_size=64: calls.append((options, batch_size)) or real(self, sentences, options, batch_size=batch_size),
+    )
+    assert (
+        evaluate_main(
+            [
+                "--model",
+                str(trained_model_dir),
+                "--src",
+                str(src),
+                "--ref",
+                str(ref),
+                "--beam-size",
+                "3",
+                "--length-penalty",
+                "0.5",
+                "--no-early-stop",
+                "--batch-size",
+                "7",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert calls == [(SearchOptions(beam_size=3, length_penalty=0.5, early_stop=False), 7)]
     capsys.readouterr()
 
@@ -377,8 +437,9 @@ def test_max_len_ratio_and_device_flags(trained_model_dir, translator):
     sentences = ["They believe that the king reads a letter to the small children in the garden.", *SENTENCES]
     unlimited = translator.translate_nbest(sentences, SearchOptions(beam_size=2))
     assert max(len(hyps[0].tokens) for hyps in unlimited) > 10  # so that the limit below bites
-    result = translate_cli(trained_model_dir, "\n".join(sentences).encode() + b"\n", "--max-len-ratio", "0", "--device", "cpu",
-                           "--output-type", "json", "--beam-size", "2")
+    result = translate_cli(
+        trained_model_dir, "\n".join(sentences).encode() + b"\n", "--max-len-ratio", "0", "--device", "cpu", "--output-type", "json", "--beam-size", "2"
+    )
     assert result.returncode == 0, result.stderr.decode()
     records = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert all(len(r["hypotheses"][0]["tokens"]) <= 10 for r in records)  # 0 * S + max_len_offset 10

@@ -123,7 +123,9 @@ def test_train_split_is_a_stream(demo_dir, tmp_path):
 def test_misaligned_stream_fails_naming_the_files(tmp_path):
     (tmp_path / "a.en").write_text("one\ntwo\nthree\n")
     (tmp_path / "a.de").write_text("eins\nzwei\n")
-    corpus = load_corpus(DataConfig(train=(str(tmp_path / "a.en"), str(tmp_path / "a.de")), valid=(str(tmp_path / "a.en"), str(tmp_path / "a.en")), streaming=True), tmp_path)
+    corpus = load_corpus(
+        DataConfig(train=(str(tmp_path / "a.en"), str(tmp_path / "a.de")), valid=(str(tmp_path / "a.en"), str(tmp_path / "a.en")), streaming=True), tmp_path
+    )
     with pytest.raises(DataError, match=r"a\.de has 2 lines but .*a\.en has more"):
         list(corpus["train"])
 
@@ -185,9 +187,21 @@ def test_streamed_hub_corpus_trains_with_a_tokenizer_from_the_first_pairs(tmp_pa
     seen = []
     real = preparation.train_tokenizer
     monkeypatch.setattr(preparation, "train_tokenizer", lambda out, s, t, **kw: seen.append((s, t)) or real(out, s, t, **kw))
-    config = load_config("recipes/demo.yaml", ["data.demo=false", f"data.hub={hub}", "data.streaming=true", "data.valid_split=validation",
-                                               "data.tokenizer_sample=250", f"run_dir={tmp_path / 'run'}", *TINY, "train.max_steps=3", "train.log_every=1",
-                                               "data.max_valid_sentences=4"])
+    config = load_config(
+        "recipes/demo.yaml",
+        [
+            "data.demo=false",
+            f"data.hub={hub}",
+            "data.streaming=true",
+            "data.valid_split=validation",
+            "data.tokenizer_sample=250",
+            f"run_dir={tmp_path / 'run'}",
+            *TINY,
+            "train.max_steps=3",
+            "train.log_every=1",
+            "data.max_valid_sentences=4",
+        ],
+    )
     train(config)
     assert ("train", True) in load_dataset_calls
     assert seen == [(src[:250], tgt[:250])]

@@ -72,8 +72,9 @@ def test_a_hypothesis_with_nothing_left_may_end() -> None:
     """no_repeat_ngram=1 after every word has been used, before the minimum length: EOS comes back."""
     history = torch.arange(4, 8).view(1, 1, 4)  # V=8: 4..7 all used
     x = torch.randn(1, 8)
-    out = constrain(x.clone(), 4, history, Limits(max_len=torch.tensor([20]), min_len=torch.tensor([10])),
-                    SearchOptions(no_repeat_ngram=1, ban_unk=True, min_len_ratio=1.0))
+    out = constrain(
+        x.clone(), 4, history, Limits(max_len=torch.tensor([20]), min_len=torch.tensor([10])), SearchOptions(no_repeat_ngram=1, ban_unk=True, min_len_ratio=1.0)
+    )
     assert torch.isfinite(out).nonzero().tolist() == [[0, EOS_ID]] and out[0, EOS_ID] == x[0, EOS_ID]
 
 
@@ -313,8 +314,10 @@ def test_the_output_does_not_depend_on_the_batch_with_controls_on() -> None:
     rng = np.random.default_rng(0)
     prefixes = [None if i % 3 else list(rng.integers(4, V, size=int(rng.integers(1, 4)))) for i in range(len(sentences))]
     cpu = torch.device("cpu")
-    for options in (SearchOptions(beam_size=4, nbest=2, no_repeat_ngram=2, ban_unk=True, min_len_ratio=1.0, repetition_penalty=1.5),
-                     SearchOptions(mode="sample", nbest=2, no_repeat_ngram=3, ban_unk=True, min_len_ratio=0.5, top_p=0.7, top_k=5, seed=2)):
+    for options in (
+        SearchOptions(beam_size=4, nbest=2, no_repeat_ngram=2, ban_unk=True, min_len_ratio=1.0, repetition_penalty=1.5),
+        SearchOptions(mode="sample", nbest=2, no_repeat_ngram=3, ban_unk=True, min_len_ratio=0.5, top_p=0.7, top_k=5, seed=2),
+    ):
         with torch.inference_mode():
             runs = [decode_sources(model, sentences, cpu, options, batch_size, prefixes=prefixes) for batch_size in (1, 7, 64)]
         assert [[h.tokens for h in hyps] for hyps in runs[0]] == [[h.tokens for h in hyps] for hyps in runs[1]]

@@ -46,8 +46,9 @@ def make_target(ids: list[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor
 def trained_model(attention: str = "bahdanau", input_feeding: bool = True, steps: int = 60, cell: str = "lstm") -> Seq2Seq:
     """A tiny model overfit to reverse TRAIN_SEQS; cached so each configuration trains once."""
     torch.manual_seed(0)
-    cfg = ModelConfig(cell=cell, emb_dim=16, enc_hidden=16, dec_hidden=32, attention_dim=16, attention=attention, input_feeding=input_feeding,
-                      dropout=0.0, emb_dropout=0.0)
+    cfg = ModelConfig(
+        cell=cell, emb_dim=16, enc_hidden=16, dec_hidden=32, attention_dim=16, attention=attention, input_feeding=input_feeding, dropout=0.0, emb_dropout=0.0
+    )
     model = build_model(cfg, V, V, True)
     src, src_len = pad_sources(TRAIN_SEQS)
     T = max(len(s) for s in TRAIN_SEQS) + 1
@@ -169,7 +170,10 @@ def test_attention_rows_follow_the_hypothesis() -> None:
     assert beam_search(model, src, src_len, SearchOptions(beam_size=2))[0][0].attention is None
 
 
-@pytest.mark.parametrize("cell,attention,input_feeding", [("lstm", "bahdanau", True), ("lstm", "luong", False), ("lstm", "none", False), ("gru", "bahdanau", True), ("gru", "none", False)])
+@pytest.mark.parametrize(
+    "cell,attention,input_feeding",
+    [("lstm", "bahdanau", True), ("lstm", "luong", False), ("lstm", "none", False), ("gru", "bahdanau", True), ("gru", "none", False)],
+)
 @pytest.mark.parametrize("beam_size", [1, 5])
 def test_output_does_not_depend_on_the_batch(cell: str, attention: str, input_feeding: bool, beam_size: int) -> None:
     """128 sentences of 1..20 tokens, in padded batches of 64, against one by one: the 1-best tokens

@@ -77,8 +77,11 @@ CONTROLS = SearchOptions(beam_size=5, min_len_ratio=0.8, ban_unk=True)
 PREFIXES = ["Der", "Die Frau", "Ein Mann sieht den Hund und die Katze und das Kind"]
 
 
-@pytest.mark.parametrize("options,prefixed", [(SearchOptions(beam_size=1), False), (SearchOptions(beam_size=5), False), (CONTROLS, True)],
-                         ids=["greedy", "beam5", "controls+prefixes"])
+@pytest.mark.parametrize(
+    "options,prefixed",
+    [(SearchOptions(beam_size=1), False), (SearchOptions(beam_size=5), False), (CONTROLS, True)],
+    ids=["greedy", "beam5", "controls+prefixes"],
+)
 @pytest.mark.parametrize("vocabulary", ["whole", "target"])
 def test_exported_translations_are_byte_identical_to_torch(translator, runtime, target_dirs, five_hundred, options, prefixed, vocabulary):
     if vocabulary == "target":
@@ -87,7 +90,9 @@ def test_exported_translations_are_byte_identical_to_torch(translator, runtime, 
     prefixes = [PREFIXES[i // 3 % 3] if i % 3 == 0 else None for i in range(len(five_hundred))] if prefixed else None
     expected = translator.translate(five_hundred, options, batch_size=64, prefixes=prefixes)
     assert runtime.translate(five_hundred, options, batch_size=64, prefixes=prefixes) == expected
-    assert runtime.translate(five_hundred, options, batch_size=1, prefixes=prefixes) == expected  # torch: batch 1 = batch 64 (tests/inference/test_translator.py)
+    assert (
+        runtime.translate(five_hundred, options, batch_size=1, prefixes=prefixes) == expected
+    )  # torch: batch 1 = batch 64 (tests/inference/test_translator.py)
     if prefixed:  # the controls and prefixes did something
         assert all(expected[i].startswith(PREFIXES[i // 3 % 3]) for i in range(0, len(five_hundred), 3))
         assert expected != translator.translate(five_hundred, SearchOptions(beam_size=5), batch_size=64)
@@ -172,11 +177,23 @@ def test_the_step_graphs_top_k_and_log_norm_are_the_searchs(vocabulary, exported
 # Every decoding option, set off its default, gives the exported search the torch search's translations,
 # or says here why it is held elsewhere: a SearchOptions field in neither dict fails the test below, so a
 # new option cannot be left out of the numpy search unnoticed.
-OFF_DEFAULT = {"beam_size": 3, "nbest": 2, "length_penalty": 0.6, "max_len_ratio": 0.8, "max_len_offset": 3, "early_stop": False,
-               "min_len_ratio": 0.8, "ban_unk": True, "repetition_penalty": 1.3}
+OFF_DEFAULT = {
+    "beam_size": 3,
+    "nbest": 2,
+    "length_penalty": 0.6,
+    "max_len_ratio": 0.8,
+    "max_len_offset": 3,
+    "early_stop": False,
+    "min_len_ratio": 0.8,
+    "ban_unk": True,
+    "repetition_penalty": 1.3,
+}
 HELD_ELSEWHERE = {
     "mode": "sampling draws from numpy's generator, not torch's: same distribution, other samples (test_exported_sampling_*)",
-    "temperature": "sampling", "top_k": "sampling", "top_p": "sampling (its nucleus: tests/decoding/test_numpy_constraints.py)", "seed": "sampling",
+    "temperature": "sampling",
+    "top_k": "sampling",
+    "top_p": "sampling (its nucleus: tests/decoding/test_numpy_constraints.py)",
+    "seed": "sampling",
     "no_repeat_ngram": "exact score ties on this barely trained model (see CONTROLS); the rule is held bit for bit in tests/decoding",
 }
 
@@ -253,7 +270,9 @@ def test_runtime_translates_where_torch_cannot_be_imported(exported, translator,
     api = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=120)
     assert api.returncode == 0, api.stderr.decode()
     assert api.stdout.decode().strip() == translator.translate(["The dog sees the cat."])[0]
-    cli = subprocess.run([BIN / "seq2seq-translate", "--model", str(exported), "--quiet"], input=b"The dog sees the cat.\n", capture_output=True, env=env, timeout=120)
+    cli = subprocess.run(
+        [BIN / "seq2seq-translate", "--model", str(exported), "--quiet"], input=b"The dog sees the cat.\n", capture_output=True, env=env, timeout=120
+    )
     assert cli.returncode == 0, cli.stderr.decode()
     assert cli.stdout == api.stdout
 
@@ -274,7 +293,9 @@ def test_hostile_input_keeps_one_line_per_line_as_torch_does(exported, trained_m
     data = b"\n".join(HOSTILE)
 
     def cli(model: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([BIN / "seq2seq-translate", "--model", str(model), "--quiet", "--beam-size", "3"], input=data, capture_output=True, env=ENV, timeout=120)
+        return subprocess.run(
+            [BIN / "seq2seq-translate", "--model", str(model), "--quiet", "--beam-size", "3"], input=data, capture_output=True, env=ENV, timeout=120
+        )
 
     onnx, torch_out = cli(exported), cli(trained_model_dir)
     assert onnx.returncode == 0, onnx.stderr.decode()
@@ -334,7 +355,9 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
         Translator.from_pretrained(newer)
     older = broken("older")  # format 1's step graph has no log_norm or top k
     (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 1}))
-    with pytest.raises(CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 2: run seq2seq-export on the model directory again"):
+    with pytest.raises(
+        CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 2: run seq2seq-export on the model directory again"
+    ):
         Translator.from_pretrained(older)
 
     other_tokenizer = broken("other-tokenizer")

@@ -46,11 +46,26 @@ def test_two_processes_write_what_one_process_writes(tmp_path, trained_model_dir
     src.write_text("".join(line + "\n" for line in read_lines(demo_dir / "train.en.gz")[:150]), encoding="utf-8")
     common = ["--model", trained_model_dir, "--input", src, "--batch-size", "4", "--quiet", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([str(c) for c in [BIN / "seq2seq-translate", *common, "--output", tmp_path / "one.de"]],
-                         capture_output=True, env=env, timeout=TIMEOUT)
+    one = subprocess.run([str(c) for c in [BIN / "seq2seq-translate", *common, "--output", tmp_path / "one.de"]], capture_output=True, env=env, timeout=TIMEOUT)
     assert one.returncode == 0, one.stderr.decode()
-    two = subprocess.run([str(c) for c in [BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--no-python", BIN / "seq2seq-translate",
-                                           *common, "--output", tmp_path / "two.de"]], capture_output=True, env=env, timeout=TIMEOUT)
+    two = subprocess.run(
+        [
+            str(c)
+            for c in [
+                BIN / "torchrun",
+                "--standalone",
+                "--nproc_per_node=2",
+                "--no-python",
+                BIN / "seq2seq-translate",
+                *common,
+                "--output",
+                tmp_path / "two.de",
+            ]
+        ],
+        capture_output=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
     assert two.returncode == 0, two.stderr.decode()[-3000:]
     expected = (tmp_path / "one.de").read_bytes()
     assert expected.count(b"\n") == 150 * (2 if extra else 1)

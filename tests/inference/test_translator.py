@@ -70,9 +70,26 @@ def test_sample_flags_of_the_command_equal_the_api(trained_model_dir, translator
     import sys
     from pathlib import Path
 
-    result = subprocess.run([Path(sys.executable).parent / "seq2seq-translate", "--model", str(trained_model_dir), "--sample", "--nbest", "3",
-                             "--temperature", "1.5", "--top-k", "5", "--seed", "7"],
-                            input=SAMPLED[0].encode() + b"\n", capture_output=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [
+            Path(sys.executable).parent / "seq2seq-translate",
+            "--model",
+            str(trained_model_dir),
+            "--sample",
+            "--nbest",
+            "3",
+            "--temperature",
+            "1.5",
+            "--top-k",
+            "5",
+            "--seed",
+            "7",
+        ],
+        input=SAMPLED[0].encode() + b"\n",
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr.decode()
     api = translator.translate_nbest(SAMPLED[:1], SearchOptions(nbest=3, mode="sample", temperature=1.5, top_k=5, seed=7))
     assert [tuple(line.split(" ||| ")) for line in result.stdout.decode().splitlines()] == [("0", h.text, f"{h.score:.4f}") for h in api[0]]

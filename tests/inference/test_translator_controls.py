@@ -94,7 +94,12 @@ def test_control_flags_of_the_command(trained_model_dir, translator, tmp_path, c
 
 @pytest.mark.slow
 def test_json_input_carries_prefixes(trained_model_dir, translator, tmp_path, capsys):
-    requests = [{"source": SENTENCES[0], "prefix": "Ein großer Hund"}, {"source": SENTENCES[1]}, {"source": "", "prefix": "Der"}, {"source": SENTENCES[2], "prefix": None}]
+    requests = [
+        {"source": SENTENCES[0], "prefix": "Ein großer Hund"},
+        {"source": SENTENCES[1]},
+        {"source": "", "prefix": "Der"},
+        {"source": SENTENCES[2], "prefix": None},
+    ]
     source = tmp_path / "requests.jsonl"
     source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in requests), encoding="utf-8")
     assert translate_main(["--model", str(trained_model_dir), "--input-type", "json", "--input", str(source), "--quiet"]) == 0
@@ -102,11 +107,12 @@ def test_json_input_carries_prefixes(trained_model_dir, translator, tmp_path, ca
     assert capsys.readouterr().out.splitlines() == expected
     assert expected[0].startswith("Ein großer Hund") and expected[2] == ""  # an empty source gives an empty line, prefix or not
     bad = tmp_path / "bad.jsonl"
-    for text, message in [('{"source": "A dog."}\nnot json\n', "line 2: not JSON"),
-                          ('{"text": "A dog."}\n', 'line 1: expected an object with a string "source"'),
-                          ('{"source": "A dog.", "prefx": "Ein"}\n', "line 1: unknown key(s) prefx; the keys are source and prefix"),
-                          ('{"source": "A dog.", "prefix": 3}\n', 'line 1: "prefix" must be a string or null')]:
+    for text, message in [
+        ('{"source": "A dog."}\nnot json\n', "line 2: not JSON"),
+        ('{"text": "A dog."}\n', 'line 1: expected an object with a string "source"'),
+        ('{"source": "A dog.", "prefx": "Ein"}\n', "line 1: unknown key(s) prefx; the keys are source and prefix"),
+        ('{"source": "A dog.", "prefix": 3}\n', 'line 1: "prefix" must be a string or null'),
+    ]:
         bad.write_text(text)
         assert translate_main(["--model", str(trained_model_dir), "--input-type", "json", "--input", str(bad), "--quiet"]) == 2
         assert message in capsys.readouterr().err
-

@@ -28,9 +28,17 @@ def test_model_card_front_matter(trained_model_dir):
         assert needed in body
 
 
-META = ModelMeta(format_version=1, package_version="0.1.0", src_lang="en", tgt_lang="de", tokenizer_files=("spm.model",), tokenizer_sha256="0" * 64,
-                 special_ids={"pad": 0, "unk": 1, "bos": 2, "eos": 3}, weights_sha256="1" * 64,
-                 training=TrainingRecord(step=10, epoch=1, num_parameters=1000, train_seconds=5.0, valid_bleu=30.123, valid_bleu_signature="sig"))
+META = ModelMeta(
+    format_version=1,
+    package_version="0.1.0",
+    src_lang="en",
+    tgt_lang="de",
+    tokenizer_files=("spm.model",),
+    tokenizer_sha256="0" * 64,
+    special_ids={"pad": 0, "unk": 1, "bos": 2, "eos": 3},
+    weights_sha256="1" * 64,
+    training=TrainingRecord(step=10, epoch=1, num_parameters=1000, train_seconds=5.0, valid_bleu=30.123, valid_bleu_signature="sig"),
+)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +48,11 @@ META = ModelMeta(format_version=1, package_version="0.1.0", src_lang="en", tgt_l
         (["data.hub=wmt14", "data.hub_config=de-en"], "wmt14", "wmt14 (de-en)"),
         (["data.dir=/home/alice/corpora/multi30k/"], None, "Multi30k task 1 (local files, en-de)"),
         (["data.dir=/home/alice/corpora/news"], None, "local files in a directory news/ (en-de)"),
-        (["data.train=[/home/alice/a.en.gz,/home/alice/a.de.gz]", "data.valid=[/home/alice/v.en,/home/alice/v.de]"], None, "local files a.en.gz + a.de.gz (en-de)"),
+        (
+            ["data.train=[/home/alice/a.en.gz,/home/alice/a.de.gz]", "data.valid=[/home/alice/v.en,/home/alice/v.de]"],
+            None,
+            "local files a.en.gz + a.de.gz (en-de)",
+        ),
         (["data.demo=true"], None, "the generated demo corpus of seq2seq (en-de)"),
     ],
 )

@@ -39,8 +39,17 @@ def test_mismatched_tokenizer_fails_clearly(trained_model_dir, tmp_path, demo_di
     from seq2seq.textfiles import read_lines
     from seq2seq.tokenizer import train_tokenizer
 
-    other = train_tokenizer(tmp_path / "other", read_lines(demo_dir / "val.en.gz"), read_lines(demo_dir / "val.de.gz"), vocab_size=100, model_type="unigram",
-                            character_coverage=1.0, byte_fallback=False, joint=True, seed=1)
+    other = train_tokenizer(
+        tmp_path / "other",
+        read_lines(demo_dir / "val.en.gz"),
+        read_lines(demo_dir / "val.de.gz"),
+        vocab_size=100,
+        model_type="unigram",
+        character_coverage=1.0,
+        byte_fallback=False,
+        joint=True,
+        seed=1,
+    )
     assert other is not None
     shutil.copyfile(tmp_path / "other" / "spm.model", copy / "spm.model")
     with pytest.raises(CheckpointError, match="tokenizer does not match the weights"):
@@ -59,12 +68,16 @@ def test_newer_format_fails_clearly(trained_model_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, says", [
-    ("model.safetensors", "has no model.safetensors; it is not a complete model directory"),
-    ("config.json", "has no config.json; it is not a complete model directory"),
-    ("meta.json", "has no meta.json; it is not a complete model directory"),
-    ("spm.model", "has no tokenizer file spm.model; copy it from the training run directory"),
-], ids=["weights", "config", "meta", "tokenizer"])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("model.safetensors", "has no model.safetensors; it is not a complete model directory"),
+        ("config.json", "has no config.json; it is not a complete model directory"),
+        ("meta.json", "has no meta.json; it is not a complete model directory"),
+        ("spm.model", "has no tokenizer file spm.model; copy it from the training run directory"),
+    ],
+    ids=["weights", "config", "meta", "tokenizer"],
+)
 def test_missing_file_fails_naming_it(trained_model_dir, tmp_path, name, says):
     copy = tmp_path / "model"
     shutil.copytree(trained_model_dir, copy)
@@ -95,10 +108,25 @@ def test_target_output_vocabulary_travels_with_the_model(tmp_path, demo_dir):
 def test_meta_json_round_trips_and_names_what_is_missing(tmp_path):
     from seq2seq.modeldir.meta import ModelMeta, TrainingRecord
 
-    fixed = {"format_version": 1, "package_version": "0.1.0", "src_lang": "en", "tgt_lang": "de", "tokenizer_files": ("spm.model",),
-                 "tokenizer_sha256": "a" * 64, "special_ids": {"pad": 0, "unk": 1, "bos": 2, "eos": 3}, "weights_sha256": "b" * 64}
-    record = TrainingRecord(step=8, epoch=2, num_parameters=1000, train_seconds=3.5, valid_bleu=12.5, valid_bleu_signature="sig",
-                            averaged_from=("run/checkpoints/step-00000006", "run/checkpoints/step-00000008"))
+    fixed = {
+        "format_version": 1,
+        "package_version": "0.1.0",
+        "src_lang": "en",
+        "tgt_lang": "de",
+        "tokenizer_files": ("spm.model",),
+        "tokenizer_sha256": "a" * 64,
+        "special_ids": {"pad": 0, "unk": 1, "bos": 2, "eos": 3},
+        "weights_sha256": "b" * 64,
+    }
+    record = TrainingRecord(
+        step=8,
+        epoch=2,
+        num_parameters=1000,
+        train_seconds=3.5,
+        valid_bleu=12.5,
+        valid_bleu_signature="sig",
+        averaged_from=("run/checkpoints/step-00000006", "run/checkpoints/step-00000008"),
+    )
     for meta in (ModelMeta(**fixed, training=record), ModelMeta(**fixed)):
         flat = json.loads(meta.to_json())
         assert "training" not in flat and "test_bleu" not in flat  # one flat object; unset scores are left out

@@ -44,8 +44,14 @@ def closed_port() -> int:
 
 
 def hub_env(cache: Path, offline: bool) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1" if offline else "0",
-            "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}", "HF_TOKEN": "hf_test_not_a_token"}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1" if offline else "0",
+        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+        "HF_TOKEN": "hf_test_not_a_token",
+    }
 
 
 @pytest.fixture
@@ -99,22 +105,30 @@ def test_a_local_directory_wins_over_a_hub_id(tmp_path, fake_model, offline, mon
 def test_hub_module_imports_no_torch(tmp_path, fake_model):
     cache = tmp_path / "hub"
     snapshot = cache_model(cache, "org/name", fake_model, MAIN)
-    code = ("import sys; from seq2seq.modeldir.hub import resolve_model_dir; print(resolve_model_dir('org/name')); "
-            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
+    code = (
+        "import sys; from seq2seq.modeldir.hub import resolve_model_dir; print(resolve_model_dir('org/name')); "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=hub_env(cache, offline=True), timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == str(snapshot)
 
 
 def test_an_unreachable_hub_says_what_to_do(tmp_path):
-    result = subprocess.run([BIN / "seq2seq-translate", "--model", "org/name"], input=b"A dog.\n", capture_output=True,
-                            env=hub_env(tmp_path / "hub", offline=False), timeout=120)
+    result = subprocess.run(
+        [BIN / "seq2seq-translate", "--model", "org/name"], input=b"A dog.\n", capture_output=True, env=hub_env(tmp_path / "hub", offline=False), timeout=120
+    )
     err = result.stderr.decode()
     assert result.returncode == 2 and "Traceback" not in err
     assert "org/name is not a local directory, and the Hugging Face Hub (http://127.0.0.1:" in err and "could not be reached" in err
     assert "check the network (and HF_ENDPOINT)" in err and "HF_HUB_OFFLINE=1 skips the network" in err
-    offline = subprocess.run([BIN / "seq2seq-translate", "--model", "org/name", "--revision", "v1"], input=b"A dog.\n", capture_output=True,
-                             env=hub_env(tmp_path / "hub", offline=True), timeout=120)
+    offline = subprocess.run(
+        [BIN / "seq2seq-translate", "--model", "org/name", "--revision", "v1"],
+        input=b"A dog.\n",
+        capture_output=True,
+        env=hub_env(tmp_path / "hub", offline=True),
+        timeout=120,
+    )
     assert offline.returncode == 2 and "at revision 'v1' is not in the Hugging Face cache" in offline.stderr.decode()
 
 
@@ -133,13 +147,34 @@ def test_translate_a_model_from_the_hub_cache(trained_model_dir, tmp_path, offli
     cache_model(cache, "org/demo", trained_model_dir, V1, refs=("v1",))
     sentences = ["The small woman gives the child an apple.", "We see the dogs."]
     local = Translator.from_pretrained(trained_model_dir, device="cpu").translate(sentences)
-    hub = subprocess.run([BIN / "seq2seq-translate", "--model", "org/demo", "--revision", "v1"], input="\n".join(sentences).encode(),
-                         capture_output=True, env=hub_env(cache, True), timeout=120)
+    hub = subprocess.run(
+        [BIN / "seq2seq-translate", "--model", "org/demo", "--revision", "v1"],
+        input="\n".join(sentences).encode(),
+        capture_output=True,
+        env=hub_env(cache, True),
+        timeout=120,
+    )
     assert hub.returncode == 0, hub.stderr.decode()
     assert hub.stdout.decode().splitlines() == local
     (tmp_path / "src.en").write_text("\n".join(sentences) + "\n")
-    evaluate = subprocess.run([BIN / "seq2seq-evaluate", "--model", "org/demo", "--revision", "v1", "--src", tmp_path / "src.en", "--ref", tmp_path / "src.en",
-                               "--output", tmp_path / "hyp.de"], capture_output=True, env=hub_env(cache, True), timeout=120)
+    evaluate = subprocess.run(
+        [
+            BIN / "seq2seq-evaluate",
+            "--model",
+            "org/demo",
+            "--revision",
+            "v1",
+            "--src",
+            tmp_path / "src.en",
+            "--ref",
+            tmp_path / "src.en",
+            "--output",
+            tmp_path / "hyp.de",
+        ],
+        capture_output=True,
+        env=hub_env(cache, True),
+        timeout=120,
+    )
     assert evaluate.returncode == 0, evaluate.stderr.decode()
     assert (tmp_path / "hyp.de").read_text().splitlines() == local
     translator = Translator.from_pretrained("org/demo", device="cpu", revision="v1", cache_dir=cache)

@@ -117,8 +117,7 @@ def wait_ready(server: Server, timeout: float = 120) -> None:
 def translate_cli(model_dir: Path, lines: list[str], *args: str) -> bytes:
     """seq2seq-translate's stdout for these lines (UTF-8, one per line)."""
     data = "".join(line + "\n" for line in lines).encode("utf-8")
-    done = subprocess.run([str(BIN / "seq2seq-translate"), "--model", str(model_dir), "--quiet", *args], input=data, capture_output=True,
-                          env=ENV, timeout=300)
+    done = subprocess.run([str(BIN / "seq2seq-translate"), "--model", str(model_dir), "--quiet", *args], input=data, capture_output=True, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 

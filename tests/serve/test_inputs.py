@@ -26,8 +26,12 @@ def test_options_replace_the_base_and_are_checked_by_search_options():
     base = SearchOptions(beam_size=2, max_len_ratio=0.5)
     assert search_options({"nbest": 2}, base, LIMITS) == SearchOptions(beam_size=2, max_len_ratio=0.5, nbest=2)
     assert search_options({}, base, LIMITS) == base
-    for values, words in (({"nbest": 3}, "nbest (3) cannot exceed beam_size (2)"), ({"beam_size": 9}, "--max-beam-size"),
-                          ({"top_k": -1}, "top_k must be an integer >= 0"), ({"seed": "1"}, "seed: Input should be a valid integer")):
+    for values, words in (
+        ({"nbest": 3}, "nbest (3) cannot exceed beam_size (2)"),
+        ({"beam_size": 9}, "--max-beam-size"),
+        ({"top_k": -1}, "top_k must be an integer >= 0"),
+        ({"seed": "1"}, "seed: Input should be a valid integer"),
+    ):
         with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")) as caught:
             search_options(values, base, LIMITS)
         assert caught.value.status == 422
@@ -63,8 +67,12 @@ def test_libre_requests():
     req = libre_request({"q": "a", "source": "auto", "target": "de", "alternatives": "2", "api_key": "k"}, "en", "de", base, LIMITS)
     assert (req.alternatives, req.auto_source, req.api_key, req.options.nbest, req.options.beam_size) == (2, True, "k", 3, 5)
     assert libre_request({"q": "a"}, "en", "de", base, LIMITS).options == base
-    for fields, words in (({"q": "a", "source": "de"}, "translates en to de"), ({"q": "a", "target": 1}, "target must be a language code"),
-                          ({"q": "a", "format": "html"}, "format 'html' is not supported"), ({"q": "a", "alternatives": True}, "alternatives must be an integer")):
+    for fields, words in (
+        ({"q": "a", "source": "de"}, "translates en to de"),
+        ({"q": "a", "target": 1}, "target must be a language code"),
+        ({"q": "a", "format": "html"}, "format 'html' is not supported"),
+        ({"q": "a", "alternatives": True}, "alternatives must be an integer"),
+    ):
         with pytest.raises(InputError, match=words) as caught:
             libre_request(fields, "en", "de", base, LIMITS)
         assert caught.value.status == 400

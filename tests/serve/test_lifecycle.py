@@ -128,11 +128,13 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, trained_model_dir, capsys)
     from seq2seq.cli.serve import main as serve_main
 
     model = ["--model", str(trained_model_dir)]
-    for args, words in (([*model, "--options", '{"beam_sise": 3}'], "beam_sise is not an option"),
-                        ([*model, "--options", "[1]"], "JSON object"),
-                        ([*model, "--timeout", "0"], "--timeout"),
-                        ([*model, "--api-keys", str(tmp_path / "no-keys")], "--api-keys"),
-                        (["--model", str(tmp_path / "missing")], "missing")):
+    for args, words in (
+        ([*model, "--options", '{"beam_sise": 3}'], "beam_sise is not an option"),
+        ([*model, "--options", "[1]"], "JSON object"),
+        ([*model, "--timeout", "0"], "--timeout"),
+        ([*model, "--api-keys", str(tmp_path / "no-keys")], "--api-keys"),
+        (["--model", str(tmp_path / "missing")], "missing"),
+    ):
         try:
             code = serve_main(args)
         except SystemExit as usage:  # argparse's parser.error

@@ -80,9 +80,11 @@ def test_decoding_options_reach_the_search(server, translator, lines):
     """Each option of the native API reaches the search: the answers are the Translator's (which
     seq2seq-translate prints, as the test above holds) for the same SearchOptions."""
     some = lines[:12]
-    for options in ({"nbest": 3, "beam_size": 4, "length_penalty": 0.6},
-                    {"mode": "sample", "nbest": 2, "temperature": 0.7, "top_k": 5, "seed": 3},
-                    {"beam_size": 3, "early_stop": False, "max_len_ratio": 1.0, "max_len_offset": 4}):
+    for options in (
+        {"nbest": 3, "beam_size": 4, "length_penalty": 0.6},
+        {"mode": "sample", "nbest": 2, "temperature": 0.7, "top_k": 5, "seed": 3},
+        {"beam_size": 3, "early_stop": False, "max_len_ratio": 1.0, "max_len_offset": 4},
+    ):
         reply = post_json(server.url + "/v1/translate", {"q": some, **options})
         assert reply.status == 200, reply.body
         search = SearchOptions(**{**OPTIONS, **options})
@@ -231,8 +233,14 @@ def test_operational_endpoints(server, trained_model_dir):
     assert model["versions"]["seq2seq"] and model["versions"]["fastapi"]
     metrics = request(server.url + "/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
-    for name in ("seq2seq_requests_total", "seq2seq_request_seconds_bucket", "seq2seq_sentences_total", "seq2seq_target_tokens_total",
-                 "seq2seq_batch_sentences_bucket", "seq2seq_queue_sentences"):
+    for name in (
+        "seq2seq_requests_total",
+        "seq2seq_request_seconds_bucket",
+        "seq2seq_sentences_total",
+        "seq2seq_target_tokens_total",
+        "seq2seq_batch_sentences_bucket",
+        "seq2seq_queue_sentences",
+    ):
         assert name in metrics.body.decode()
     assert server.metric("seq2seq_requests_total", 'endpoint="/languages",status="200"') >= 1
     # One access line per request on stderr.

@@ -19,9 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_crash_test_tool_with_sigkill(tmp_path):
     # Seed 3 kills after steps 16 and 38 of 60; with a resume state every 3 steps, both resume mid-run.
-    proc = subprocess.Popen([sys.executable, REPO / "tools" / "crash_test.py", "--kills", "2", "--work-dir", tmp_path, "--seed", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, REPO / "tools" / "crash_test.py", "--kills", "2", "--work-dir", tmp_path, "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=600)
     except subprocess.TimeoutExpired:

@@ -27,9 +27,28 @@ def test_distill_pipeline(tmp_path, demo_dir):
             (data / f"{name}.{lang}.gz").symlink_to(demo_dir / f"{split}.{lang}.gz")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     overrides = ["data.demo=false", *TINY, "train.keep_checkpoints=5", "train.eval_every=10", "train.max_steps=60"]
-    result = subprocess.run([sys.executable, REPO / "tools" / "distill.py", "--data", data, "--out", tmp_path / "kd", "--teacher-minutes", "5",
-                             "--student-minutes", "5", "--recipe", REPO / "recipes" / "demo.yaml", *overrides],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            REPO / "tools" / "distill.py",
+            "--data",
+            data,
+            "--out",
+            tmp_path / "kd",
+            "--teacher-minutes",
+            "5",
+            "--student-minutes",
+            "5",
+            "--recipe",
+            REPO / "recipes" / "demo.yaml",
+            *overrides,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     kd = tmp_path / "kd"
@@ -44,6 +63,9 @@ def test_distill_pipeline(tmp_path, demo_dir):
     assert len(list(kd.glob("tune-*.json"))) == 4
     # One test score for the chosen single model and one for the chosen ensemble, each after its choice.
     chosen = [line for line in out.splitlines() if line.startswith("chosen on val: ")]
-    assert chosen[0].startswith("chosen on val: student-") and chosen[1].split(",")[0] in ("chosen on val: averaged+teacher", "chosen on val: best+averaged+teacher")
+    assert chosen[0].startswith("chosen on val: student-") and chosen[1].split(",")[0] in (
+        "chosen on val: averaged+teacher",
+        "chosen on val: best+averaged+teacher",
+    )
     assert out.count("BLEU (Multi30k literature convention) = ") == 2
     assert out.index(chosen[0]) < out.index("BLEU (Multi30k") < out.index(chosen[1])

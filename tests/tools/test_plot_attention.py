@@ -22,7 +22,8 @@ plot_attention = load_tool("plot_attention")
 def test_attention_plot_grows_with_the_sentence(trained_model_dir, tmp_path):
     short = plot_attention.plot_attention(trained_model_dir, "A horse runs.", tmp_path / "short.png", beam_size=2)
     long = plot_attention.plot_attention(
-        trained_model_dir, "My mother opens the bed against a horse because the cold kings buy Maria.", tmp_path / "long.png", beam_size=2)
+        trained_model_dir, "My mother opens the bed against a horse because the cold kings buy Maria.", tmp_path / "long.png", beam_size=2
+    )
     short_w, short_h = assert_sensible_png(short)
     long_w, long_h = assert_sensible_png(long)
     # The source length decides the width; the height follows the translation, which a
@@ -63,11 +64,14 @@ def test_attention_plot_of_a_model_without_attention_exits_2(no_attention_model_
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args", [
-    ["--model", "{missing}", "A horse runs."],  # not a model directory
-    ["--model", "{model}", " "],  # blank sentence
-    ["--model", "{model}", "--beam-size", "0", "A horse."],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "{missing}", "A horse runs."],  # not a model directory
+        ["--model", "{model}", " "],  # blank sentence
+        ["--model", "{model}", "--beam-size", "0", "A horse."],
+    ],
+)
 def test_attention_usage_errors_exit_2(trained_model_dir, tmp_path, capsys, args):
     args = [a.format(missing=tmp_path / "nope", model=trained_model_dir) for a in args]
     assert plot_attention.main(["--output", str(tmp_path / "a.png"), *args]) == 2

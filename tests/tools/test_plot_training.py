@@ -43,8 +43,9 @@ def test_training_plot_default_output_and_no_validation_yet(tmp_path, capsys):
 
 
 def test_later_record_of_a_step_wins_and_a_torn_last_line_is_skipped(tmp_path):
-    run_dir = write_metrics(tmp_path, [train_record(2, 5.0), train_record(4, 4.0), train_record(4, 3.0),
-                                       {"type": "valid", "step": 4, "loss": 3.5, "bleu": 1.0}])
+    run_dir = write_metrics(
+        tmp_path, [train_record(2, 5.0), train_record(4, 4.0), train_record(4, 3.0), {"type": "valid", "step": 4, "loss": 3.5, "bleu": 1.0}]
+    )
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write('{"type": "train", "st')
     train, valid = plot_training.read_metrics(run_dir / "metrics.jsonl")
@@ -75,7 +76,6 @@ def test_missing_matplotlib_is_reported(tool, trained_model_dir, tmp_path, monke
 def test_training_tool_runs_as_a_script_without_a_display(trained_model_dir, tmp_path):
     shutil.copy(trained_model_dir.parent / "metrics.jsonl", tmp_path / "metrics.jsonl")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")} | {"OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(TOOLS / "plot_training.py"), str(tmp_path)], capture_output=True, text=True, timeout=120,
-                            env=env)
+    result = subprocess.run([sys.executable, str(TOOLS / "plot_training.py"), str(tmp_path)], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert_sensible_png(tmp_path / "training.png")

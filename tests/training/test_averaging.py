@@ -39,8 +39,13 @@ def test_keep_checkpoints_keeps_the_newest(run_with_checkpoints):
 
 def test_average_command_averages_weights(run_with_checkpoints, tmp_path):
     out = tmp_path / "avg"
-    proc = subprocess.run([BIN / "seq2seq-average", "--run-dir", str(run_with_checkpoints), "--last", "2", "--output", str(out)],
-                          capture_output=True, env=ENV, timeout=120, check=False)
+    proc = subprocess.run(
+        [BIN / "seq2seq-average", "--run-dir", str(run_with_checkpoints), "--last", "2", "--output", str(out)],
+        capture_output=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     a, b = (load_file(run_with_checkpoints / "checkpoints" / name / "model.safetensors") for name in ("step-00000006", "step-00000008"))
     averaged = load_file(out / "model.safetensors")
@@ -54,8 +59,13 @@ def test_average_command_averages_weights(run_with_checkpoints, tmp_path):
 
 
 def test_average_command_needs_enough_checkpoints(run_with_checkpoints, tmp_path):
-    proc = subprocess.run([BIN / "seq2seq-average", "--run-dir", str(run_with_checkpoints), "--last", "4", "--output", str(tmp_path / "x")],
-                          capture_output=True, env=ENV, timeout=120, check=False)
+    proc = subprocess.run(
+        [BIN / "seq2seq-average", "--run-dir", str(run_with_checkpoints), "--last", "4", "--output", str(tmp_path / "x")],
+        capture_output=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     assert b"fewer than --last 4" in proc.stderr and b"train.keep_checkpoints" in proc.stderr
 

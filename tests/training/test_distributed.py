@@ -107,8 +107,18 @@ def test_two_gloo_processes_match_one_process(one_process, two_processes):
 @needs_distributed
 def test_two_nodes_match_one_process(tmp_path, demo_dir, one_process):
     """Two torchrun launchers on this machine act as two nodes of one process each, meeting at a c10d rendezvous."""
-    node = [BIN / "torchrun", "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{free_port()}",
-            "--rdzv_id=two-nodes", "--no-python", BIN / "seq2seq-train", *recipe(demo_dir), f"run_dir={tmp_path / 'two'}"]
+    node = [
+        BIN / "torchrun",
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint=127.0.0.1:{free_port()}",
+        "--rdzv_id=two-nodes",
+        "--no-python",
+        BIN / "seq2seq-train",
+        *recipe(demo_dir),
+        f"run_dir={tmp_path / 'two'}",
+    ]
     launchers = [subprocess.Popen([str(c) for c in node], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=REPO) for _ in range(2)]
     results = [(launcher.communicate(timeout=TIMEOUT)[1], launcher.returncode) for launcher in launchers]
     for stderr, code in results:
@@ -122,8 +132,23 @@ def test_two_nodes_match_one_process(tmp_path, demo_dir, one_process):
 def test_a_killed_worker_restarts_the_group_which_resumes(tmp_path, demo_dir, two_processes):
     """Rank 1 is SIGKILLed at step 5 of torchrun's first attempt; with --max-restarts=1 the group
     restarts once, resumes from the state saved at step 4 and ends as the uninterrupted run did."""
-    elastic = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", "--max-restarts=1", WORKER, "--rank", "1", "--fail", "5:kill",
-                   *recipe(demo_dir), "train.save_every=2", "train.dist_timeout_minutes=0.5", f"run_dir={tmp_path / 'two'}"])
+    elastic = run(
+        [
+            BIN / "torchrun",
+            "--standalone",
+            "--nproc_per_node=2",
+            "--max-restarts=1",
+            WORKER,
+            "--rank",
+            "1",
+            "--fail",
+            "5:kill",
+            *recipe(demo_dir),
+            "train.save_every=2",
+            "train.dist_timeout_minutes=0.5",
+            f"run_dir={tmp_path / 'two'}",
+        ]
+    )
     assert elastic.returncode == 0, elastic.stderr.decode()[-3000:]
     assert b"resuming" in elastic.stderr and b"at step 4" in elastic.stderr, elastic.stderr.decode()[-3000:]
     assert losses(tmp_path / "two") == losses(two_processes)
@@ -167,8 +192,22 @@ def test_a_missing_rank_0_is_named_when_the_group_cannot_form():
 
 @needs_distributed
 def test_a_stuck_rank_is_named_when_the_others_time_out(tmp_path, demo_dir):
-    stuck = run([BIN / "torchrun", "--standalone", "--nproc_per_node=2", WORKER, "--rank", "1", "--fail", "2:hang",
-                 *recipe(demo_dir), "train.dist_timeout_minutes=0.1", f"run_dir={tmp_path / 'two'}"], timeout=120)
+    stuck = run(
+        [
+            BIN / "torchrun",
+            "--standalone",
+            "--nproc_per_node=2",
+            WORKER,
+            "--rank",
+            "1",
+            "--fail",
+            "2:hang",
+            *recipe(demo_dir),
+            "train.dist_timeout_minutes=0.1",
+            f"run_dir={tmp_path / 'two'}",
+        ],
+        timeout=120,
+    )
     assert stuck.returncode != 0
     assert b"rank 0: a collective with the other ranks failed (rank 1 did not answer)" in stuck.stderr, stuck.stderr.decode()[-3000:]
 

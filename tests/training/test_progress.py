@@ -32,5 +32,17 @@ def test_validations_count_toward_the_best_and_patience():
 
 def test_the_state_file_fields_stay():
     # training_state.pt's "progress" entry is asdict(Progress): renaming a field breaks resuming older runs.
-    assert list(asdict(Progress())) == ["step", "epoch", "batch_in_epoch", "epoch_complete", "best_bleu", "bad_evals", "skipped_in_row",
-                                        "skipped_steps", "window_loss", "window_tokens", "train_seconds", "finished"]
+    assert list(asdict(Progress())) == [
+        "step",
+        "epoch",
+        "batch_in_epoch",
+        "epoch_complete",
+        "best_bleu",
+        "bad_evals",
+        "skipped_in_row",
+        "skipped_steps",
+        "window_loss",
+        "window_tokens",
+        "train_seconds",
+        "finished",
+    ]

@@ -36,11 +36,16 @@ def test_tensorboard_writes_every_metric_as_a_scalar(tmp_path, demo_dir):
 
     from conftest import tiny_config
 
-    train(tiny_config(tmp_path, demo_dir, "train.tensorboard=true", "train.max_steps=3", "train.log_every=1", "train.eval_every=2",
-                      "data.max_valid_sentences=4"))
+    train(
+        tiny_config(tmp_path, demo_dir, "train.tensorboard=true", "train.max_steps=3", "train.log_every=1", "train.eval_every=2", "data.max_valid_sentences=4")
+    )
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    expected = {(f"{r['type']}/{key}", r["step"]): value for r in records for key, value in r.items()
-                if isinstance(value, (int, float)) and key not in ("step", "epoch")}
+    expected = {
+        (f"{r['type']}/{key}", r["step"]): value
+        for r in records
+        for key, value in r.items()
+        if isinstance(value, (int, float)) and key not in ("step", "epoch")
+    }
     assert {"train/loss", "train/lr", "valid/loss", "valid/bleu"} <= {tag for tag, _ in expected}
     assert {step for _, step in expected} == {1, 2, 3}
     events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

@@ -35,8 +35,17 @@ def weights(run_dir):
 
 @pytest.mark.parametrize("cell,epochs", [("lstm", 3), ("gru", 2)])  # the GRU's run shorter: the suite's time
 def test_resume_after_sigterm_is_exact(tmp_path, demo_dir, cell, epochs):
-    args = ["recipes/demo.yaml", "data.demo=false", f"data.dir={demo_dir}", *TINY, f"train.epochs={epochs}", "train.log_every=1",
-            "model.dropout=0.2", "train.threads=1", f"model.cell={cell}"]
+    args = [
+        "recipes/demo.yaml",
+        "data.demo=false",
+        f"data.dir={demo_dir}",
+        *TINY,
+        f"train.epochs={epochs}",
+        "train.log_every=1",
+        "model.dropout=0.2",
+        "train.threads=1",
+        f"model.cell={cell}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([BIN / "seq2seq-train", *args, f"run_dir={tmp_path / 'ref'}"], check=True, capture_output=True, env=env, cwd=REPO, timeout=300)
 
@@ -91,8 +100,7 @@ def test_tampered_tokenizer_blocks_resume(tmp_path, demo_dir):
 
 @pytest.mark.parametrize("streaming", [False, True])
 def test_resume_is_exact_with_subword_sampling(tmp_path, demo_dir, streaming):
-    extra = ["tokenizer.sample_alpha=0.2", "train.log_every=1", "model.dropout=0.2", f"data.streaming={str(streaming).lower()}",
-             "data.stream_buffer=150"]
+    extra = ["tokenizer.sample_alpha=0.2", "train.log_every=1", "model.dropout=0.2", f"data.streaming={str(streaming).lower()}", "data.stream_buffer=150"]
     train(tiny_config(tmp_path / "whole", demo_dir, *extra, "train.max_steps=8"))
     train(tiny_config(tmp_path / "parts", demo_dir, *extra, "train.max_steps=3"))
     train(tiny_config(tmp_path / "parts", demo_dir, *extra, "train.max_steps=8"))

@@ -70,8 +70,7 @@ def record_step_lrs(monkeypatch):
 @pytest.mark.slow
 def test_warmup_decay_in_training_steps_every_update(tmp_path, demo_dir, monkeypatch):
     lrs = record_step_lrs(monkeypatch)
-    train(tiny_config(tmp_path, demo_dir, "train.max_steps=6", "train.scheduler=warmup_decay", "train.warmup_steps=3", "train.lr=1e-3",
-                      "train.log_every=1"))
+    train(tiny_config(tmp_path, demo_dir, "train.max_steps=6", "train.scheduler=warmup_decay", "train.warmup_steps=3", "train.lr=1e-3", "train.log_every=1"))
     assert lrs == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3 * math.sqrt(3 / 4), 1e-3 * math.sqrt(3 / 5), 1e-3 * math.sqrt(3 / 6)])
     # metrics.jsonl records the rate each step trained at, not the next step's.
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -84,8 +83,20 @@ def test_plateau_schedule_halves_the_rate_when_bleu_stops_improving(tmp_path, de
 
     bleus = iter([10.0, 9.0, 9.0, 12.0, 11.0])
     monkeypatch.setattr(validation, "evaluate", lambda *args, **kwargs: {"loss": 1.0, "ppl": math.e, "bleu": next(bleus), "bleu_signature": "scripted"})
-    train(tiny_config(tmp_path, demo_dir, "train.max_steps=5", "train.eval_every=1", "train.log_every=1", "train.lr=1e-3",
-                      "train.scheduler=plateau", "train.plateau_patience=0", "train.plateau_factor=0.5", "train.patience=0"))
+    train(
+        tiny_config(
+            tmp_path,
+            demo_dir,
+            "train.max_steps=5",
+            "train.eval_every=1",
+            "train.log_every=1",
+            "train.lr=1e-3",
+            "train.scheduler=plateau",
+            "train.plateau_patience=0",
+            "train.plateau_factor=0.5",
+            "train.patience=0",
+        )
+    )
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in records if r["type"] == "train"]
     # Step k trains after validation k - 1: 10 (best), 9 and 9 (no better: halve, halve), 12 (best), 11.
@@ -104,7 +115,7 @@ def test_stop_reason_names_the_limit():
     assert stop_reason(Progress(step=10, epoch=4), tc, 60.0) == "train.epochs=3 done"  # a resumed run whose epochs were lowered
     assert stop_reason(Progress(step=10, epoch=2), tc, 120.0) == "train.max_minutes=2 spent"
     assert stop_reason(Progress(step=10, epoch=2, bad_evals=2), tc, 60.0).startswith("early stopping")
-    assert stop_reason(Progress(step=10 ** 6, epoch=2, bad_evals=9), TrainConfig(epochs=3, patience=0), 1e9) is None  # 0: no limit
+    assert stop_reason(Progress(step=10**6, epoch=2, bad_evals=9), TrainConfig(epochs=3, patience=0), 1e9) is None  # 0: no limit
 
 
 @pytest.mark.parametrize("scheduler, warmup", [("plateau", 0), ("plateau", 2), ("warmup_decay", 2), ("linear", 2), ("constant", 0)])

@@ -116,13 +116,20 @@ def test_fine_tuning_starts_from_the_models_weights_with_a_fresh_optimizer(train
 def test_fine_tuning_refuses_a_recipe_that_changes_the_tokenizer_or_model(trained_model_dir, tmp_path, demo_dir):
     from seq2seq.config import ConfigError
 
-    changed = tiny_config(tmp_path / "a", demo_dir, f"train.init_from={trained_model_dir}", "model.dec_hidden=64", "model.cell=gru",
-                          "tokenizer.vocab_size=300", f"tokenizer.reuse={trained_model_dir}")
+    changed = tiny_config(
+        tmp_path / "a",
+        demo_dir,
+        f"train.init_from={trained_model_dir}",
+        "model.dec_hidden=64",
+        "model.cell=gru",
+        "tokenizer.vocab_size=300",
+        f"tokenizer.reuse={trained_model_dir}",
+    )
     with pytest.raises(ConfigError) as err:
         train(changed)
     problems = "\n".join(err.value.problems)
     assert "model.dec_hidden: 64 in the recipe but 48 in train.init_from" in problems and "set model.dec_hidden=48" in problems
-    assert 'model.cell: \'gru\' in the recipe but \'lstm\'' in problems and 'set model.cell=lstm' in problems
+    assert "model.cell: 'gru' in the recipe but 'lstm'" in problems and "set model.cell=lstm" in problems
     assert "tokenizer.vocab_size: 300" in problems and "drop tokenizer.reuse" in problems
     assert len(err.value.problems) == 4
     with pytest.raises(ConfigError, match=r"train\.init_from: .*nowhere is not a directory"):
@@ -141,8 +148,10 @@ def test_bf16_auto_follows_the_cpu_and_says_so(monkeypatch, caplog, has_bf16):
     monkeypatch.setattr(preparation, "cpu_has_bf16", lambda: has_bf16)
     with caplog.at_level(logging.INFO, logger="seq2seq"):
         assert preparation.resolve_bf16("auto", torch.device("cpu")) is has_bf16
-    said = {True: "bf16 autocast: on (train.bf16=auto: this CPU has bf16 instructions (AVX-512 BF16 or AMX))",
-            False: "bf16 autocast: off (train.bf16=auto: this CPU has no bf16 instructions)"}
+    said = {
+        True: "bf16 autocast: on (train.bf16=auto: this CPU has bf16 instructions (AVX-512 BF16 or AMX))",
+        False: "bf16 autocast: off (train.bf16=auto: this CPU has no bf16 instructions)",
+    }
     assert [r.getMessage() for r in caplog.records] == [said[has_bf16]]  # once
 
 
