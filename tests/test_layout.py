@@ -7,7 +7,11 @@ tests/serve check the same rule on running processes.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seq2seq"
 HEAVY = ("torch", "datasets", "yaml")
@@ -146,3 +150,12 @@ def test_the_translation_path_of_an_exported_model_is_light():
         "seq2seq.modeldir.hub",
     ):
         assert heavy[module] == set(), (module, heavy[module])
+
+
+def test_the_code_is_formatted():
+    """`ruff format --check`, so that a change that skips the formatter fails here as well as in review
+    (the README's test command runs `ruff check`, which does not look at layout)."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "."], cwd=PACKAGE.parent, capture_output=True, text=True)
+    if "No module named ruff" in result.stderr:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    assert result.returncode == 0, f"run `ruff format .`: {result.stdout}{result.stderr}"

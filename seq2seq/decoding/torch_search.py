@@ -162,6 +162,8 @@ def _search(
     K hypotheses per sentence, chosen by `select`; `one_start`: all K grow from one live
     hypothesis (beam search) rather than K independent ones (sampling). Rows of the decoder batch
     are sentence-major: row b*K + k is hypothesis k of active sentence b.
+    One function of about 60 lines on purpose: the loop is the search, read top to bottom, and
+    its numpy twin (seq2seq.decoding.numpy_search._search) is held to it line by line.
     """
     B, S = src.shape
     if B == 0:
