@@ -1,56 +1,21 @@
-"""The commands (seq2seq/cli/common.py, seq2seq/cli/translate.py): exit codes and messages, stdin to stdout one line per line, files and
-FIFOs, JSON and n-best output, several models."""
+"""seq2seq-translate (seq2seq/cli/translate.py): lines in, lines out, its flags and exit codes."""
 
 import json
-import logging
 import os
 import queue
-import signal
 import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
 import torch
+from commands import BIN, ENV, SENTENCES, exit_code, run, translate_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
 from seq2seq.cli.translate import main as translate_main
 from seq2seq.options import SearchOptions
 
-from conftest import FAST, HOSTILE, HOSTILE_CLEANED, TINY
-
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-SENTENCES = ["The man is sleeping.", "Two dogs play in the park.", "A woman with a red hat reads a book."]
-
-
-def run(cmd, **kwargs):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, env=env, timeout=300, **kwargs)
-
-
-def translate_cli(model_dir, data: bytes, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / "seq2seq-translate", "--model", str(model_dir), *args], input=data, capture_output=True, env=ENV, timeout=120)
-
-
-def test_cli_exit_code_2_without_traceback(capsys):
-    from seq2seq.cli.train import main as train_main
-
-    assert train_main(["recipes/demo.yaml", "model.atention=luong", "train.lr=abc"]) == 2
-    err = capsys.readouterr().err
-    assert "did you mean model.attention?" in err and "train.lr: expected a number" in err
-    assert "Traceback" not in err
-
-
-def test_print_config(capsys):
-    from seq2seq.cli.train import main as train_main
-
-    assert train_main(["recipes/demo.yaml", "train.lr=0.5", "--print-config"]) == 0
-    out = capsys.readouterr().out
-    assert "lr: 0.5" in out and "attention: bahdanau" in out
+from conftest import FAST, HOSTILE, HOSTILE_CLEANED
 
 
 def test_bad_model_directory_exits_2_without_traceback(tmp_path):
@@ -204,30 +169,6 @@ def test_translate_command_takes_several_models(trained_model_dir):
     assert two.stdout == one.stdout
 
 
-# --- exit codes: 2 for what the user must change, 1 for other failures, 130 after SIGINT ----------
-
-
-def test_train_exit_codes_for_data_and_other_errors(tmp_path, demo_dir, capsys):
-    from seq2seq.cli.train import main as train_main
-
-    (tmp_path / "empty").mkdir()
-    base = ["recipes/demo.yaml", "data.demo=false", "train.device=cpu"]
-    assert train_main([*base, f"data.dir={tmp_path / 'empty'}", f"run_dir={tmp_path / 'run'}"]) == 2  # DataError
-    err = capsys.readouterr().err
-    assert "no train split" in err and "Traceback" not in err
-    (tmp_path / "file").write_text("")
-    assert train_main([*base, f"data.dir={demo_dir}", f"run_dir={tmp_path / 'file' / 'run'}"]) == 1  # OSError: not a user's recipe mistake
-    assert "Not a directory" in capsys.readouterr().err
-
-
-def exit_code(main, argv: list[str]) -> int:
-    """A command's exit status, whether its main returns it or argparse exits with it."""
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return stop.code
-
-
 def test_translate_usage_errors_exit_2(tmp_path, capsys):
     for args, message in [
         (["--device", "tpu"], "device must be one of auto, cpu, cuda, cuda:N; got 'tpu'"),
@@ -239,165 +180,6 @@ def test_translate_usage_errors_exit_2(tmp_path, capsys):
         assert exit_code(translate_main, ["--model", str(tmp_path), *args]) == 2, args
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (args, err)
-
-
-def test_score_usage_errors_exit_2(tmp_path, capsys):
-    from seq2seq.cli.score import main as score_main
-
-    ref = tmp_path / "ref.txt"
-    ref.write_text("Ein kleiner Hund sieht die Katze.\nZwei Katzen spielen im Garten.\n")
-    hyp = tmp_path / "hyp.txt"
-    hyp.write_text("Ein Hund.\n")
-    for args, message in [
-        ([str(hyp)], "hypotheses have 1 lines but references have 2"),
-        ([str(tmp_path / "missing.txt")], "missing.txt: No such file or directory"),
-        ([str(hyp), "--metrics", "meteor"], "invalid choice: 'meteor'"),
-        ([str(hyp), "--format", "xml"], "invalid choice: 'xml'"),
-    ]:
-        assert exit_code(score_main, ["--ref", str(ref), *args]) == 2, args
-        err = capsys.readouterr().err
-        assert message in err and "Traceback" not in err, (args, err)
-    hyp.write_text(ref.read_text())
-    assert exit_code(score_main, ["--ref", str(ref), str(hyp), "--metrics", "bleu"]) == 0
-    assert capsys.readouterr().out.startswith("BLEU = 100.00")
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {seconds} s")
-        time.sleep(0.1)
-
-
-@pytest.mark.slow
-def test_sigint_saves_state_and_exits_130_and_resume_refuses_a_changed_model(tmp_path, demo_dir, capsys, caplog):
-    caplog.set_level(logging.INFO, logger="seq2seq")
-    from seq2seq.cli.train import main as train_main
-
-    run_dir = tmp_path / "run"
-    argv = [
-        "recipes/demo.yaml",
-        "data.demo=false",
-        f"data.dir={demo_dir}",
-        f"run_dir={run_dir}",
-        *TINY,
-        "train.epochs=100",
-        "train.log_every=1",
-        "train.score_test=false",
-    ]
-    proc = subprocess.Popen([BIN / "seq2seq-train", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
-    try:
-        metrics = run_dir / "metrics.jsonl"
-        wait_for(lambda: (metrics.is_file() and metrics.read_text().count("\n") >= 1) or proc.poll() is not None, 120, "no step logged")
-        assert proc.poll() is None, proc.stderr.read().decode()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err.decode()
-    err = err.decode()
-    assert "stopped by SIGINT after step" in err and "Traceback" not in err
-    step = int(err.split("stopped by SIGINT after step ")[1].split(";")[0])
-    state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
-    assert state["progress"]["step"] == step >= 1
-    # A changed architecture cannot continue this state: a usage error that names the key.
-    assert train_main([*argv, "model.emb_dim=16"]) == 2
-    err = capsys.readouterr().err
-    assert "cannot resume" in err and "model.emb_dim: 32 in the run, 16 now" in err
-    # The same recipe continues from the saved step (train.* may change: stop two steps later).
-    assert train_main([*argv, f"train.max_steps={step + 2}"]) == 0
-    assert f"resuming {run_dir} at step {step}" in caplog.text
-    assert torch.load(run_dir / "last" / "training_state.pt", weights_only=True)["progress"]["step"] == step + 2
-
-
-# --- seq2seq-evaluate ----------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_model_dir, translator, demo_dir, tmp_path, capsys, monkeypatch):
-    from seq2seq.cli.evaluate import main as evaluate_main
-    from seq2seq.scoring import corpus_bleu, literature_bleu, score_all
-    from seq2seq.textfiles import read_lines
-
-    src, ref = demo_dir / "test.en.gz", demo_dir / "test.de.gz"
-    out = tmp_path / "hyp.txt"
-    result = run(
-        [
-            BIN / "seq2seq-evaluate",
-            "--model",
-            str(trained_model_dir),
-            "--src",
-            str(src),
-            "--ref",
-            str(ref),
-            "--beam-size",
-            "2",
-            "--device",
-            "cpu",
-            "--output",
-            str(out),
-        ]
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    hyps = out.read_text(encoding="utf-8").splitlines()
-    assert hyps == translator.translate(read_lines(src), SearchOptions(beam_size=2))
-    refs = read_lines(ref)
-    lines = result.stdout.decode().splitlines()
-    assert lines == [s.format() for s in score_all(hyps, refs)]
-    assert lines[0] == corpus_bleu(hyps, refs).format() and lines[3] == literature_bleu(hyps, refs).format()
-    assert lines[0].startswith("BLEU = ") and lines[3].startswith("BLEU (Multi30k literature convention) = ")
-
-    assert (
-        evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "2", "--device", "cpu", "--format", "json"]) == 0
-    )
-    record = json.loads(capsys.readouterr().out)
-    assert record == {s.name: {"score": s.score, "signature": s.signature} for s in score_all(hyps, refs)}
-
-    # This barely trained model says the same whatever the beam, so check that the search flags arrive.
-    from seq2seq.inference.translator import Translator
-
-    calls = []
-    real = Translator.translate
-    monkeypatch.setattr(
-        Translator,
-        "translate",
-        lambda self, sentences, options=None, *, batch_size=64: calls.append((options, batch_size)) or real(self, sentences, options, batch_size=batch_size),
-    )
-    assert (
-        evaluate_main(
-            [
-                "--model",
-                str(trained_model_dir),
-                "--src",
-                str(src),
-                "--ref",
-                str(ref),
-                "--beam-size",
-                "3",
-                "--length-penalty",
-                "0.5",
-                "--no-early-stop",
-                "--batch-size",
-                "7",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    assert calls == [(SearchOptions(beam_size=3, length_penalty=0.5, early_stop=False), 7)]
-    capsys.readouterr()
-
-    short = tmp_path / "short.de"
-    short.write_text("Ein Hund.\n")
-    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(short)]) == 2
-    assert "has 40 lines but" in capsys.readouterr().err
-    assert evaluate_main(["--model", str(trained_model_dir), "--src", str(tmp_path / "missing.en"), "--ref", str(ref)]) == 2
-    assert "missing.en: No such file or directory" in capsys.readouterr().err
-
-
-# --- the search flags and the n-best SCORE field -------------------------------------------------
 
 
 def parse_nbest(stdout: bytes) -> list[tuple[int, str, str]]:
