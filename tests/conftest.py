@@ -19,7 +19,7 @@ from seq2seq.tokenizer import EOS_ID, PAD_ID
 
 torch.set_num_threads(1)
 
-# Input lines a translation command must survive, one line out per line in (tests/cli/test_cli.py, tests/export).
+# Input lines a translation command must survive, one line out per line in (tests/cli/test_translate.py, tests/export).
 HOSTILE = [
     b"The dog sees the cat.",
     b"",
