@@ -157,26 +157,36 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load(port, sentences[:16], 4)  # warm the connections and the allocator
         for c in args.concurrency:
-            seconds, latencies, answers = load(port, sentences, c)
-            wrong = sum(a != e for a, e in zip(answers, expected))
-            row = {
-                "concurrency": c,
-                "sentences_per_s": round(len(sentences) / seconds, 1),
-                "vs_command": round(len(sentences) / seconds / rate, 2),
-                "p50_ms": round(1000 * percentile(latencies, 50), 1),
-                "p95_ms": round(1000 * percentile(latencies, 95), 1),
-                "p99_ms": round(1000 * percentile(latencies, 99), 1),
-                "p50_vs_in_process": round(percentile(latencies, 50) / alone_p50, 2),
-                "answers_unlike_command": wrong,
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            rows.append(measure(port, sentences, c, expected, rate, alone_p50))
+            print(json.dumps(rows[-1]), flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(120)
 
+    report(args, len(sentences), rate, alone_p50, code, rows)
+    return 0 if code == 0 and all(r["answers_unlike_command"] == 0 for r in rows) else 1
+
+
+def measure(port: int, sentences: list[str], concurrency: int, expected: list[str], rate: float, alone_p50: float) -> dict:
+    """One load at `concurrency` clients: sentences/s (and × the command's), latency percentiles, and
+    how many answers differ from seq2seq-translate's."""
+    seconds, latencies, answers = load(port, sentences, concurrency)
+    return {
+        "concurrency": concurrency,
+        "sentences_per_s": round(len(sentences) / seconds, 1),
+        "vs_command": round(len(sentences) / seconds / rate, 2),
+        "p50_ms": round(1000 * percentile(latencies, 50), 1),
+        "p95_ms": round(1000 * percentile(latencies, 95), 1),
+        "p99_ms": round(1000 * percentile(latencies, 99), 1),
+        "p50_vs_in_process": round(percentile(latencies, 50) / alone_p50, 2),
+        "answers_unlike_command": sum(a != e for a, e in zip(answers, expected)),
+    }
+
+
+def report(args: argparse.Namespace, n: int, rate: float, alone_p50: float, code: int, rows: list[dict]) -> None:
+    """The summary line and the Markdown table on stdout; the JSON file with --json."""
     print(
-        f"\n{len(sentences)} sentences of {args.src}; seq2seq-translate --batch-size 64: {rate:.1f} sentences/s; "
+        f"\n{n} sentences of {args.src}; seq2seq-translate --batch-size 64: {rate:.1f} sentences/s; "
         f"in process one at a time: p50 {1000 * alone_p50:.1f} ms; server exit code after SIGTERM: {code}\n"
     )
     print("| concurrency | sentences/s | × command | p50 ms | p95 ms | p99 ms | p50 × in-process | answers unlike the command |")
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(
             json.dumps(
                 {
-                    "sentences": len(sentences),
+                    "sentences": n,
                     "command_sentences_per_s": round(rate, 1),
                     "in_process_p50_ms": round(1000 * alone_p50, 1),
                     "server_exit_code": code,
@@ -199,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
                 indent=2,
             )
         )
-    return 0 if code == 0 and all(r["answers_unlike_command"] == 0 for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -89,7 +89,15 @@ def main() -> None:
                 raise SystemExit(f"--data {data}: {split}.{lang}.gz is missing (the Multi30k task-1 layout is expected)")
     kd.mkdir(parents=True, exist_ok=True)
     start = time.time()
+    train_teacher(args, data, teacher)
+    distill(args, data, teacher, kd)
+    train_student(args, kd, teacher, student)
+    print(f"trained in {(time.time() - start) / 60:.1f} min (teacher, distillation, student, averaging)", flush=True)
+    choose_and_score(args, data, out, teacher, student)
+    print(f"done in {(time.time() - start) / 60:.1f} min", flush=True)
 
+
+def train_teacher(args: argparse.Namespace, data: Path, teacher: Path) -> None:
     run(
         [
             "seq2seq-train",
@@ -103,31 +111,14 @@ def main() -> None:
         ]
     )
 
+
+def distill(args: argparse.Namespace, data: Path, teacher: Path, kd: Path) -> None:
+    """The teacher translates the training sources; the student's corpus is each source twice, once
+    with its reference and once with the teacher's translation (val and test linked as they are)."""
     sources = read_lines(data / "train.en.gz")
     write_lines(kd / "train.en", sources)
-    run(
-        [
-            "seq2seq-translate",
-            "--model",
-            str(teacher / "best"),
-            "--beam-size",
-            "5",
-            "--length-penalty",
-            "1.6",
-            "--batch-size",
-            str(args.batch_size),
-            "--precision",
-            "bf16",
-            "--device",
-            args.device,
-            "--input",
-            str(kd / "train.en"),
-            "--output",
-            str(kd / "train.distilled.de"),
-            "--quiet",
-        ]
-    )
-    # The student's corpus: each source twice, once with its reference and once with the teacher's translation.
+    run(["seq2seq-translate", "--model", str(teacher / "best"), "--beam-size", "5", "--length-penalty", "1.6", "--batch-size", str(args.batch_size),
+         "--precision", "bf16", "--device", args.device, "--input", str(kd / "train.en"), "--output", str(kd / "train.distilled.de"), "--quiet"])  # fmt: skip
     (kd / "data").mkdir(exist_ok=True)
     write_lines(kd / "data" / "train.en.gz", sources + sources)
     write_lines(kd / "data" / "train.de.gz", read_lines(data / "train.de.gz") + read_lines(kd / "train.distilled.de"))
@@ -137,22 +128,16 @@ def main() -> None:
             link.unlink(missing_ok=True)
             link.symlink_to(data / f"{split}.{lang}.gz")
 
-    run(
-        [
-            "seq2seq-train",
-            args.recipe,
-            f"data.dir={kd / 'data'}",
-            f"tokenizer.reuse={teacher / 'best'}",
-            f"run_dir={student}",
-            "seed=13",
-            f"train.max_minutes={args.student_minutes}",
-            *BUDGETED,
-            *args.overrides,
-        ]
-    )
-    run(["seq2seq-average", "--run-dir", str(student), "--last", "5", "--output", str(student / "averaged")])
-    print(f"trained in {(time.time() - start) / 60:.1f} min (teacher, distillation, student, averaging)", flush=True)
 
+def train_student(args: argparse.Namespace, kd: Path, teacher: Path, student: Path) -> None:
+    """The student on the distilled corpus with the teacher's tokenizer, then its last five checkpoints averaged."""
+    run(["seq2seq-train", args.recipe, f"data.dir={kd / 'data'}", f"tokenizer.reuse={teacher / 'best'}", f"run_dir={student}", "seed=13",
+         f"train.max_minutes={args.student_minutes}", *BUDGETED, *args.overrides])  # fmt: skip
+    run(["seq2seq-average", "--run-dir", str(student), "--last", "5", "--output", str(student / "averaged")])
+
+
+def choose_and_score(args: argparse.Namespace, data: Path, out: Path, teacher: Path, student: Path) -> None:
+    """The best single model and the best ensemble on val (with their length penalty), each scored once on test."""
     singles = [tune("student-averaged", [student / "averaged"], data, out, args.device), tune("student-best", [student / "best"], data, out, args.device)]
     ensembles = [
         tune("averaged+teacher", [student / "averaged", teacher / "best"], data, out, args.device),
@@ -160,24 +145,8 @@ def main() -> None:
     ]
     for chosen in (max(singles, key=lambda c: c["lit_bleu"]), max(ensembles, key=lambda c: c["lit_bleu"])):
         print(f"chosen on val: {chosen['name']}, alpha {chosen['alpha']} (val literature-convention BLEU {chosen['lit_bleu']:.2f})", flush=True)
-        run(
-            [
-                "seq2seq-evaluate",
-                "--model",
-                *map(str, chosen["models"]),
-                "--src",
-                str(data / "test_2016_flickr.en.gz"),
-                "--ref",
-                str(data / "test_2016_flickr.de.gz"),
-                "--beam-size",
-                "5",
-                "--length-penalty",
-                str(chosen["alpha"]),
-                "--device",
-                args.device,
-            ]
-        )
-    print(f"done in {(time.time() - start) / 60:.1f} min", flush=True)
+        run(["seq2seq-evaluate", "--model", *map(str, chosen["models"]), "--src", str(data / "test_2016_flickr.en.gz"),
+             "--ref", str(data / "test_2016_flickr.de.gz"), "--beam-size", "5", "--length-penalty", str(chosen["alpha"]), "--device", args.device])  # fmt: skip
 
 
 if __name__ == "__main__":

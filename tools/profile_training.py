@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,15 @@ def main() -> None:
     if args.by_shape:
         print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
+    print_flops(model, step, profiled, tokens)
+    if args.peak:
+        for dtype in (torch.float32, torch.bfloat16):
+            print(f"2048² matrix multiply, {dtype}: {matmul_flops(dtype) / 1e9:.0f} GFLOP/s")
+
+
+def print_flops(model: torch.nn.Module, step: Callable[[np.ndarray], None], profiled: list[np.ndarray], tokens: int) -> None:
+    """Run the profiled steps again under FlopCounterMode and print FLOPs per target token; the
+    recurrent cells, which the counter does not see, are counted from their shapes."""
     rnn_flops = [0]
 
     def count(rnn: torch.nn.LSTM | torch.nn.GRU, positions: int) -> None:
@@ -104,9 +114,6 @@ def main() -> None:
         f"FLOPs per target token, forward + backward: {total / tokens / 1e6:.1f} M "
         f"(matrix products {counter.get_total_flops() / tokens / 1e6:.1f} M, {model.decoder.cell.upper()}s {3 * rnn_flops[0] / tokens / 1e6:.1f} M)"
     )
-    if args.peak:
-        for dtype in (torch.float32, torch.bfloat16):
-            print(f"2048² matrix multiply, {dtype}: {matmul_flops(dtype) / 1e9:.0f} GFLOP/s")
 
 
 def _rnn_forward_flops(rnn: torch.nn.LSTM | torch.nn.GRU, positions: int) -> int:
