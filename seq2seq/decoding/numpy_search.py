@@ -47,7 +47,7 @@ from seq2seq.options import BATCH_SIZE, SearchOptions
 from seq2seq.tokenizer import BOS_ID, EOS_ID, pad_with_eos
 
 if TYPE_CHECKING:
-    from seq2seq.export.runtime import ExportedModel
+    from seq2seq.export.runtime import ExportedModel, Memory, State
 
 # (scores (B, K), the model's step for the B*K rows, forbid: `constrain` bound to this step, ids (B,))
 # → origin beam, token, new score: (B, K) each; as the torch search's Select.
@@ -109,12 +109,7 @@ def _search(
     nbest, alpha = options.nbest, options.length_penalty
     limits = sentence_limits(src_len, options, prefixes)
     ids = np.arange(B)  # (B,) each active sentence's row in src
-    memory, state = model.start(src, src_len)
-    rows = np.repeat(ids, K)  # (B*K,)
-    memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
-    scores = np.zeros((B, K), dtype=np.float32)  # (B, K) summed log-probs; -inf: no live hypothesis
-    if one_start:
-        scores[:, 1:] = NEG_INF
+    memory, state, scores = _start(model, src, src_len, K, one_start)
     tokens = np.zeros((B, K, 0), dtype=np.int64)  # (B, K, t)
     n_finished = np.zeros(B, dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
@@ -142,6 +137,18 @@ def _search(
             ids, limits, scores, n_finished, tokens = ids[keep], limits.keep(keep), scores[keep], n_finished[keep], tokens[keep]
         y = y_k[keep].reshape(-1)
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def _start(model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool) -> tuple[Memory, State, np.ndarray]:
+    """As seq2seq.decoding.torch_search._start: the memory and initial state of B*K rows, and the scores (B, K) float32."""
+    B = src.shape[0]
+    memory, state = model.start(src, src_len)
+    rows = np.repeat(np.arange(B), K)  # (B*K,)
+    memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
+    scores = np.zeros((B, K), dtype=np.float32)
+    if one_start:
+        scores[:, 1:] = NEG_INF
+    return memory, state, scores
 
 
 def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from seq2seq.data.batching import pad_sources
 from seq2seq.decoding.hypotheses import Hypothesis, check_prefixes, in_length_batches
 from seq2seq.decoding.protocol import Step
 from seq2seq.decoding.torch_constraints import NEG_INF, Prefix, constrain, sentence_limits
-from seq2seq.model import Ensemble, Seq2Seq
+from seq2seq.model import DecoderState, Ensemble, Memory, Seq2Seq
 from seq2seq.options import BATCH_SIZE, MODES, SearchOptions
 from seq2seq.tokenizer import BOS_ID, EOS_ID
 
@@ -162,8 +162,6 @@ def _search(
     K hypotheses per sentence, chosen by `select`; `one_start`: all K grow from one live
     hypothesis (beam search) rather than K independent ones (sampling). Rows of the decoder batch
     are sentence-major: row b*K + k is hypothesis k of active sentence b.
-    One function of about 60 lines on purpose: the loop is the search, read top to bottom, and
-    its numpy twin (seq2seq.decoding.numpy_search._search) is held to it line by line.
     """
     B, S = src.shape
     if B == 0:
@@ -172,15 +170,7 @@ def _search(
     lengths = src_len.tolist()
     limits = sentence_limits(src_len, options, prefixes)
     ids = torch.arange(B, device=src.device)  # (B,) each active sentence's row in src
-    memory, state = model.start(src, src_len)
-    rows = ids.repeat_interleave(K)  # (B*K,)
-    memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
-    # Beam search starts from one live hypothesis, so the K it grows are distinct; samples are
-    # independent from the start.
-    score_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)  # float32 unless the model is float64
-    scores = torch.zeros(B, K, dtype=score_dtype, device=src.device)  # (B, K) summed log-probs; -inf: no live hypothesis
-    if one_start:
-        scores[:, 1:] = NEG_INF
+    memory, state, scores = _start(model, src, src_len, K, one_start)
     tokens = torch.zeros(B, K, 0, dtype=torch.long, device=src.device)  # (B, K, t)
     attn = torch.zeros(B, K, 0, S, device=src.device) if return_attention else None  # (B, K, t, S)
     n_finished = torch.zeros(B, dtype=torch.long, device=src.device)  # (B,)
@@ -208,6 +198,24 @@ def _search(
             attn = None if attn is None else attn[keep]
         y = y_k[keep].flatten()
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def _start(
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_len: torch.Tensor, K: int, one_start: bool
+) -> tuple[Memory | tuple[Memory, ...], DecoderState | tuple[DecoderState, ...], torch.Tensor]:
+    """Encode the batch once and give each of its B sentences K decoder rows (sentence-major): the
+    memory and initial state of B*K rows, and the scores (B, K), summed log-probs, -inf for no live
+    hypothesis. Beam search starts from one live hypothesis, so the K it grows are distinct; samples
+    are independent from the start."""
+    B = src.size(0)
+    memory, state = model.start(src, src_len)
+    rows = torch.arange(B, device=src.device).repeat_interleave(K)  # (B*K,)
+    memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
+    score_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)  # float32 unless the model is float64
+    scores = torch.zeros(B, K, dtype=score_dtype, device=src.device)
+    if one_start:
+        scores[:, 1:] = NEG_INF
+    return memory, state, scores
 
 
 def _select_topk(scores: torch.Tensor, step: Step, forbid: Forbid, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -155,12 +154,10 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     if quantize == "int8":
         for name in (ENCODER_GRAPH, STEP_GRAPH):
             _quantize_int8(out_dir / name)
-    meta = _export_meta(model, config, tokenizer, model_meta, quantize, memory_names, state_names, output_ids, out_dir)
-    joint = config.tokenizer.joint
-    copy_model_files(model_dir, out_dir, joint)
+    copy_model_files(model_dir, out_dir, config.tokenizer.joint)
     for name in (META, CONFIG):
         write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
-    meta = replace(meta, tokenizer_sha256=tokenizer_sha256(out_dir, joint))
+    meta = _export_meta(model, config, tokenizer, model_meta, quantize, memory_names, state_names, output_ids, out_dir)
     original = (model_dir / CARD).read_text(encoding="utf-8") if (model_dir / CARD).is_file() else ""
     write_text_atomic(out_dir / CARD, original.rstrip("\n") + "\n\n" + _card_section(out_dir, meta))
     # export.json last: a directory without it is not taken for an exported model.
@@ -226,7 +223,7 @@ def _export_meta(
     output_ids: torch.Tensor | None,
     out_dir: Path,
 ) -> ExportMeta:
-    """export.json's values; the tokenizer's SHA-256 is filled in once its files are copied."""
+    """export.json's values, once the tokenizer's files are in out_dir (their SHA-256 is recorded)."""
     from seq2seq import __version__
 
     joint = config.tokenizer.joint
@@ -242,7 +239,7 @@ def _export_meta(
         special_ids=SPECIAL_IDS,
         joint=joint,
         tokenizer_files=tuple(model_files(joint)),
-        tokenizer_sha256="",
+        tokenizer_sha256=tokenizer_sha256(out_dir, joint),
         src_vocab_size=tokenizer.src_vocab_size,
         tgt_vocab_size=tokenizer.tgt_vocab_size,
         output_ids=None if output_ids is None else tuple(output_ids.tolist()),

@@ -16,23 +16,8 @@ def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_mo
 
     src, ref = demo_dir / "test.en.gz", demo_dir / "test.de.gz"
     out = tmp_path / "hyp.txt"
-    result = run(
-        [
-            BIN / "seq2seq-evaluate",
-            "--model",
-            str(trained_model_dir),
-            "--src",
-            str(src),
-            "--ref",
-            str(ref),
-            "--beam-size",
-            "2",
-            "--device",
-            "cpu",
-            "--output",
-            str(out),
-        ]
-    )
+    data = ["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--device", "cpu"]
+    result = run([BIN / "seq2seq-evaluate", *data, "--beam-size", "2", "--output", str(out)])
     assert result.returncode == 0, result.stderr.decode()
     hyps = out.read_text(encoding="utf-8").splitlines()
     assert hyps == translator.translate(read_lines(src), SearchOptions(beam_size=2))
@@ -42,9 +27,7 @@ def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_mo
     assert lines[0] == corpus_bleu(hyps, refs).format() and lines[3] == literature_bleu(hyps, refs).format()
     assert lines[0].startswith("BLEU = ") and lines[3].startswith("BLEU (Multi30k literature convention) = ")
 
-    assert (
-        evaluate_main(["--model", str(trained_model_dir), "--src", str(src), "--ref", str(ref), "--beam-size", "2", "--device", "cpu", "--format", "json"]) == 0
-    )
+    assert evaluate_main([*data, "--beam-size", "2", "--format", "json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record == {s.name: {"score": s.score, "signature": s.signature} for s in score_all(hyps, refs)}
 
@@ -58,28 +41,7 @@ def test_evaluate_scores_both_conventions_and_writes_the_translations(trained_mo
         "translate",
         lambda self, sentences, options=None, *, batch_size=64: calls.append((options, batch_size)) or real(self, sentences, options, batch_size=batch_size),
     )
-    assert (
-        evaluate_main(
-            [
-                "--model",
-                str(trained_model_dir),
-                "--src",
-                str(src),
-                "--ref",
-                str(ref),
-                "--beam-size",
-                "3",
-                "--length-penalty",
-                "0.5",
-                "--no-early-stop",
-                "--batch-size",
-                "7",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert evaluate_main([*data, "--beam-size", "3", "--length-penalty", "0.5", "--no-early-stop", "--batch-size", "7"]) == 0
     assert calls == [(SearchOptions(beam_size=3, length_penalty=0.5, early_stop=False), 7)]
     capsys.readouterr()
 
