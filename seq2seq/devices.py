@@ -1,6 +1,8 @@
-"""Device names as users write them (auto, cpu, cuda, cuda:N) → torch devices."""
+"""Device names as users write them (auto, cpu, cuda, cuda:N) → torch devices; the size of oneDNN's cache of CPU kernels."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -19,3 +21,26 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
             raise ValueError(f"{key}={name} but no CUDA device is available; use {key}=auto or cpu")
         return torch.device(name)
     raise ValueError(f"{key} must be one of auto, cpu, cuda, cuda:N; got {name!r}")
+
+
+# Primitives oneDNN may keep. With the shape ladder, the en-de recipe compiled 713 distinct
+# primitives in 600 steps and OpenNMT-py's architecture 596 in 400 (none new after ~150 steps;
+# tools/profile_training.py --primitives); 4,096 leaves room for recipes with longer sentences or
+# larger batches, whose extra ladder sizes multiply the shapes. An entry exists only for a shape met.
+ONEDNN_CACHE_CAPACITY = 4096
+
+
+def size_onednn_cache() -> None:
+    """Give oneDNN's primitive cache room for every shape a run's batches take, unless the user sized it.
+
+    On the CPU, torch runs LSTMs and bf16 products through oneDNN, which compiles a primitive per
+    shape and caches up to ONEDNN_PRIMITIVE_CACHE_CAPACITY of them (1,024 by default). Batches
+    padded to the shape ladder (seq2seq.data.batching.ladder_size) take few shapes, so every step
+    after the first epoch finds its primitives compiled; before the ladder, hundreds of shapes made
+    the cache grow all run, and capacity 0 (no cache) compiled anew at every call, which cost 12–40% of the
+    speed on CPUs that JIT-compile AMX kernels (docs/logs/2026-12-06-onednn-shapes.md). Translation
+    pads its source lengths to the same ladder (seq2seq.decoding.torch_search.decode_sources). oneDNN
+    reads the variable when it first builds a primitive: seq2seq-train calls this before the first
+    step, a torch Translator when it loads.
+    """
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))

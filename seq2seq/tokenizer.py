@@ -28,11 +28,12 @@ SRC_MODEL = "spm.src.model"
 TGT_MODEL = "spm.tgt.model"
 
 
-def pad_with_eos(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def pad_with_eos(seqs: Sequence[np.ndarray], width: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Token ids without EOS → (B, S) int64 ids with EOS appended and PAD after, and (B,) lengths
-    (EOS included): the source batch both searches take (torch wraps it in seq2seq.data.batching.pad_sources)."""
+    (EOS included): the source batch both searches take (torch wraps it in seq2seq.data.batching.pad_sources).
+    S is the longest length, or `width` where that is larger."""
     lens = np.fromiter((len(s) + 1 for s in seqs), dtype=np.int64, count=len(seqs))
-    out = np.full((len(seqs), int(lens.max())), PAD_ID, dtype=np.int64)
+    out = np.full((len(seqs), max(int(lens.max()), width)), PAD_ID, dtype=np.int64)
     for row, s in enumerate(seqs):
         out[row, : len(s)] = s
         out[row, len(s)] = EOS_ID

@@ -1,6 +1,8 @@
-"""Device names → torch devices, with errors that name the setting."""
+"""Device names → torch devices, with errors that name the setting; the size of oneDNN's cache."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -24,3 +26,14 @@ def test_unknown_names_list_the_valid_ones(name):
 def test_cuda_without_a_gpu_says_what_to_use(name):
     with pytest.raises(ValueError, match=rf"device={name} but no CUDA device is available; use device=auto or cpu"):
         resolve_device(name)
+
+
+def test_onednn_cache_is_sized_unless_the_user_sized_it(monkeypatch):
+    from seq2seq.devices import ONEDNN_CACHE_CAPACITY, size_onednn_cache
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    size_onednn_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(ONEDNN_CACHE_CAPACITY)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+    size_onednn_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "0"

@@ -1,6 +1,7 @@
 """Profile training steps of a recipe with torch.profiler and print the top operators.
 
     python tools/profile_training.py recipes/en-de.yaml data.dir=../shared/data/multi30k [--steps 5]
+    python tools/profile_training.py recipes/en-de.yaml data.dir=../shared/data/multi30k --primitives --steps 400 [--exact-shapes]
 
 Trains the tokenizer in a temporary run directory, builds the recipe's model, runs a few warm-up
 steps and then `--steps` profiled steps (forward, loss, backward, clip, Adam) on real batches, and
@@ -13,12 +14,24 @@ counted from their shapes (2·G·H·(I+H) per position and direction forward, G 
 3 for a GRU; twice that backward). Multiplied
 by a measured tokens/s and divided by the machine's matrix-multiply FLOP/s (`--peak`, measured
 here on 2048² products), this says how close training comes to the CPU's limit.
+
+`--primitives` counts instead how many primitives oneDNN creates (compiles, or takes from its cache)
+at each step: it runs the steps again in a child process with ONEDNN_VERBOSE=2, which logs every
+creation as a cache hit or miss, and prints the misses per step by stretches of steps, and the
+distinct primitives. The cache's capacity is what seq2seq-train sets
+(seq2seq.devices.size_onednn_cache) unless ONEDNN_PRIMITIVE_CACHE_CAPACITY is set;
+`--exact-shapes` pads batches to their longest sentence only, as before the shape ladder.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import itertools
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,10 +43,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from seq2seq.config import load_config
 from seq2seq.data.batching import collate_pairs, make_batches
+from seq2seq.devices import size_onednn_cache
 from seq2seq.training.distributed import Dist
 from seq2seq.training.loss import token_loss
 from seq2seq.training.schedules import new_optimizer
 from seq2seq.training.setup import keep_freed_memory, new_model, prepare_data, resolve_bf16, seed_everything
+
+# What marks the end of a step in the child's stdout, between oneDNN's lines.
+STEP_MARK = "seq2seq-step-done"
 
 
 def main() -> None:
@@ -46,9 +63,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--by-shape", action="store_true", help="also list the operators by input shape")
     parser.add_argument("--peak", action="store_true", help="also measure fp32 and bf16 2048² matrix-multiply FLOP/s")
+    parser.add_argument("--primitives", action="store_true", help="count oneDNN's primitive creations per step over --steps steps instead of profiling")
+    parser.add_argument("--exact-shapes", action="store_true", help="pad each batch to its longest sentence only (no shape ladder)")
+    parser.add_argument("--mark-steps", action="store_true", help=argparse.SUPPRESS)  # the child of --primitives
     args = parser.parse_args()
+    if args.primitives:
+        count_primitives(args)
+        return
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as seq2seq-train does on the CPU
+    size_onednn_cache()
 
     with tempfile.TemporaryDirectory() as run_dir:
         config = load_config(args.recipe, [*args.overrides, f"run_dir={run_dir}"])
@@ -63,7 +87,7 @@ def main() -> None:
     model.train()
 
     def step(indices: np.ndarray) -> None:
-        batch = collate_pairs([split.src[i] for i in indices], [split.tgt[i] for i in indices])
+        batch = collate_pairs([split.src[i] for i in indices], [split.tgt[i] for i in indices], ladder=not args.exact_shapes)
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             features = model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
@@ -72,6 +96,14 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
         optimizer.step()
 
+    if args.mark_steps:
+        # Epoch after epoch, as training draws them: the shapes a long run meets.
+        lens = np.array([len(s) + 1 for s in split.src]), np.array([len(t) for t in split.tgt])
+        every = (indices for epoch in itertools.count(1) for indices in make_batches(*lens, tc.batch_tokens, config.seed, epoch))
+        for indices in itertools.islice(every, args.steps):
+            step(indices)
+            print(STEP_MARK, flush=True)
+        return
     for indices in batches[: args.warmup]:
         step(indices)
     profiled = batches[args.warmup : args.warmup + args.steps]
@@ -88,6 +120,41 @@ def main() -> None:
     if args.peak:
         for dtype in (torch.float32, torch.bfloat16):
             print(f"2048² matrix multiply, {dtype}: {matmul_flops(dtype) / 1e9:.0f} GFLOP/s")
+
+
+def count_primitives(args: argparse.Namespace) -> None:
+    """Run the steps in a child with ONEDNN_VERBOSE=2 and print oneDNN's primitive creations that
+    missed its cache, per step, by stretches of steps; and how many distinct primitives there were."""
+    command = [sys.executable, __file__, args.recipe, *args.overrides, "--steps", str(args.steps), "--threads", str(args.threads), "--mark-steps"]
+    if args.exact_shapes:
+        command.append("--exact-shapes")
+    misses, hits, distinct, current = [], [], set(), [0, 0]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "ONEDNN_VERBOSE": "2"}) as proc:
+        for line in proc.stdout:
+            if line.startswith(STEP_MARK):
+                misses.append(current[0])
+                hits.append(current[1])
+                current = [0, 0]
+            elif line.startswith("onednn_verbose") and ",create:cache_" in line:
+                fields = line.rstrip().split(",")
+                if fields[3] == "create:cache_miss":
+                    current[0] += 1
+                    distinct.add(",".join(fields[4:-1]))  # what the primitive is, without the time it took
+                else:
+                    current[1] += 1
+    if proc.returncode:
+        raise SystemExit(f"the child failed ({proc.returncode})")
+    print(
+        f"oneDNN primitive creations per step ({'exact shapes' if args.exact_shapes else 'shape ladder'}, capacity {os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY', 'as seq2seq-train sets it')}):"
+    )
+    stretch = max(1, len(misses) // 8)
+    for start in range(0, len(misses), stretch):
+        part = slice(start, start + stretch)
+        print(f"  steps {start + 1}–{min(start + stretch, len(misses))}: {np.mean(misses[part]):.1f} misses (compiled), {np.mean(hits[part]):.1f} cache hits")
+    kinds = collections.Counter(d.split(",")[1] for d in distinct)
+    print("by kind: " + ", ".join(f"{kind} {n}" for kind, n in kinds.most_common()))
+    late = misses[len(misses) // 2 :]
+    print(f"distinct primitives compiled: {len(distinct)}; in the second half of the steps {sum(late)} misses in all, {sum(late) / len(late):.2f} per step")
 
 
 def print_flops(model: torch.nn.Module, step: Callable[[np.ndarray], None], profiled: list[np.ndarray], tokens: int) -> None:

@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from seq2seq.data.batching import pad_sources
+from seq2seq.data.batching import ladder_size, pad_sources
 from seq2seq.decoding.hypotheses import Hypothesis, check_prefixes, in_length_batches
 from seq2seq.decoding.protocol import Step
 from seq2seq.decoding.torch_constraints import NEG_INF, Prefix, constrain, sentence_limits
@@ -44,7 +44,8 @@ def decode_sources(
     order (seq2seq.decoding.hypotheses.in_length_batches). prefixes: None, or one `Prefix` per source."""
 
     def search_batch(batch: list[np.ndarray], batch_prefixes: list[Prefix | None] | None) -> list[list[Hypothesis]]:
-        src, src_len = pad_sources(batch)
+        # On the CPU, to the shape ladder: oneDNN then compiles the encoder for few shapes (seq2seq.devices.size_onednn_cache).
+        src, src_len = pad_sources(batch, ladder_size(max(len(s) for s in batch) + 1) if device.type == "cpu" else 0)
         return search(model, src.to(device), src_len.to(device), options, prefixes=batch_prefixes)
 
     return in_length_batches(sources, batch_size, prefixes, search_batch)

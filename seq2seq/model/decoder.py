@@ -123,9 +123,14 @@ class Decoder(nn.Module):
         return self._features(attentional), state
 
     def _forward_stepwise(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory, teacher_forcing: float) -> tuple[torch.Tensor, DecoderState]:
+        """Step by step up to the last position that holds a token in any row: columns of padding
+        only (a batch padded up to the shape ladder, seq2seq.data.batching) get zero features, since
+        no loss reads them, and the steps' shapes do not depend on the length anyway."""
         features = []
         y = tgt_in[:, 0]
-        for t in range(tgt_in.size(1)):
+        filled = (tgt_in != self.embed.padding_idx).any(0).nonzero()  # (n, 1) columns with a token
+        steps = int(filled[-1]) + 1 if len(filled) else 1
+        for t in range(steps):
             if t > 0:
                 y = tgt_in[:, t]
                 if teacher_forcing < 1.0:
@@ -134,7 +139,8 @@ class Decoder(nn.Module):
                     y = torch.where(use_gold, y, predicted)
             feat, state, _ = self.step_features(y, state, memory)
             features.append(feat)
-        return torch.stack(features, dim=1), state
+        out = torch.stack(features, dim=1)  # (B, steps, E)
+        return F.pad(out, (0, 0, 0, tgt_in.size(1) - steps)), state
 
     def step_features(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """One step: y_prev (B,) → features (B, E), next state, attention weights (B, S) or None."""

@@ -76,7 +76,7 @@ def train_epoch(run: TrainingRun, data: TrainingData, progress: Progress, clock:
             log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(src), dist.world)
             continue
         # Step.
-        batch = collate_pairs(dist.shard(src), dist.shard(tgt)).to(run.device)
+        batch = collate_pairs(dist.shard(src), dist.shard(tgt), ladder=run.device.type == "cpu").to(run.device)
         num_tokens = sum(len(t) + 1 for t in tgt)  # the whole batch's, over all ranks
         lr = run.lr.at_step(progress, clock.train_seconds(), total)
         loss_sum, skip_reason = train_step(run, batch, num_tokens=num_tokens)

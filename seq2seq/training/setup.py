@@ -20,7 +20,7 @@ from seq2seq.atomic import write_text_atomic
 from seq2seq.config import Config, ConfigError, ModelConfig, dump_yaml
 from seq2seq.data.batching import EncodedSplit
 from seq2seq.data.corpus import DataError, describe_source, encode_split, load_corpus
-from seq2seq.devices import resolve_device
+from seq2seq.devices import resolve_device, size_onednn_cache
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.modeldir.checkpoint import read_model_dir
 from seq2seq.modeldir.meta import WEIGHTS, CheckpointError, ModelMeta
@@ -153,7 +153,7 @@ def tune_process(config: Config, dist: Dist, device: torch.device) -> None:
         torch.set_num_threads(config.train.threads)
     if device.type == "cpu":
         keep_freed_memory()
-        bound_onednn_cache()
+        size_onednn_cache()
 
 
 def prepare_data(config: Config, run_dir: Path, dist: Dist, saved: dict[str, Any] | None) -> TrainingData:
@@ -319,19 +319,6 @@ def keep_freed_memory() -> None:
     libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)  # blocks below 1 GiB come from the heap
     libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # and freed ones stay there
     libc.mallopt(M_TOP_PAD, 256 << 20)  # grow a heap 256 MiB at a time (address space; pages on use)
-
-
-def bound_onednn_cache() -> None:
-    """Keep oneDNN from caching a compiled LSTM for every batch shape, unless the user set its size.
-
-    On the CPU, torch runs fp32 and bf16 LSTMs through oneDNN, which caches up to 1,024 compiled
-    primitives keyed by shape, each holding buffers sized by the model. Token-bucketed batches
-    come in hundreds of (length, sentences) shapes, so resident memory climbed for as long as a
-    run trained (the en-de recipe, one thread: 1.32 GiB after a minute, 2.31 GiB after 15; docs/logs/2026-11-30-scale.md)
-    while hardly any shape came back. Without the cache it stays flat. oneDNN reads the variable
-    when it first builds a primitive: this runs before the first step.
-    """
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
 
 
 def check_writable(run_dir: Path) -> None:
