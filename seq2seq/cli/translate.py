@@ -1,5 +1,9 @@
 """seq2seq-translate: one sentence per line from stdin or a file to stdout or a file.
 
+With --split-sentences a line may hold a paragraph, and with --format html an HTML fragment: it is
+cut into sentences (seq2seq/inference/text.py), which are translated one by one and put back in
+place; one output line per input line still holds. sentencex and the HTML parser load only then.
+
 Piped input is read in large chunks that the search sorts by length; a terminal or a trickling pipe
 gets each answer as its line arrives (micro_batches). Under torchrun each process translates its
 share of a file (seq2seq/inference/sharding.py). Conventions (stderr, exit codes) and the search options are
@@ -87,13 +91,27 @@ def _parser() -> argparse.ArgumentParser:
         epilog="With --nbest N > 1 and text output, each input line gives N lines 'LINE ||| TRANSLATION ||| SCORE' "
         "(LINE counts from 0, best first). With --output-type json, each input line gives one JSON object "
         '{"line": i, "source": ..., "hypotheses": [{"text", "score", "tokens"}, ...]}. With --input-type json, each input line '
-        'is one JSON object {"source": "...", "prefix": "..."}: the translation starts with the prefix (optional), and search continues from there.',
+        'is one JSON object {"source": "...", "prefix": "..."}: the translation starts with the prefix (optional), and search continues from there. '
+        "With --split-sentences or --format html, each line's sentences are translated one by one and put back in place; with --output-type json "
+        "the record's one hypothesis is the whole line (score: the sum of its sentences'), and \"sentences\" lists them. "
+        "These two refuse --nbest > 1 and --input-type json.",
     )
     add_model_arguments(parser)
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
     parser.add_argument("--output", help="write translations to this file instead of stdout")
     parser.add_argument("--input-type", choices=["text", "json"], default="text", help='json: one {"source", "prefix"} object per line')
     parser.add_argument("--output-type", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--split-sentences",
+        action="store_true",
+        help="a line may hold several sentences: each is translated on its own and the line's translation is theirs, joined with the line's spacing",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "html"],
+        default="text",
+        help="html: each line is an HTML fragment; its text is translated, its markup kept (implies --split-sentences)",
+    )
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     add_search_arguments(parser)
@@ -104,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     options = search_options(parser, args)
+    _check_splitting(parser, args, options)
     setup_logging(args.quiet)
     # No torch here: an exported model (seq2seq-export) translates where torch is not installed.
     from seq2seq.inference import sharding
@@ -155,6 +174,27 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
+def _check_splitting(parser: argparse.ArgumentParser, args: argparse.Namespace, options: SearchOptions) -> None:
+    """--split-sentences and --format html: refuse what they cannot be combined with, and load the
+    splitter (sentencex, the HTML parser) now, so that a missing extra is said before the model loads."""
+    args.split_sentences = args.split_sentences or args.format == "html"
+    if not args.split_sentences:
+        return
+    flag = "--format html" if args.format == "html" else "--split-sentences"
+    if options.nbest > 1:
+        parser.error(f"--nbest {options.nbest} cannot be combined with {flag}: a line's sentences each have their own n-best list; leave --nbest out")
+    if args.input_type == "json":
+        parser.error(f"--input-type json cannot be combined with {flag}: a prefix starts one sentence's translation, not a line's; use text input")
+    try:
+        from seq2seq.inference.text import split_sentences
+
+        split_sentences("")
+        if args.format == "html":
+            import seq2seq.inference.html  # noqa: F401  (its parser's import error, now rather than at the first line)
+    except ImportError as err:
+        parser.error(str(err))
+
+
 def _shard_device(args: argparse.Namespace, shard: sharding.Shard) -> tuple[str, int]:
     """One process of several: join the group; one GPU per process, or its share of the CPU threads."""
     import torch
@@ -196,12 +236,16 @@ def _translate_lines(
                     text, prefix = read_request(text, line_no + 1)
                     prefixes.append(prefix)
                 texts.append(clean_line(text))
-            try:
-                results = translator.translate_nbest(texts, options, batch_size=args.batch_size, prefixes=prefixes if args.input_type == "json" else None)
-            except PrefixError as err:
-                raise RequestError(f"line {batch[err.index][0] + 1}: {err}") from None
-            for (line_no, _), text, hyps in zip(batch, texts, results):
-                counts.add(line_no, _write_result(sink, line_no, text, hyps, options.nbest, args.output_type))
+            if args.split_sentences:
+                for (line_no, _), text, record in zip(batch, texts, _translate_split(translator, options, args, texts)):
+                    counts.add(line_no, _write_split(sink, line_no, text, record, args.output_type))
+            else:
+                try:
+                    results = translator.translate_nbest(texts, options, batch_size=args.batch_size, prefixes=prefixes if args.input_type == "json" else None)
+                except PrefixError as err:
+                    raise RequestError(f"line {batch[err.index][0] + 1}: {err}") from None
+                for (line_no, _), text, hyps in zip(batch, texts, results):
+                    counts.add(line_no, _write_result(sink, line_no, text, hyps, options.nbest, args.output_type))
             sink.flush()
             bar.update(len(batch))
             done += len(batch)
@@ -270,4 +314,32 @@ def _write_result(sink: TextIO, line_no: int, source: str, hyps, nbest: int, out
             sink.write(f"{line_no} ||| {one_line(h.text)} ||| {h.score:.4f}\n")
         return len(hyps[:nbest])
     sink.write(one_line(hyps[0].text) + "\n")
+    return 1
+
+
+def _translate_split(translator: Translator, options: SearchOptions, args: argparse.Namespace, texts: list[str]) -> list[tuple[str, list[str], list]]:
+    """Each line cut into sentences (text or HTML), all sentences of the batch translated in one call:
+    per line (its translation, its sentences, their best hypotheses). The translation is what
+    `Translator.translate_text` gives for the line."""
+    from seq2seq.inference.text import plan
+
+    plans = [plan(text, args.format, language=translator.meta.src_lang) for text in texts]
+    hyps = [h[0] for h in translator.translate_nbest([s for p in plans for s in p.sentences], options, batch_size=args.batch_size)]
+    out, start = [], 0
+    for p in plans:
+        mine = hyps[start : start + len(p.sentences)]
+        out.append((p.join([h.text for h in mine]), p.sentences, mine))
+        start += len(p.sentences)
+    return out
+
+
+def _write_split(sink: TextIO, line_no: int, source: str, record: tuple[str, list[str], list], output_type: str) -> int:
+    """Write one split line's result (always one output line); return 1."""
+    translation, sentences, hyps = record
+    if output_type == "json":
+        best = {"text": translation, "score": sum(h.score for h in hyps), "tokens": [t for h in hyps for t in h.tokens]}
+        sentence_records = [{"source": s, "text": h.text, "score": h.score} for s, h in zip(sentences, hyps)]
+        sink.write(json.dumps({"line": line_no, "source": source, "hypotheses": [best], "sentences": sentence_records}, ensure_ascii=False) + "\n")
+    else:
+        sink.write(one_line(translation) + "\n")
     return 1

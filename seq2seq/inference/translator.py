@@ -19,6 +19,7 @@ import numpy as np
 from seq2seq.decoding.hypotheses import Hypothesis
 from seq2seq.export import is_exported_dir
 from seq2seq.inference.backends import Backend, ExportedBackend, TorchBackend
+from seq2seq.inference.text import FORMATS, Format, cut_long, plan
 from seq2seq.modeldir.hub import resolve_model_dir
 from seq2seq.modeldir.meta import ModelMeta
 from seq2seq.options import BATCH_SIZE, PRECISIONS, Precision, SearchOptions
@@ -146,6 +147,25 @@ class Translator:
         """The best translation of each sentence; empty or blank sentences give ''. prefixes: see `translate_nbest`."""
         return [hyps[0].text for hyps in self.translate_nbest(sentences, options, batch_size=batch_size, prefixes=prefixes)]
 
+    def translate_text(self, texts: list[str], options: SearchOptions | None = None, *, format: Format = "text", batch_size: int = BATCH_SIZE) -> list[str]:
+        """Translate texts that may hold several sentences and line breaks (format "text"), or HTML
+        fragments and documents (format "html", markup kept): each text is cut into sentences
+        (seq2seq.inference.text.plan), the sentences of all texts are translated in one `translate`
+        call, and each text's translations are put back with its whitespace and line breaks. A text
+        with no sentence (empty, blank) comes back as it is. Needs the `text` extra (sentencex);
+        options.nbest is not used (one translation per text).
+        """
+        _check_sentences(texts, "texts")
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+        plans = [plan(text, format, language=self.meta.src_lang) for text in texts]
+        translations = self.translate([s for p in plans for s in p.sentences], options, batch_size=batch_size)
+        out, start = [], 0
+        for p in plans:
+            out.append(p.join(translations[start : start + len(p.sentences)]))
+            start += len(p.sentences)
+        return out
+
     def translate_nbest(
         self, sentences: list[str], options: SearchOptions | None = None, *, batch_size: int = BATCH_SIZE, prefixes: list[str | None] | None = None
     ) -> list[list[Translation]]:
@@ -165,22 +185,23 @@ class Translator:
 
         todo = [i for i, s in enumerate(sentences) if s.strip()]
         encoded = self.tokenizer.encode_src([sentences[i] for i in todo])
-        pieces: list[np.ndarray] = []  # over-long sentences are translated in pieces of max_len tokens
+        pieces: list[np.ndarray] = []  # over-long sentences are translated in pieces of at most max_len tokens
         owner: list[int] = []
         piece_prefixes: list[list[int] | None] = []  # a prefix starts its sentence's first piece
         for i, ids in zip(todo, encoded):
-            if len(ids) > self.max_len:
+            parts = [ids] if len(ids) <= self.max_len else self._cut(sentences[i])
+            if len(parts) > 1:
                 log.warning(
-                    "line %d has %d tokens, more than the model's maximum of %d: translating it in %d pieces",
+                    "line %d has %d tokens, more than the model's maximum of %d: translating it in %d pieces, cut at sentence and clause boundaries where possible",
                     i + 1,
                     len(ids),
                     self.max_len,
-                    -(-len(ids) // self.max_len),
+                    len(parts),
                 )
-            for start in range(0, len(ids), self.max_len):
-                pieces.append(np.asarray(ids[start : start + self.max_len], dtype=np.int64))
+            for k, part in enumerate(parts):
+                pieces.append(np.asarray(part, dtype=np.int64))
                 owner.append(i)
-                piece_prefixes.append(forced[i] if forced is not None and start == 0 else None)
+                piece_prefixes.append(forced[i] if forced is not None and k == 0 else None)
         hyps = self.backend.decode(pieces, options, batch_size, piece_prefixes if forced is not None else None)
         out: list[list[Translation]] = [[Translation("", 0.0, [])] for _ in sentences]
         joined: dict[int, list[list[Hypothesis]]] = {}
@@ -189,6 +210,16 @@ class Translator:
         for i, parts in joined.items():
             out[i] = self._join(parts) if len(parts) > 1 else [self._to_translation(h) for h in parts[0]]
         return out
+
+    def _cut(self, sentence: str) -> list[list[int]]:
+        """An over-long sentence's pieces as source ids: cut at sentence, then clause boundaries
+        (seq2seq.inference.text.cut_long), and a piece still over max_len every max_len tokens."""
+
+        def count(text: str) -> int:
+            return len(self.tokenizer.encode_src([text])[0])
+
+        parts = [ids for ids in self.tokenizer.encode_src(cut_long(sentence, self.max_len, count, language=self.meta.src_lang)) if ids]
+        return [ids[start : start + self.max_len] for ids in parts for start in range(0, len(ids), self.max_len)]
 
     def _encode_prefixes(self, prefixes: object, n: int) -> list[list[int] | None] | None:
         """Each sentence's prefix as target ids (None where it has none), or None when no sentence has one."""
@@ -244,11 +275,11 @@ def _describe(value: object) -> str:
     return f"{len(value)} entries" if isinstance(value, (list, tuple)) else type(value).__name__
 
 
-def _check_sentences(sentences: object) -> None:
+def _check_sentences(sentences: object, name: str = "sentences") -> None:
     if isinstance(sentences, str):
-        raise TypeError("sentences must be a list of strings, not a single string: pass [sentence]")
+        raise TypeError(f"{name} must be a list of strings, not a single string: pass [{name[:-1]}]")
     if sentences is None or not isinstance(sentences, (list, tuple)):
-        raise TypeError(f"sentences must be a list of strings; got {type(sentences).__name__}")
+        raise TypeError(f"{name} must be a list of strings; got {type(sentences).__name__}")
     for i, s in enumerate(sentences):
         if not isinstance(s, str):
-            raise TypeError(f"sentences[{i}] must be a str; got {type(s).__name__}")
+            raise TypeError(f"{name}[{i}] must be a str; got {type(s).__name__}")

@@ -4,6 +4,7 @@ import json
 import os
 import queue
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -230,3 +231,59 @@ def test_max_len_ratio_and_device_flags(trained_model_dir, translator):
     if not torch.cuda.is_available():
         result = translate_cli(trained_model_dir, b"We laugh.\n", "--device", "cuda")
         assert result.returncode == 2 and b"no CUDA device is available" in result.stderr
+
+
+PARAGRAPHS = [
+    "The dog sees the cat.  A small woman laughs.",
+    "",
+    "We laugh. They believe that the king reads a letter.\tThe man is sleeping.",
+    "Two dogs play in the park.",
+]
+
+
+@pytest.mark.slow
+def test_split_sentences_translates_each_sentence_of_a_line(trained_model_dir, translator):
+    data = "\n".join(PARAGRAPHS).encode() + b"\n"
+    result = translate_cli(trained_model_dir, data, "--split-sentences", "--beam-size", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    options = SearchOptions(beam_size=2)
+    from seq2seq.inference.output import clean_line
+
+    expected = translator.translate_text([clean_line(p) for p in PARAGRAPHS], options)  # the tab becomes a space, as on every line
+    assert result.stdout.decode().split("\n") == [*expected, ""]
+    # One by one, joined with the line's own spacing.
+    first = translator.translate(["The dog sees the cat.", "A small woman laughs."], options)
+    assert expected[0] == f"{first[0]}  {first[1]}"
+    # A line of one sentence gives what it gives without the flag.
+    assert expected[3] == translator.translate([PARAGRAPHS[3]], options)[0]
+    result = translate_cli(trained_model_dir, data, "--split-sentences", "--beam-size", "2", "--output-type", "json")
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["hypotheses"][0]["text"] for r in records] == expected
+    assert [r["source"] for r in records] == [clean_line(p) for p in PARAGRAPHS]
+    assert [s["source"] for s in records[2]["sentences"]] == ["We laugh.", "They believe that the king reads a letter.", "The man is sleeping."]
+    assert records[1]["sentences"] == [] and records[1]["hypotheses"][0]["text"] == ""
+    assert records[0]["hypotheses"][0]["score"] == pytest.approx(sum(s["score"] for s in records[0]["sentences"]))
+
+
+@pytest.mark.slow
+def test_format_html_keeps_the_markup(trained_model_dir, translator):
+    pytest.importorskip("seq2seq.inference.html")
+    lines = ['<p>The dog sees the cat. <b class="x">We laugh.</b></p>', "<ul><li>The man is sleeping.</li></ul>"]
+    result = translate_cli(trained_model_dir, "\n".join(lines).encode() + b"\n", "--format", "html", "--beam-size", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines() == translator.translate_text(lines, SearchOptions(beam_size=2), format="html")
+
+
+def test_split_sentences_refuses_what_it_cannot_combine_with(tmp_path, capsys, monkeypatch):
+    for args, message in [
+        (["--split-sentences", "--nbest", "2", "--beam-size", "2"], "--nbest 2 cannot be combined with --split-sentences"),
+        (["--format", "html", "--nbest", "2", "--beam-size", "2"], "--nbest 2 cannot be combined with --format html"),
+        (["--split-sentences", "--input-type", "json"], "--input-type json cannot be combined with --split-sentences"),
+        (["--format", "xml"], "invalid choice: 'xml'"),
+    ]:
+        assert exit_code(translate_main, ["--model", str(tmp_path), *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (args, err)
+    monkeypatch.setitem(sys.modules, "sentencex", None)
+    assert exit_code(translate_main, ["--model", str(tmp_path), "--split-sentences"]) == 2
+    assert 'pip install "seq2seq[text]"' in capsys.readouterr().err

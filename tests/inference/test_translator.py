@@ -131,3 +131,75 @@ def test_api_keeps_the_count(translator, sentences):
     out = translator.translate(sentences, SearchOptions(beam_size=2))
     assert len(out) == len(sentences)
     assert all(o == "" for s, o in zip(sentences, out) if not s.strip())
+
+
+PARAGRAPH = ["The dog sees the cat.", "A small woman laughs.", "We laugh.", "They believe that the king reads a letter."]
+
+
+def test_translate_text_joins_the_sentences_translations(translator, monkeypatch):
+    """A paragraph comes back as its sentences' translations one by one, with the original whitespace,
+    and all sentences of all texts go to the model in one call."""
+    options = SearchOptions(beam_size=2)
+    one_by_one = [translator.translate([s], options)[0] for s in PARAGRAPH]
+    texts = [
+        f"  {PARAGRAPH[0]}  {PARAGRAPH[1]}\n\n{PARAGRAPH[2]}\r\n",
+        "",
+        " \n ",
+        f"{PARAGRAPH[3]}\t{PARAGRAPH[0]}",
+    ]
+    calls = []
+    translate = translator.translate
+    monkeypatch.setattr(translator, "translate", lambda sentences, *a, **k: calls.append(list(sentences)) or translate(sentences, *a, **k))
+    out = translator.translate_text(texts, options)
+    assert calls == [[*PARAGRAPH[:3], PARAGRAPH[3], PARAGRAPH[0]]]
+    assert out == [
+        f"  {one_by_one[0]}  {one_by_one[1]}\n\n{one_by_one[2]}\r\n",
+        "",
+        " \n ",
+        f"{one_by_one[3]}\t{one_by_one[0]}",
+    ]
+    # Without splitting the paragraph is one "sentence", and a different translation.
+    assert translate([texts[0]], options)[0] != out[0].strip()
+
+
+def test_translate_text_checks_its_arguments(translator):
+    with pytest.raises(TypeError, match=r"texts must be a list of strings, not a single string: pass \[text\]"):
+        translator.translate_text("A dog.")
+    with pytest.raises(TypeError, match=r"texts\[0\] must be a str"):
+        translator.translate_text([None])
+    with pytest.raises(ValueError, match="format must be one of text, html; got 'xml'"):
+        translator.translate_text(["A dog."], format="xml")
+    assert translator.translate_text([]) == []
+
+
+def test_over_long_sentences_are_cut_at_clauses(translator):
+    """A sentence over max_len is translated in the pieces cut_long gives (each within max_len), their
+    best translations joined; one within max_len is translated whole, as before."""
+    import numpy as np
+
+    from seq2seq.inference.text import cut_long
+    from seq2seq.inference.translator import Translator
+
+    LIMIT = 20  # source tokens: the sentence below has 43 with the fixture's tokenizer, its clauses 10 to 17
+    small = Translator(translator.backend, translator.tokenizer, translator.meta, model_dirs=translator.model_dirs, precision="fp32", max_len=LIMIT)
+    sentence = "The dog sees the cat, and the small woman reads a letter; we laugh in the garden."
+
+    def count(text: str) -> int:
+        return len(translator.tokenizer.encode_src([text])[0])
+
+    pieces = cut_long(sentence, LIMIT, count)
+    assert count(sentence) > LIMIT and len(pieces) == 3 and all(count(p) <= LIMIT for p in pieces)
+    assert "".join(pieces) == sentence
+    options = SearchOptions(beam_size=2)
+    parts = translator.translate_nbest(pieces, options)
+    tokens = [t for hyps in parts for t in hyps[0].tokens]
+    cut = small.translate_nbest([sentence, PARAGRAPH[2]], options)
+    assert cut[0][0].tokens == tokens
+    assert cut[0][0].score == pytest.approx(sum(hyps[0].score for hyps in parts))
+    assert cut[1] == translator.translate_nbest([PARAGRAPH[2]], options)[0]
+    # Text with no boundary at all still goes through the cut every max_len tokens.
+    words = " ".join(["dog"] * 40)
+    ids = translator.tokenizer.encode_src([words])[0]
+    chunks = [np.asarray(ids[k : k + LIMIT], dtype=np.int64) for k in range(0, len(ids), LIMIT)]
+    expected = [t for hyps in translator.backend.decode(chunks, options, 8, None) for t in hyps[0].tokens]
+    assert len(chunks) == 2 and small.translate_nbest([words], options)[0][0].tokens == translator.tokenizer.tgt_pieces(expected)
