@@ -38,9 +38,9 @@ def size_onednn_cache() -> None:
     padded to the shape ladder (seq2seq.data.batching.ladder_size) take few shapes, so every step
     after the first epoch finds its primitives compiled; before the ladder, hundreds of shapes made
     the cache grow all run, and capacity 0 (no cache) compiled anew at every call, which cost 12–40% of the
-    speed on CPUs that JIT-compile AMX kernels (docs/logs/2026-12-06-onednn-shapes.md). Translation
-    pads its source lengths to the same ladder (seq2seq.decoding.torch_search.decode_sources). oneDNN
-    reads the variable when it first builds a primitive: seq2seq-train calls this before the first
-    step, a torch Translator when it loads.
+    speed on CPUs that JIT-compile AMX kernels (docs/logs/2026-12-06-onednn-shapes.md). oneDNN reads
+    the variable when it first builds a primitive: seq2seq-train calls this before the first step.
+    Translation keeps oneDNN's default (its fp32 search compiles tens of primitives per thousand
+    sentences, and the default bounds a server's memory); it pads source lengths to the same ladder.
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))

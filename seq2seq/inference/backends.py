@@ -51,12 +51,11 @@ class TorchBackend:
     def load(cls, dirs: list[Path], device: str, precision: Precision, threads: int) -> tuple[TorchBackend, Loaded]:
         import torch
 
-        from seq2seq.devices import resolve_device, size_onednn_cache
+        from seq2seq.devices import resolve_device
         from seq2seq.model import Ensemble
         from seq2seq.model.precision import with_precision
         from seq2seq.modeldir.checkpoint import load_model_dir
 
-        size_onednn_cache()
         if threads:
             torch.set_num_threads(threads)
         resolved = resolve_device(device)
