@@ -72,9 +72,16 @@ async def require_key(request: Request, state: State) -> None:
 
 
 async def read_fields(request: Request, state: State) -> dict[str, Any]:
-    """The body's fields (JSON object or form, at most --max-body-bytes), once the key (which may be
-    one of them) has been checked. A body the server cannot read is refused before the key is looked at."""
-    fields = parse_fields(await read_body(request, state.settings.limits.max_body_bytes), request.headers.get("content-type", ""))
+    """The body's fields (JSON object or form, at most --max-body-bytes) and, as LibreTranslate reads
+    them, the query string's for the names the body leaves out (a repeated name gives a list), once
+    the key (which may be one of them) has been checked. A body the server cannot read is refused
+    before the key is looked at."""
+    body = await read_body(request, state.settings.limits.max_body_bytes)
+    fields = parse_fields(body, request.headers.get("content-type", "")) if body.strip() or not request.query_params else {}
+    for name in request.query_params:
+        if name not in fields:
+            values = request.query_params.getlist(name)
+            fields[name] = values[0] if len(values) == 1 else values
     check_key(request, state.settings.api_keys, api_key_of(fields))
     return fields
 

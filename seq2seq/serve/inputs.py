@@ -45,6 +45,7 @@ class Limits:
 class Sentences:
     texts: list[str]  # cleaned as seq2seq-translate cleans its lines
     single: bool  # q was one string: answer one value, not a list
+    raw: list[str]  # as sent (line breaks kept; lone surrogates as U+FFFD): /translate cuts them into sentences
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def sentences(fields: dict[str, Any], limits: Limits, *, one: bool = False) -> S
     else:
         wanted = "a string" if one else "a string or a list of strings"
         raise InputError(400, f"q must be {wanted}; got a JSON {_json_type(q)}", "q")
-    return Sentences([clean_line(_without_surrogates(t)) for t in texts], single)
+    raw = [_without_surrogates(t) for t in texts]
+    return Sentences([clean_line(t) for t in raw], single, raw)
 
 
 def _without_surrogates(text: str) -> str:

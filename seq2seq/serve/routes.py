@@ -15,16 +15,20 @@ import asyncio
 import dataclasses
 import importlib.metadata
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from seq2seq.inference.output import json_record, one_line
+from seq2seq.inference.output import clean_line, json_record, one_line
 from seq2seq.options import SearchOptions
 from seq2seq.serve.dependencies import Fields, ServerState, State, require_key
 from seq2seq.serve.inputs import LibreRequest, NativeBody, libre_request, native_request
+
+if TYPE_CHECKING:
+    from seq2seq.inference.text import TextPlan
+    from seq2seq.inference.translator import Translation
 
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech", "es": "Spanish", "it": "Italian", "nl": "Dutch"}
 # How often a waiting request checks whether its client is still there.
@@ -69,12 +73,22 @@ async def languages(state: State) -> Response:
 
 @router.post("/translate")
 async def libre_translate(request: Request, state: State, fields: Fields) -> Response:
+    """LibreTranslate's /translate: each q is cut into sentences (seq2seq.inference.text), every
+    sentence of the request goes to the queue at once, and each q's translations are put back with
+    its whitespace and line breaks. Fields come from the JSON or form body or the query string."""
+    from seq2seq.inference.text import plan_text
+
     meta, settings = state.translator.meta, state.settings
     req = libre_request(fields, meta.src_lang, meta.tgt_lang, settings.defaults, settings.limits)
-    results = await queued_translations(request, state, req.sentences.texts, req.options)
+    plans = [plan_text(text, language=meta.src_lang) for text in req.sentences.raw]
+    results = await queued_translations(request, state, [clean_line(s) for p in plans for s in p.sentences], req.options)
     if isinstance(results, Response):
         return results
-    return json_response(libre_answer(req, results, meta.src_lang))
+    per_text, start = [], 0
+    for p in plans:
+        per_text.append(results[start : start + len(p.sentences)])
+        start += len(p.sentences)
+    return json_response(libre_answer(req, plans, per_text, meta.src_lang))
 
 
 @router.post("/v1/translate", openapi_extra=NATIVE_SCHEMA)
@@ -139,12 +153,17 @@ async def queued_translations(request: Request, state: ServerState, texts: list[
             return Response(status_code=499)  # nginx's "client closed request": only the access log sees it
 
 
-def libre_answer(req: LibreRequest, results: list, src_lang: str) -> dict[str, Any]:
-    """LibreTranslate's answer: one value per field where q was one string, else one list per field."""
-    best = [one_line(hyps[0].text) for hyps in results]
+def libre_answer(req: LibreRequest, plans: list[TextPlan], results: list[list[list[Translation]]], src_lang: str) -> dict[str, Any]:
+    """LibreTranslate's answer: one value per field where q was one string, else one list per field.
+    results: per q, its sentences' n-best lists. Alternative k of a q joins each sentence's k-th
+    hypothesis (its best where it has fewer); a q without a sentence (empty, blank) gives '' and no alternatives."""
+    best = [p.join([one_line(hyps[0].text) for hyps in sentences]) if p.sentences else "" for p, sentences in zip(plans, results)]
     body: dict[str, Any] = {"translatedText": best[0] if req.sentences.single else best}
     if req.alternatives:
-        others = [[one_line(h.text) for h in hyps[1 : 1 + req.alternatives]] for hyps in results]
+        others = []
+        for p, sentences in zip(plans, results):
+            count = min((len(hyps) - 1 for hyps in sentences), default=0)
+            others.append([p.join([one_line(hyps[min(k, len(hyps) - 1)].text) for hyps in sentences]) for k in range(1, 1 + min(count, req.alternatives))])
         body["alternatives"] = others[0] if req.sentences.single else others
     if req.auto_source:
         detected = {"confidence": 100.0, "language": src_lang}

@@ -10,6 +10,7 @@ import shutil
 import socket
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -74,6 +75,28 @@ def test_200_lines_give_the_bytes_of_seq2seq_translate(server, lines, cli_text, 
     reply = post_json(server.url + "/v1/translate", {"q": lines})
     assert reply.status == 200
     assert_same_records(reply.json()["translations"], cli_json)
+
+
+def test_paragraphs_come_back_sentence_by_sentence_with_their_spacing(server, lines, cli_text):
+    """/translate cuts each q into sentences and puts the translations back with q's whitespace and line
+    breaks, whether the fields come as JSON, a form or the query string (LibreTranslate reads all three)."""
+    paragraph = f"{lines[0]} {lines[1]}\n\n  {lines[2]}\n"
+    expected = f"{cli_text[0]} {cli_text[1]}\n\n  {cli_text[2]}\n"
+    as_json = post_json(server.url + "/translate", {"q": [paragraph, lines[3]], "source": "en", "target": "de"})
+    assert as_json.status == 200, as_json.body
+    assert as_json.json() == {"translatedText": [expected, cli_text[3]]}
+    as_form = post_form(server.url + "/translate", {"q": paragraph, "source": "auto", "target": "de"})
+    assert as_form.status == 200, as_form.body
+    assert as_form.json()["translatedText"] == expected
+    query = urllib.parse.urlencode({"q": paragraph, "source": "en", "target": "de"})
+    as_query = request(f"{server.url}/translate?{query}", "POST", b"", {"Content-Type": "application/x-www-form-urlencoded"})
+    assert as_query.status == 200, as_query.body
+    assert as_query.json() == {"translatedText": expected}
+    repeated = request(f"{server.url}/translate?q={urllib.parse.quote(lines[4])}&q={urllib.parse.quote(lines[5])}&source=en&target=de", "POST")
+    assert repeated.status == 200, repeated.body
+    assert repeated.json() == {"translatedText": [cli_text[4], cli_text[5]]}
+    body_wins = post_json(f"{server.url}/translate?q={urllib.parse.quote(lines[6])}", {"q": lines[7], "source": "en", "target": "de"})
+    assert body_wins.json() == {"translatedText": cli_text[7]}
 
 
 def test_decoding_options_reach_the_search(server, translator, lines):
@@ -178,11 +201,17 @@ HOSTILE = [
 def test_hostile_lines_get_one_answer_each_as_from_the_command(server, trained_model_dir, lines, cli_text):
     reply = post_json(server.url + "/translate", {"q": HOSTILE})
     assert reply.status == 200
-    # The command reads lines: a string holding a line break is two lines there, and the server cleans
-    # it to one (as the command cleans U+2028); both turn control characters into spaces.
+    # Each string is cut into sentences (line breaks, U+2028 among them, end one and are kept); each
+    # sentence is what the command translates for it, control characters turned into spaces as it turns them.
     from seq2seq.inference.output import clean_line
+    from seq2seq.inference.text import plan_text
 
-    assert reply.json()["translatedText"] == translate_cli(trained_model_dir, [clean_line(h) for h in HOSTILE], *CLI).decode().split("\n")[:-1]
+    plans = [plan_text(h) for h in HOSTILE]
+    sentences = [clean_line(s) for p in plans for s in p.sentences]
+    translated = iter(translate_cli(trained_model_dir, sentences, *CLI).decode().split("\n")[:-1])
+    expected = [p.join([next(translated) for _ in p.sentences]) if p.sentences else "" for p in plans]
+    assert reply.json()["translatedText"] == expected
+    assert expected[5].count("\r\n") == 1 and expected[2] == ""
     # Lone surrogates can be escaped in JSON but not encoded in UTF-8: replaced, as the command replaces bytes that are not UTF-8.
     reply = request(server.url + "/translate", "POST", b'{"q": ["A \\ud800 dog \\udfff.", "\\udc80"]}', {"Content-Type": "application/json"})
     assert reply.status == 200 and len(reply.json()["translatedText"]) == 2
