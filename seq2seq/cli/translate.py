@@ -1,8 +1,8 @@
 """seq2seq-translate: one sentence per line from stdin or a file to stdout or a file.
 
-With --split-sentences a line may hold a paragraph: it is cut into sentences
-(seq2seq/inference/text.py), which are translated one by one and put back in place; one output line
-per input line still holds. sentencex loads only then.
+With --split-sentences a line may hold a paragraph, and with --format html an HTML fragment: it is
+cut into sentences (seq2seq/inference/text.py), which are translated one by one and put back in
+place; one output line per input line still holds. sentencex and the HTML parser load only then.
 
 Piped input is read in large chunks that the search sorts by length; a terminal or a trickling pipe
 gets each answer as its line arrives (micro_batches). Under torchrun each process translates its
@@ -92,9 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         "(LINE counts from 0, best first). With --output-type json, each input line gives one JSON object "
         '{"line": i, "source": ..., "hypotheses": [{"text", "score", "tokens"}, ...]}. With --input-type json, each input line '
         'is one JSON object {"source": "...", "prefix": "..."}: the translation starts with the prefix (optional), and search continues from there. '
-        "With --split-sentences, each line's sentences are translated one by one and put back in place; with --output-type json "
+        "With --split-sentences or --format html, each line's sentences are translated one by one and put back in place; with --output-type json "
         "the record's one hypothesis is the whole line (score: the sum of its sentences'), and \"sentences\" lists them. "
-        "It refuses --nbest > 1 and --input-type json.",
+        "These two refuse --nbest > 1 and --input-type json.",
     )
     add_model_arguments(parser)
     parser.add_argument("--input", help="read sentences from this file instead of stdin")
@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         "--split-sentences",
         action="store_true",
         help="a line may hold several sentences: each is translated on its own and the line's translation is theirs, joined with the line's spacing",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "html"],
+        default="text",
+        help="html: each line is an HTML fragment; its text is translated, its markup kept (implies --split-sentences)",
     )
     parser.add_argument("--wait", type=float, default=0.05, help="seconds to wait for more input before translating a partial batch")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -169,11 +175,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_splitting(parser: argparse.ArgumentParser, args: argparse.Namespace, options: SearchOptions) -> None:
-    """--split-sentences: refuse what it cannot be combined with, and load the splitter (sentencex)
-    now, so that a missing extra is said before the model loads."""
+    """--split-sentences and --format html: refuse what they cannot be combined with, and load the
+    splitter (sentencex, the HTML parser) now, so that a missing extra is said before the model loads."""
+    args.split_sentences = args.split_sentences or args.format == "html"
     if not args.split_sentences:
         return
-    flag = "--split-sentences"
+    flag = "--format html" if args.format == "html" else "--split-sentences"
     if options.nbest > 1:
         parser.error(f"--nbest {options.nbest} cannot be combined with {flag}: a line's sentences each have their own n-best list; leave --nbest out")
     if args.input_type == "json":
@@ -182,6 +189,8 @@ def _check_splitting(parser: argparse.ArgumentParser, args: argparse.Namespace, 
         from seq2seq.inference.text import split_sentences
 
         split_sentences("")
+        if args.format == "html":
+            import seq2seq.inference.html  # noqa: F401  (its parser's import error, now rather than at the first line)
     except ImportError as err:
         parser.error(str(err))
 
@@ -309,12 +318,12 @@ def _write_result(sink: TextIO, line_no: int, source: str, hyps, nbest: int, out
 
 
 def _translate_split(translator: Translator, options: SearchOptions, args: argparse.Namespace, texts: list[str]) -> list[tuple[str, list[str], list]]:
-    """Each line cut into sentences, all sentences of the batch translated in one call:
+    """Each line cut into sentences (text or HTML), all sentences of the batch translated in one call:
     per line (its translation, its sentences, their best hypotheses). The translation is what
     `Translator.translate_text` gives for the line."""
-    from seq2seq.inference.text import plan_text
+    from seq2seq.inference.text import plan
 
-    plans = [plan_text(text, language=translator.meta.src_lang) for text in texts]
+    plans = [plan(text, args.format, language=translator.meta.src_lang) for text in texts]
     hyps = [h[0] for h in translator.translate_nbest([s for p in plans for s in p.sentences], options, batch_size=args.batch_size)]
     out, start = [], 0
     for p in plans:

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-# The formats a text may come in; HTML (markup kept, only its text translated) is planned for a module of its own.
-FORMATS = ("text",)
-Format = Literal["text"]
+FORMATS = ("text", "html")
+Format = Literal["text", "html"]
 
 # The characters that end a line for str.splitlines: a line break always ends a sentence.
 LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -98,9 +97,14 @@ def plan_text(text: str, max_chars: int | None = None, *, language: str = "en") 
 
 
 def plan(text: str, format: Format, *, language: str = "en") -> Plan:
-    """The plan of a text in `format` ("text": plan_text in that language): where each format's planner is chosen."""
+    """The plan of a text ("text": plan_text in that language) or of an HTML fragment or document
+    ("html": seq2seq.inference.html.plan_html)."""
     if format == "text":
         return plan_text(text, language=language)
+    elif format == "html":
+        from seq2seq.inference.html import plan_html
+
+        return plan_html(text)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
 
 

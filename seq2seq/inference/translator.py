@@ -148,8 +148,8 @@ class Translator:
         return [hyps[0].text for hyps in self.translate_nbest(sentences, options, batch_size=batch_size, prefixes=prefixes)]
 
     def translate_text(self, texts: list[str], options: SearchOptions | None = None, *, format: Format = "text", batch_size: int = BATCH_SIZE) -> list[str]:
-        """Translate texts that may hold several sentences and line breaks (format "text", the one
-        format so far): each text is cut into sentences
+        """Translate texts that may hold several sentences and line breaks (format "text"), or HTML
+        fragments and documents (format "html", markup kept): each text is cut into sentences
         (seq2seq.inference.text.plan), the sentences of all texts are translated in one `translate`
         call, and each text's translations are put back with its whitespace and line breaks. A text
         with no sentence (empty, blank) comes back as it is. Needs the `text` extra (sentencex);

@@ -265,10 +265,21 @@ def test_split_sentences_translates_each_sentence_of_a_line(trained_model_dir, t
     assert records[0]["hypotheses"][0]["score"] == pytest.approx(sum(s["score"] for s in records[0]["sentences"]))
 
 
+@pytest.mark.slow
+def test_format_html_keeps_the_markup(trained_model_dir, translator):
+    pytest.importorskip("seq2seq.inference.html")
+    lines = ['<p>The dog sees the cat. <b class="x">We laugh.</b></p>', "<ul><li>The man is sleeping.</li></ul>"]
+    result = translate_cli(trained_model_dir, "\n".join(lines).encode() + b"\n", "--format", "html", "--beam-size", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines() == translator.translate_text(lines, SearchOptions(beam_size=2), format="html")
+
+
 def test_split_sentences_refuses_what_it_cannot_combine_with(tmp_path, capsys, monkeypatch):
     for args, message in [
         (["--split-sentences", "--nbest", "2", "--beam-size", "2"], "--nbest 2 cannot be combined with --split-sentences"),
+        (["--format", "html", "--nbest", "2", "--beam-size", "2"], "--nbest 2 cannot be combined with --format html"),
         (["--split-sentences", "--input-type", "json"], "--input-type json cannot be combined with --split-sentences"),
+        (["--format", "xml"], "invalid choice: 'xml'"),
     ]:
         assert exit_code(translate_main, ["--model", str(tmp_path), *args]) == 2, args
         err = capsys.readouterr().err

@@ -260,7 +260,7 @@ def test_max_chars_cuts_long_sentences_at_clauses():
 def test_arguments_are_checked():
     with pytest.raises(TypeError, match="text must be a str; got list"):
         plan_text(["a"])
-    with pytest.raises(ValueError, match="format must be one of text; got 'xml'"):
+    with pytest.raises(ValueError, match="format must be one of text, html; got 'xml'"):
         plan("a", "xml")
     assert isinstance(plan("A dog. A cat.", "text"), TextPlan)
 
@@ -269,3 +269,9 @@ def test_missing_sentencex_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sentencex", None)
     with pytest.raises(ImportError, match=re.escape('pip install "seq2seq[text]"')):
         plan_text("A dog. A cat.")
+
+
+def test_html_format_goes_to_the_html_planner():
+    html = pytest.importorskip("seq2seq.inference.html")
+    markup = "<p>The dog sleeps. The <b>cat</b> laughs.</p>"
+    assert plan(markup, "html").sentences == html.plan_html(markup).sentences

@@ -167,7 +167,7 @@ def test_translate_text_checks_its_arguments(translator):
         translator.translate_text("A dog.")
     with pytest.raises(TypeError, match=r"texts\[0\] must be a str"):
         translator.translate_text([None])
-    with pytest.raises(ValueError, match="format must be one of text; got 'xml'"):
+    with pytest.raises(ValueError, match="format must be one of text, html; got 'xml'"):
         translator.translate_text(["A dog."], format="xml")
     assert translator.translate_text([]) == []
 
