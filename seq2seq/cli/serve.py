@@ -29,8 +29,9 @@ MISSING = "seq2seq-serve needs FastAPI, uvicorn and prometheus-client: pip insta
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seq-serve",
-        description="Serve a translation model over HTTP: LibreTranslate's /translate and /languages, the native /v1/translate "
-        "(every seq2seq-translate decoding option), /v1/model, /health, /ready, /metrics and a page at /.",
+        description="Serve a translation model over HTTP: LibreTranslate's /translate, /detect, /translate_file, /languages, "
+        "/frontend/settings and /suggest, the native /v1/translate (every seq2seq-translate decoding option), /v1/model, /health, /ready, "
+        "/metrics, a page at /, the OpenAPI document at /openapi.json and its docs page at /docs.",
     )
     add_model_arguments(
         parser,
@@ -58,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-lines", type=int, default=1000, help="sentences per request at most (more: 413)")
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body size at most (more: 413)")
     parser.add_argument("--max-beam-size", type=int, default=32, help="largest beam_size and nbest a request may ask for (more: 422)")
+    parser.add_argument("--char-limit", type=int, default=-1, help="characters of each q at most (more: 400, as LibreTranslate's; -1: no limit)")
+    parser.add_argument("--batch-limit", type=int, default=-1, help="q entries per request at most (more: 400, as LibreTranslate's; -1: no limit)")
+    parser.add_argument(
+        "--req-limit",
+        type=int,
+        default=-1,
+        help="requests per minute per API key, else per client address (a list q counts one per entry; more: 429, as LibreTranslate's; -1: no limit)",
+    )
+    parser.add_argument(
+        "--cors", metavar="ORIGINS", help="comma-separated origins whose web pages may call this server (e.g. https://example.org; * for any); default: none"
+    )
+    parser.add_argument("--file-ttl", type=float, default=1800.0, help="seconds a file translated by /translate_file can be downloaded (default: 30 minutes)")
     parser.add_argument("--api-keys", help="a file of API keys, one per line (# comments); every endpoint but /health and /ready then needs one")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr (no access log)")
     return parser
@@ -76,9 +89,18 @@ def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     for name in ("port", "batch_size", "max_batch_tokens", "max_queue", "max_lines", "max_body_bytes", "max_beam_size"):
         if getattr(args, name) < (0 if name == "port" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'port' else '>= 1'}; got {getattr(args, name)}")
-    for name in ("max_wait_ms", "timeout"):
-        if not getattr(args, name) >= 0 or (name == "timeout" and args.timeout == 0):
-            parser.error(f"--{name.replace('_', '-')} must be a number {'> 0' if name == 'timeout' else '>= 0'}; got {getattr(args, name)}")
+    for name in ("max_wait_ms", "timeout", "file_ttl"):
+        if not getattr(args, name) >= 0 or (name != "max_wait_ms" and getattr(args, name) == 0):
+            parser.error(f"--{name.replace('_', '-')} must be a number {'>= 0' if name == 'max_wait_ms' else '> 0'}; got {getattr(args, name)}")
+    for name in ("char_limit", "batch_limit", "req_limit"):
+        if getattr(args, name) < 1 and getattr(args, name) != -1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, or -1 for no limit; got {getattr(args, name)}")
+    if args.cors is not None and not _origins(args.cors):
+        parser.error("--cors needs at least one origin, e.g. --cors https://example.org,https://other.example or --cors '*'")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
 
 def _default_options(parser: argparse.ArgumentParser, text: str, limits: Limits) -> SearchOptions:
@@ -105,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from seq2seq.serve.inputs import Limits
 
-    limits = Limits(max_body_bytes=args.max_body_bytes, max_lines=args.max_lines, max_beam_size=args.max_beam_size)
+    limits = Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_lines=args.max_lines,
+        max_beam_size=args.max_beam_size,
+        char_limit=args.char_limit,
+        batch_limit=args.batch_limit,
+    )
     defaults = _default_options(parser, args.options, limits)
     try:
         keys = read_api_keys(args.api_keys) if args.api_keys else frozenset()
@@ -134,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         max_queue=args.max_queue,
         api_keys=keys,
         defaults=defaults,
+        req_limit=args.req_limit,
+        cors_origins=_origins(args.cors) if args.cors else (),
+        file_ttl=args.file_ttl,
     )
     app = create_app(translator, settings)
     # No uvicorn logging config and no uvicorn access log: its lines go to stderr through ours, and

@@ -1,5 +1,6 @@
-"""The FastAPI application, wired: its shared state, the lifespan (the worker and the warm-up), the
-error shape, the access log and metrics middleware, and the routes (seq2seq.serve.routes).
+"""The FastAPI application, wired: its shared state, the lifespan (the worker, the warm-up, the
+files' directory), the error shape, the access log and metrics middleware, CORS (--cors), the
+routes (seq2seq.serve.routes, seq2seq.serve.file_routes), the OpenAPI document and its docs page.
 
 Nothing here answers a request itself: the routes do, and reach the state through the dependencies
 of seq2seq.serve.dependencies.
@@ -19,9 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from seq2seq.serve import file_routes, openapi
 from seq2seq.serve.batcher import Batcher
 from seq2seq.serve.dependencies import ServerState, Settings
+from seq2seq.serve.downloads import FileStore
 from seq2seq.serve.inputs import InputError
+from seq2seq.serve.limits import RateLimiter
 from seq2seq.serve.metrics import Metrics, new_metrics
 from seq2seq.serve.routes import error_response, package_version, router
 
@@ -35,31 +39,76 @@ access_log = logging.getLogger("seq2seq.serve.access")
 
 # The paths the request metrics name: the routes'. Any other is counted as "other" (a scanner's
 # paths would otherwise make one time series each).
-ENDPOINTS = frozenset(route.path for route in router.routes)
+ENDPOINTS = frozenset(route.path for r in (router, file_routes.router) for route in r.routes)
+# A path under this prefix is counted as the route's template: each file's name would be a series of its own.
+DOWNLOADS = "/download_file/"
 
 
 def create_app(translator: Translator, settings: Settings) -> FastAPI:
     metrics = new_metrics()
     batcher = Batcher(translator, metrics, max_tokens=settings.max_tokens, max_wait=settings.max_wait, batch_size=settings.batch_size)
     page = (importlib.resources.files("seq2seq.serve") / "page.html").read_bytes()
-    app = FastAPI(title="seq2seq-serve", version=package_version("seq2seq"), lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.server = ServerState(translator, settings, batcher, metrics, asyncio.Event(), page)
+    app = FastAPI(
+        title="seq2seq-serve",
+        version=package_version("seq2seq"),
+        description="LibreTranslate's API (/translate, /detect, /translate_file, /languages, /frontend/settings) and the native /v1 API. "
+        'Every error answers {"error": message}.',
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    limiter = RateLimiter(settings.req_limit) if settings.req_limit != -1 else None
+    app.state.server = ServerState(translator, settings, batcher, metrics, asyncio.Event(), page, FileStore(settings.file_ttl), limiter)
     app.add_exception_handler(InputError, input_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_middleware(AccessLog, metrics=metrics)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        # Outermost: a preflight is answered before the access log (and any key check) sees it.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]
+        )
     app.include_router(router)
+    app.include_router(file_routes.router)
+    add_docs(app)
     return app
+
+
+def add_docs(app: FastAPI) -> None:
+    """/openapi.json with the request bodies' schemas, and /docs with Swagger UI's files from this server
+    (where the swagger-ui-bundle-v2 package is installed)."""
+    document: dict[str, Any] = {}
+    generate = app.openapi
+
+    def contract() -> dict[str, Any]:
+        if not document:
+            document.update(openapi.extend(generate()))
+        return document
+
+    app.openapi = contract  # type: ignore[method-assign]
+    directory = openapi.swagger_ui_directory()
+    if directory is None:
+        return
+    from starlette.staticfiles import StaticFiles
+
+    app.mount("/docs/static", StaticFiles(directory=directory), name="swagger-ui")
+    app.add_api_route("/docs", lambda: openapi.docs_page("/openapi.json"), include_in_schema=False)
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.server
     state.batcher.start()
+    state.files.open()
     task = asyncio.create_task(warm_up(state))
-    yield
-    # uvicorn has finished every request it accepted before it gets here.
-    await task
-    state.batcher.stop()
+    try:
+        yield
+        # uvicorn has finished every request it accepted before it gets here.
+        await task
+    finally:
+        state.batcher.stop()
+        state.files.close()
 
 
 async def warm_up(state: ServerState) -> None:
@@ -71,7 +120,7 @@ async def warm_up(state: ServerState) -> None:
 
 
 async def input_error(request: Request, err: InputError) -> Response:
-    return error_response(err.status, err.message)
+    return error_response(err.status, err.message, err.headers)
 
 
 async def http_error(request: Request, err: HTTPException) -> Response:
@@ -103,7 +152,8 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             seconds = time.perf_counter() - start
-            endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
+            path = scope["path"]
+            endpoint = path if path in ENDPOINTS else DOWNLOADS + "{filename}" if path.startswith(DOWNLOADS) else "other"
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(seconds)
             host, port = scope.get("client") or ("-", 0)

@@ -16,7 +16,9 @@ from fastapi import Depends, Request
 
 from seq2seq.options import SearchOptions
 from seq2seq.serve.batcher import Batcher
-from seq2seq.serve.inputs import InputError, Limits, api_key_of, parse_fields, read_body
+from seq2seq.serve.downloads import TTL_S, FileStore
+from seq2seq.serve.inputs import InputError, Limits, Upload, api_key_of, parse_fields, read_body
+from seq2seq.serve.limits import RateLimiter
 from seq2seq.serve.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -33,6 +35,9 @@ class Settings:
     max_queue: int  # sentences waiting, beyond which new requests get a 503 at once
     api_keys: frozenset[str]
     defaults: SearchOptions  # the decoding options of /translate, and of /v1 where a request leaves one out
+    req_limit: int = -1  # requests per minute per key or client address (--req-limit; -1: none)
+    cors_origins: tuple[str, ...] = ()  # --cors: origins whose pages may call the API (none: no CORS headers)
+    file_ttl: float = TTL_S  # seconds a translated file stays downloadable
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class ServerState:
     metrics: Metrics
     ready: asyncio.Event  # set once the warm-up translation has run
     page: bytes  # the HTML page at /
+    files: FileStore  # the translated files of /translate_file
+    limiter: RateLimiter | None  # --req-limit, where set
 
 
 async def get_state(request: Request) -> ServerState:
@@ -77,7 +84,11 @@ async def read_fields(request: Request, state: State) -> dict[str, Any]:
     the key (which may be one of them) has been checked. A body the server cannot read is refused
     before the key is looked at."""
     body = await read_body(request, state.settings.limits.max_body_bytes)
-    fields = parse_fields(body, request.headers.get("content-type", "")) if body.strip() or not request.query_params else {}
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() == "multipart/form-data":
+        fields = await parse_multipart(body, content_type)
+    else:
+        fields = parse_fields(body, content_type) if body.strip() or not request.query_params else {}
     for name in request.query_params:
         if name not in fields:
             values = request.query_params.getlist(name)
@@ -87,3 +98,39 @@ async def read_fields(request: Request, state: State) -> dict[str, Any]:
 
 
 Fields = Annotated[dict[str, Any], Depends(read_fields)]
+
+
+async def parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
+    """A multipart/form-data body's fields (Starlette's parser, python-multipart): strings, and an `Upload`
+    for each file; a repeated name gives a list."""
+    from starlette.datastructures import Headers, UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def stream() -> Any:
+        yield body
+
+    try:
+        form = await MultiPartParser(Headers({"content-type": content_type}), stream()).parse()
+    except (MultiPartException, ValueError) as err:
+        raise InputError(400, f"the multipart/form-data body cannot be read ({err}); send a well-formed form with its boundary") from None
+    fields: dict[str, Any] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            value = Upload(value.filename or "", await value.read())
+        fields[name] = (fields[name] if isinstance(fields[name], list) else [fields[name]]) + [value] if name in fields else value
+    await form.close()
+    return fields
+
+
+def check_rate(request: Request, state: ServerState, fields: dict[str, Any]) -> None:
+    """--req-limit: 429 with LibreTranslate's "Slowdown" body once this key (or, without one, this client
+    address) has spent its requests of the last minute; a list q costs one per entry, as there."""
+    if state.limiter is None:
+        return
+    auth = request.headers.get("authorization", "")
+    key = api_key_of(fields) or (auth[7:].strip() if auth.lower().startswith("bearer ") else None)
+    who = f"key:{key}" if key else f"address:{request.client.host if request.client else '-'}"
+    q = fields.get("q")
+    wait = state.limiter.hit(who, len(q) if isinstance(q, list) else 1)
+    if wait > 0:
+        raise InputError(429, f"Slowdown: {state.limiter.limit} per 1 minute", headers={"Retry-After": state.limiter.retry_after(wait)})

@@ -27,11 +27,12 @@ EXPENSIVE = ("beam_size", "nbest")
 class InputError(Exception):
     """A request the server refuses: the HTTP status and a message that says what to change."""
 
-    def __init__(self, status: int, message: str, field: str | None = None):
+    def __init__(self, status: int, message: str, field: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers  # e.g. Retry-After of a 429
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Limits:
     max_body_bytes: int
     max_lines: int
     max_beam_size: int
+    char_limit: int = -1  # characters of each q at most (--char-limit, LibreTranslate's; -1: none)
+    batch_limit: int = -1  # q entries per request at most (--batch-limit, LibreTranslate's; -1: none)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,15 @@ class LibreRequest:
     alternatives: int
     auto_source: bool
     api_key: str | None
+    format: str  # "text" or "html": how each q is cut into sentences (seq2seq.inference.text.plan)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file of a multipart form."""
+
+    filename: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ def parse_fields(body: bytes, content_type: str) -> dict[str, Any]:
                 fields[key] = value
         return fields
     if kind not in ("", "application/json") and not kind.endswith("+json"):
-        raise InputError(415, f"Content-Type {kind} is not supported; send application/json or application/x-www-form-urlencoded")
+        raise InputError(415, f"Content-Type {kind} is not supported; send application/json, application/x-www-form-urlencoded or multipart/form-data")
     try:
         fields = json.loads(body.decode("utf-8", errors="replace"))
     except json.JSONDecodeError as err:
@@ -154,7 +166,8 @@ def libre_request(fields: dict[str, Any], src_lang: str, tgt_lang: str, base: Se
     """LibreTranslate's fields: q, source, target, format, alternatives, api_key. Decoding: `base`,
     with n-best 1 + alternatives (and a beam at least that wide)."""
     texts = sentences(fields, limits)
-    source, target = fields.get("source", "auto"), fields.get("target", tgt_lang)
+    # Without a source, the model's: only an explicit "auto" detects (and may refuse the text).
+    source, target = fields.get("source", src_lang), fields.get("target", tgt_lang)
     for name, value in (("source", source), ("target", target)):
         if not isinstance(value, str):
             raise InputError(400, f"{name} must be a language code string such as {src_lang!r}; got a JSON {_json_type(value)}", name)
@@ -164,14 +177,26 @@ def libre_request(fields: dict[str, Any], src_lang: str, tgt_lang: str, base: Se
             f"this server translates {src_lang} to {tgt_lang} (source {src_lang!r} or 'auto', target {tgt_lang!r}); got source {source!r}, target {target!r}",
             "source" if source not in ("auto", src_lang) else "target",
         )
-    text_format = fields.get("format", "text")
-    if text_format != "text":
-        raise InputError(400, f"format {text_format!r} is not supported; send format 'text' (strip HTML markup first)", "format")
+    text_format = fields.get("format") or "text"  # LibreTranslate takes an empty format as text
+    if text_format not in ("text", "html"):
+        raise InputError(400, f"format must be 'text' or 'html'; got {text_format!r}", "format")
+    check_text_limits(texts, limits)
     alternatives = _integer(fields.get("alternatives", 0), "alternatives")
     if not 0 <= alternatives < limits.max_beam_size:
         raise InputError(400, f"alternatives must be an integer from 0 to {limits.max_beam_size - 1} (--max-beam-size); got {alternatives}", "alternatives")
     options = search_options({"nbest": 1 + alternatives, "beam_size": max(base.beam_size, 1 + alternatives)} if alternatives else {}, base, limits)
-    return LibreRequest(texts, options, alternatives, source == "auto", api_key_of(fields))
+    return LibreRequest(texts, options, alternatives, source == "auto", api_key_of(fields), text_format)
+
+
+def check_text_limits(texts: Sentences, limits: Limits) -> None:
+    """--batch-limit on the number of q entries, then --char-limit on each q's characters: LibreTranslate's
+    checks, status (400) and words."""
+    if not texts.single and limits.batch_limit != -1 and len(texts.raw) > limits.batch_limit:
+        raise InputError(400, f"Invalid request: request ({len(texts.raw)}) exceeds batch limit ({limits.batch_limit}) (--batch-limit)", "q")
+    if limits.char_limit != -1:
+        for text in texts.raw:
+            if len(text) > limits.char_limit:
+                raise InputError(400, f"Invalid request: request ({len(text)}) exceeds text limit ({limits.char_limit}) (--char-limit)", "q")
 
 
 def _integer(value: object, name: str) -> int:

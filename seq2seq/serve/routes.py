@@ -18,16 +18,18 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from seq2seq.inference.output import clean_line, json_record, one_line
 from seq2seq.options import SearchOptions
-from seq2seq.serve.dependencies import Fields, ServerState, State, require_key
-from seq2seq.serve.inputs import LibreRequest, NativeBody, libre_request, native_request
+from seq2seq.serve import openapi as api
+from seq2seq.serve.dependencies import Fields, ServerState, State, check_rate, require_key
+from seq2seq.serve.detection import detect, source_language
+from seq2seq.serve.inputs import InputError, LibreRequest, libre_request, native_request, sentences
 
 if TYPE_CHECKING:
-    from seq2seq.inference.text import TextPlan
+    from seq2seq.inference.text import Plan
     from seq2seq.inference.translator import Translation
 
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech", "es": "Spanish", "it": "Italian", "nl": "Dutch"}
@@ -35,52 +37,62 @@ LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"
 DISCONNECT_POLL_S = 0.1
 # Distributions whose versions /v1/model reports, where installed.
 PACKAGES = ("seq2seq", "torch", "onnxruntime", "sentencepiece", "fastapi", "uvicorn", "pydantic", "prometheus-client")
-# The routes read their bodies themselves (JSON or form, see inputs.parse_fields): the native body's
-# schema is stated here for the OpenAPI document only.
-NATIVE_SCHEMA = {"requestBody": {"content": {"application/json": {"schema": NativeBody.model_json_schema()}}, "required": True}}
+# LibreTranslate's default for how long its page waits after a key before it translates (ms).
+FRONTEND_TIMEOUT_MS = 500
 KEYED = [Depends(require_key)]
+# The bodies a route reads: JSON, and LibreTranslate's forms (its fields may come in the query string as well).
+BODY_TYPES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+LIBRE_QUERY = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in ("q", "source", "target", "format", "alternatives")]
 
 router = APIRouter()
 
 
-@router.get("/", include_in_schema=False, dependencies=KEYED)
+@router.get("/", dependencies=KEYED, response_class=HTMLResponse, responses=api.text_answer("text/html", "The translation page", 403))
 async def home(state: State) -> Response:
     return Response(state.page, media_type="text/html; charset=utf-8")
 
 
-@router.get("/health")
+@router.get("/health", responses=api.answers(api.Status))
 async def health() -> Response:
     return json_response({"status": "alive"})
 
 
-@router.get("/ready")
+@router.get("/ready", responses=api.answers(api.Status, 503))
 async def is_ready(state: State) -> Response:
     if state.ready.is_set():
         return json_response({"status": "ready"})
     return error_response(503, "the model is warming up", {"Retry-After": "1"})
 
 
-@router.get("/metrics", dependencies=KEYED)
+@router.get(
+    "/metrics", dependencies=KEYED, response_class=PlainTextResponse, responses=api.text_answer("text/plain", "Prometheus' text exposition format", 403)
+)
 async def prometheus(state: State) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/languages", dependencies=KEYED)
+@router.get("/languages", dependencies=KEYED, responses=api.answers(api.Languages, 403))
 async def languages(state: State) -> Response:
     src, tgt = state.translator.meta.src_lang, state.translator.meta.tgt_lang
     return json_response([{"code": src, "name": LANGUAGE_NAMES.get(src, src), "targets": [tgt]}])
 
 
-@router.post("/translate")
+@router.post(
+    "/translate",
+    openapi_extra={**api.body(api.TranslateRequest, *BODY_TYPES, required=False), "parameters": [*LIBRE_QUERY, api.API_KEY]},
+    responses=api.answers(api.TranslateResponse, 400, 403, 413, 415, 429, 501, 503),
+)
 async def libre_translate(request: Request, state: State, fields: Fields) -> Response:
-    """LibreTranslate's /translate: each q is cut into sentences (seq2seq.inference.text), every
-    sentence of the request goes to the queue at once, and each q's translations are put back with
-    its whitespace and line breaks. Fields come from the JSON or form body or the query string."""
-    from seq2seq.inference.text import plan_text
-
+    """LibreTranslate's /translate: each q is cut into sentences (seq2seq.inference.text; with format
+    html, the text of its markup), every sentence of the request goes to the queue at once, and each
+    q's translations are put back with its whitespace and line breaks (or into its markup). Fields
+    come from the JSON, form or multipart body or the query string. source auto detects the language
+    of all q together, and refuses (400) text in another language than the model's source."""
     meta, settings = state.translator.meta, state.settings
+    check_rate(request, state, fields)
     req = libre_request(fields, meta.src_lang, meta.tgt_lang, settings.defaults, settings.limits)
-    plans = [plan_text(text, language=meta.src_lang) for text in req.sentences.raw]
+    plans = await plan_texts(req.sentences.raw, req.format, meta.src_lang)
+    detected = await source_language([s for p in plans for s in p.sentences], meta.src_lang) if req.auto_source else None
     results = await queued_translations(request, state, [clean_line(s) for p in plans for s in p.sentences], req.options)
     if isinstance(results, Response):
         return results
@@ -88,12 +100,58 @@ async def libre_translate(request: Request, state: State, fields: Fields) -> Res
     for p in plans:
         per_text.append(results[start : start + len(p.sentences)])
         start += len(p.sentences)
-    return json_response(libre_answer(req, plans, per_text, meta.src_lang))
+    return json_response(libre_answer(req, plans, per_text, detected))
 
 
-@router.post("/v1/translate", openapi_extra=NATIVE_SCHEMA)
+@router.post(
+    "/detect",
+    openapi_extra={**api.body(api.DetectRequest, *BODY_TYPES, required=False), "parameters": [LIBRE_QUERY[0], api.API_KEY]},
+    responses=api.answers(api.Detections, 400, 403, 413, 415, 429, 501),
+)
+async def detect_language(request: Request, state: State, fields: Fields) -> Response:
+    """LibreTranslate's /detect: the likeliest languages of q (a list: read together), best first."""
+    check_rate(request, state, fields)
+    if not fields.get("q"):
+        raise InputError(400, "Invalid request: missing q parameter", "q")
+    found = await detect(sentences(fields, state.settings.limits).raw)
+    # LibreTranslate's answer for text without letters: its first language, at confidence 0.
+    return json_response(found or [{"confidence": 0.0, "language": state.translator.meta.src_lang}])
+
+
+@router.get("/frontend/settings", responses=api.answers(api.FrontendSettings))
+async def frontend_settings(state: State) -> Response:
+    """LibreTranslate's settings for its page and its clients: limits, keys, file formats, languages."""
+    src, tgt = state.translator.meta.src_lang, state.translator.meta.tgt_lang
+    formats = file_formats()
+    keys = bool(state.settings.api_keys)
+    return json_response(
+        {
+            "charLimit": state.settings.limits.char_limit,
+            "frontendTimeout": FRONTEND_TIMEOUT_MS,
+            "apiKeys": keys,
+            "keyRequired": keys,
+            "suggestions": False,
+            "filesTranslation": bool(formats),
+            "supportedFilesFormat": formats,
+            "language": {"source": {"code": src, "name": LANGUAGE_NAMES.get(src, src)}, "target": {"code": tgt, "name": LANGUAGE_NAMES.get(tgt, tgt)}},
+        }
+    )
+
+
+@router.post("/suggest", openapi_extra=api.body(api.SuggestRequest, *BODY_TYPES, required=False), responses=api.answers(None, 403))
+async def suggest() -> Response:
+    """LibreTranslate's /suggest, as it answers with suggestions off (this server keeps none)."""
+    return error_response(403, "Suggestions are disabled on this server.")
+
+
+@router.post(
+    "/v1/translate",
+    openapi_extra=api.body(api.NativeBody, "application/json"),
+    responses=api.answers(api.NativeTranslations, 400, 403, 413, 415, 422, 429, 503),
+)
 async def native_translate(request: Request, state: State, fields: Fields) -> Response:
     """Any SearchOptions field; answers one `--output-type json` record per sentence."""
+    check_rate(request, state, fields)
     req = native_request(fields, state.settings.defaults, state.settings.limits)
     results = await queued_translations(request, state, req.sentences.texts, req.options)
     if isinstance(results, Response):
@@ -101,8 +159,10 @@ async def native_translate(request: Request, state: State, fields: Fields) -> Re
     return json_response({"translations": [json_record(i, text, hyps, req.options.nbest) for i, (text, hyps) in enumerate(zip(req.sentences.texts, results))]})
 
 
-@router.post("/v1/attention", openapi_extra=NATIVE_SCHEMA)
-async def attention(state: State, fields: Fields) -> Response:
+@router.post(
+    "/v1/attention", openapi_extra=api.body(api.NativeBody, "application/json"), responses=api.answers(api.AttentionMap, 400, 403, 413, 415, 422, 429, 501, 503)
+)
+async def attention(request: Request, state: State, fields: Fields) -> Response:
     """The best translation of one sentence (q, a string) with its attention weights (T, S)."""
     translator, settings, batcher = state.translator, state.settings, state.batcher
     if translator.is_exported:
@@ -111,6 +171,7 @@ async def attention(state: State, fields: Fields) -> Response:
             "this server runs an exported model, whose runtime gives no attention weights; "
             "serve the model directory it was exported from (seq2seq-serve --model DIR) to get them",
         )
+    check_rate(request, state, fields)
     req = native_request(fields, settings.defaults, settings.limits, one=True)
     text = req.sentences.texts[0]
     try:
@@ -122,9 +183,30 @@ async def attention(state: State, fields: Fields) -> Response:
     return json_response({"translation": found.text, "source": found.source, "target": found.target, "weights": found.weights})
 
 
-@router.get("/v1/model", dependencies=KEYED)
+@router.get("/v1/model", dependencies=KEYED, responses=api.answers(api.ModelInfo, 403))
 async def model(state: State) -> Response:
     return json_response(describe(state))
+
+
+async def plan_texts(texts: list[str], text_format: str, src_lang: str) -> list[Plan]:
+    """Each text's plan (seq2seq.inference.text.plan), in a thread: a 1 MiB page takes a while to parse."""
+    from seq2seq.inference.text import plan
+
+    try:
+        return await asyncio.to_thread(lambda: [plan(text, text_format, language=src_lang) for text in texts])
+    except ImportError as err:
+        raise InputError(501, f"format {text_format!r} needs a package this server lacks ({err}); install seq2seq[serve]", "format") from None
+    except ValueError as err:
+        raise InputError(400, f"q cannot be read as {text_format}: {err}", "q") from None
+
+
+def file_formats() -> list[str]:
+    """The file suffixes /translate_file reads (none where seq2seq.inference.files cannot be imported)."""
+    try:
+        from seq2seq.inference.files import FILE_FORMATS
+    except ImportError:
+        return []
+    return list(FILE_FORMATS)
 
 
 async def queued_translations(request: Request, state: ServerState, texts: list[str], options: SearchOptions) -> list | Response:
@@ -153,11 +235,13 @@ async def queued_translations(request: Request, state: ServerState, texts: list[
             return Response(status_code=499)  # nginx's "client closed request": only the access log sees it
 
 
-def libre_answer(req: LibreRequest, plans: list[TextPlan], results: list[list[list[Translation]]], src_lang: str) -> dict[str, Any]:
+def libre_answer(req: LibreRequest, plans: list[Plan], results: list[list[list[Translation]]], detected: dict[str, Any] | None) -> dict[str, Any]:
     """LibreTranslate's answer: one value per field where q was one string, else one list per field.
     results: per q, its sentences' n-best lists. Alternative k of a q joins each sentence's k-th
-    hypothesis (its best where it has fewer); a q without a sentence (empty, blank) gives '' and no alternatives."""
-    best = [p.join([one_line(hyps[0].text) for hyps in sentences]) if p.sentences else "" for p, sentences in zip(plans, results)]
+    hypothesis (its best where it has fewer); a q without a sentence (empty, blank) gives '' and no alternatives.
+    detected: the detected source language, where source was auto."""
+    # A q without a sentence answers '' in text (LibreTranslate's answer to blank text), its markup in html.
+    best = [p.join([one_line(hyps[0].text) for hyps in sentences]) if p.sentences or req.format == "html" else "" for p, sentences in zip(plans, results)]
     body: dict[str, Any] = {"translatedText": best[0] if req.sentences.single else best}
     if req.alternatives:
         others = []
@@ -165,8 +249,7 @@ def libre_answer(req: LibreRequest, plans: list[TextPlan], results: list[list[li
             count = min((len(hyps) - 1 for hyps in sentences), default=0)
             others.append([p.join([one_line(hyps[min(k, len(hyps) - 1)].text) for hyps in sentences]) for k in range(1, 1 + min(count, req.alternatives))])
         body["alternatives"] = others[0] if req.sentences.single else others
-    if req.auto_source:
-        detected = {"confidence": 100.0, "language": src_lang}
+    if detected is not None:  # source auto: as LibreTranslate, the language of all q, answered for each
         body["detectedLanguage"] = detected if req.sentences.single else [detected] * len(best)
     return body
 

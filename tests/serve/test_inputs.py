@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -46,8 +47,8 @@ def test_json_and_form_bodies():
     with pytest.raises(InputError, match="not valid JSON") as caught:
         parse_fields(b'{"q": ', "application/json")
     assert caught.value.status == 400
-    with pytest.raises(InputError, match="multipart/form-data is not supported") as caught:
-        parse_fields(b"--x", "multipart/form-data; boundary=x")
+    with pytest.raises(InputError, match="text/plain is not supported; send application/json") as caught:
+        parse_fields(b"A dog.", "text/plain")
     assert caught.value.status == 415
 
 
@@ -67,12 +68,27 @@ def test_libre_requests():
     req = libre_request({"q": "a", "source": "auto", "target": "de", "alternatives": "2", "api_key": "k"}, "en", "de", base, LIMITS)
     assert (req.alternatives, req.auto_source, req.api_key, req.options.nbest, req.options.beam_size) == (2, True, "k", 3, 5)
     assert libre_request({"q": "a"}, "en", "de", base, LIMITS).options == base
+    assert not libre_request({"q": "a"}, "en", "de", base, LIMITS).auto_source  # only an explicit auto detects
     for fields, words in (
         ({"q": "a", "source": "de"}, "translates en to de"),
         ({"q": "a", "target": 1}, "target must be a language code"),
-        ({"q": "a", "format": "html"}, "format 'html' is not supported"),
+        ({"q": "a", "format": "xml"}, "format must be 'text' or 'html'; got 'xml'"),
         ({"q": "a", "alternatives": True}, "alternatives must be an integer"),
     ):
         with pytest.raises(InputError, match=words) as caught:
             libre_request(fields, "en", "de", base, LIMITS)
+        assert caught.value.status == 400
+
+
+def test_batch_and_char_limits_as_libretranslate():
+    limits = Limits(max_body_bytes=1000, max_lines=10, max_beam_size=8, char_limit=5, batch_limit=2)
+    assert libre_request({"q": ["abcde", "ab"]}, "en", "de", SearchOptions(), limits).sentences.raw == ["abcde", "ab"]
+    assert libre_request({"q": "abcde", "format": ""}, "en", "de", SearchOptions(), limits).format == "text"
+    for fields, words in (
+        ({"q": ["a", "b", "c"]}, "Invalid request: request (3) exceeds batch limit (2) (--batch-limit)"),
+        ({"q": ["a", "abcdef"]}, "Invalid request: request (6) exceeds text limit (5) (--char-limit)"),
+        ({"q": "abcdef"}, "Invalid request: request (6) exceeds text limit (5)"),
+    ):
+        with pytest.raises(InputError, match=re.escape(words)) as caught:
+            libre_request(fields, "en", "de", SearchOptions(), limits)
         assert caught.value.status == 400

@@ -132,6 +132,10 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, trained_model_dir, capsys)
         ([*model, "--options", '{"beam_sise": 3}'], "beam_sise is not an option"),
         ([*model, "--options", "[1]"], "JSON object"),
         ([*model, "--timeout", "0"], "--timeout"),
+        ([*model, "--char-limit", "0"], "--char-limit must be >= 1, or -1 for no limit"),
+        ([*model, "--req-limit", "-5"], "--req-limit"),
+        ([*model, "--cors", " , "], "--cors needs at least one origin"),
+        ([*model, "--file-ttl", "0"], "--file-ttl"),
         ([*model, "--api-keys", str(tmp_path / "no-keys")], "--api-keys"),
         (["--model", str(tmp_path / "missing")], "missing"),
     ):

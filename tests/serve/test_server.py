@@ -5,6 +5,7 @@ translation, hostile lines, dropped clients, the operational endpoints, and the 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import shutil
 import socket
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow  # trained_model_dir trains
 # the tiny model (whose outputs run to the maximum length) fast.
 OPTIONS = {"beam_size": 2, "max_len_ratio": 0.5}
 CLI = ["--beam-size", "2", "--max-len-ratio", "0.5"]
-MAX_LINES, MAX_BODY = 300, 400_000
+MAX_LINES, MAX_BODY = 300, 1_200_000  # room for a page of 1 MiB
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,15 @@ def test_paragraphs_come_back_sentence_by_sentence_with_their_spacing(server, li
     assert body_wins.json() == {"translatedText": cli_text[7]}
 
 
+def test_html_keeps_its_markup_and_is_what_the_command_gives(server, trained_model_dir, lines):
+    fragment = f'<div class="a"><p>{lines[0]} <b>{lines[1]}</b></p><pre>{lines[2]}</pre><!-- x --><p>1 &lt; 2 &amp; {lines[3]}</p></div>'
+    reply = post_json(server.url + "/translate", {"q": [fragment, "<p>unclosed <i>"], "source": "en", "target": "de", "format": "html"})
+    assert reply.status == 200, reply.body
+    got = reply.json()["translatedText"]
+    assert got == translate_cli(trained_model_dir, [fragment, "<p>unclosed <i>"], *CLI, "--format", "html").decode().split("\n")[:-1]
+    assert f"<pre>{lines[2]}</pre><!-- x -->" in got[0] and got[0].startswith('<div class="a"><p>') and got[0].count("<b>") == 1
+
+
 def test_decoding_options_reach_the_search(server, translator, lines):
     """Each option of the native API reaches the search: the answers are the Translator's (which
     seq2seq-translate prints, as the test above holds) for the same SearchOptions."""
@@ -152,10 +162,14 @@ BAD = [
     ("/translate", b'{"q": ["A dog.", null]}', "application/json", 400, "q[1] must be a string"),
     ("/translate", b'{"q": "A dog.", "source": "fr", "target": "de"}', "application/json", 400, "translates en to de"),
     ("/translate", b'{"q": "A dog.", "source": "en", "target": "fr"}', "application/json", 400, "target 'de'"),
-    ("/translate", b'{"q": "A dog.", "format": "html"}', "application/json", 400, "format 'html'"),
+    ("/translate", b'{"q": "A dog.", "format": "xml"}', "application/json", 400, "format must be 'text' or 'html'"),
     ("/translate", b"q=A+dog.&alternatives=many", "application/x-www-form-urlencoded", 400, "alternatives must be an integer"),
     ("/translate", b'{"q": "A dog.", "alternatives": 40}', "application/json", 400, "alternatives must be an integer from 0 to 31"),
     ("/translate", b"A dog.", "text/plain", 415, "application/json"),
+    ("/translate", b'{"q": "Der Mann ist nicht auf der Stra\\u00dfe und die Frau ist mit dem Hund.", "source": "auto"}', "application/json", 400, "'de'"),
+    ("/detect", b'{"q": ""}', "application/json", 400, "missing q parameter"),
+    ("/translate_file", b"q=A+dog.", "application/x-www-form-urlencoded", 400, "missing file parameter"),
+    ("/suggest", b'{"q": "a", "s": "b"}', "application/json", 403, "Suggestions are disabled"),
     ("/translate", json.dumps({"q": ["a"] * (MAX_LINES + 1)}).encode(), "application/json", 413, "--max-lines"),
     ("/translate", json.dumps({"q": "a " * MAX_BODY}).encode(), "application/json", 413, "--max-body-bytes"),
     ("/v1/translate", b'{"q": "A dog.", "beam_size": "5"}', "application/json", 422, "beam_size"),
@@ -222,6 +236,64 @@ def test_hostile_lines_get_one_answer_each_as_from_the_command(server, trained_m
     assert reply.json()["translations"][0]["hypotheses"][0]["text"] and reply.json()["translations"][1]["hypotheses"][0]["text"] == ""
     still_serving(server, lines, cli_text)
     assert "Traceback" not in server.stderr()
+
+
+def test_hostile_paragraphs_pages_and_files_get_an_answer_or_a_clear_4xx(server, lines, cli_text):
+    """A paragraph of 200 sentences, a page of 1 MiB, broken HTML, empty elements, mixed languages, empty q
+    and files that cannot be read: each gets its answer or a 4xx, never a 5xx, and the server goes on."""
+    from seq2seq.inference.text import plan_text
+
+    by_line = dict(zip(lines, cli_text))
+    paragraph = " ".join(lines[:200])
+    reply = post_json(server.url + "/translate", {"q": paragraph, "source": "en", "target": "de"})
+    assert reply.status == 200, reply.body[:300]
+    sentences = plan_text(paragraph).sentences
+    assert len(sentences) >= 190  # a person would cut it into the 200 captions
+    assert reply.json()["translatedText"] == plan_text(paragraph).join([by_line.get(s) or cli_line(server, s) for s in sentences])
+
+    script = "<script>" + "var x = '<p>not text</p>';\n" * 40_000 + "</script>"
+    page = f"<!doctype html><html><head><title>{lines[0]}</title>{script}</head><body><p>{lines[1]}</p>{'<div></div>' * 1000}</body></html>"
+    assert len(page.encode()) > 1 << 20
+    reply = post_json(server.url + "/translate", {"q": page, "source": "auto", "target": "de", "format": "html"})
+    assert reply.status == 200, reply.body[:300]
+    assert script in reply.json()["translatedText"] and f"<p>{cli_text[1]}</p>" in reply.json()["translatedText"]
+
+    for q, fmt in (
+        ("<div><p>The dog</div></span><<<>>> &bogus; &#xZZ; <b", "html"),
+        ("<p></p><div> </div><br/><img src=x>", "html"),
+        (["", " ", "\n\n"], "text"),
+        ([], "text"),
+        ("", "text"),
+        (f"{lines[0]} Der Mann ist nicht auf der Straße. {lines[1]}", "text"),
+    ):
+        reply = post_json(server.url + "/translate", {"q": q, "source": "en", "target": "de", "format": fmt})
+        assert reply.status == 200, (q, reply.body[:300])
+    assert post_json(server.url + "/translate", {"q": ["", " "], "source": "en"}).json() == {"translatedText": ["", ""]}
+    assert post_json(server.url + "/translate", {"q": "<p></p><br/>", "format": "html"}).json()["translatedText"] == "<p></p><br/>"
+    mixed = post_json(server.url + "/translate", {"q": f"{lines[0]} {lines[1]} Der Hund ist klein. {lines[2]} {lines[3]}", "source": "auto"})
+    assert mixed.status == 200 and mixed.json()["detectedLanguage"]["language"] == "en"
+
+    files = importlib.util.find_spec("seq2seq.inference.files") is not None  # written beside this server; else /translate_file is 501
+    for filename, data, status in (("report.docx", b"not a zip at all", 400), ("notes.txt", f"{lines[0]}\n\n{lines[1]} {lines[2]}\n".encode(), 200)):
+        body, headers = multipart_file(filename, data)
+        reply = request(server.url + "/translate_file", "POST", body, headers)
+        assert reply.status == (status if files else 501), reply.body[:300]
+    if files:
+        assert request(reply.json()["translatedFileUrl"]).body.decode() == f"{cli_text[0]}\n\n{cli_text[1]} {cli_text[2]}\n"
+    assert request(server.url + "/health").status == 200
+    still_serving(server, lines, cli_text)
+    assert "Traceback" not in server.stderr()
+
+
+def cli_line(server: Server, sentence: str) -> str:
+    return post_json(server.url + "/translate", {"q": sentence, "source": "en", "target": "de"}).json()["translatedText"]
+
+
+def multipart_file(filename: str, data: bytes) -> tuple[bytes, dict[str, str]]:
+    boundary = "b0undary7f3a"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="source"\r\n\r\nen\r\n'
+    head += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n\r\n'
+    return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def test_a_client_that_disconnects_is_dropped_from_the_queue(server, lines, cli_text):
@@ -329,5 +401,13 @@ def test_page_in_headless_chromium(server, trained_model_dir, lines):
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#nbest li")) == 5)
         assert text_of(driver, "#nbest li", "firstChild") == nbest
         assert driver.find_element(By.ID, "status").text == ""
+        # Paragraph mode: /translate cuts the text into sentences and keeps its line breaks.
+        driver.find_element(By.ID, "paragraphs").click()
+        source = driver.find_element(By.ID, "source")
+        source.clear()
+        source.send_keys(f"{lines[0]} {lines[1]}\n\n{lines[2]}")
+        expected = post_json(server.url + "/translate", {"q": f"{lines[0]} {lines[1]}\n\n{lines[2]}", "source": "en", "target": "de"}).json()
+        wait.until(lambda d: text_of(d, "#translation") == [expected["translatedText"]])
+        assert expected["translatedText"].count("\n") == 2 and driver.find_element(By.ID, "status").text == ""
     finally:
         driver.quit()
