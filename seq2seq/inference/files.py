@@ -8,8 +8,8 @@ translations, everything else kept as it was.
   the foot- and endnotes is one unit. Word cuts a paragraph's text into runs (`w:r`) that carry its
   formatting; a paragraph with text in several runs becomes inline HTML, one `<span data-r="i">`
   per text element (`w:t`), and `<br>` where a tab or a break stands between two of them, so that
-  the HTML plan translates the paragraph as one text and shares the translation out over the spans;
-  each span's text goes back into its own `w:t`, in its own run, with its own formatting. A
+  the HTML plan translates the paragraph as one text and places the spans in its translation (as
+  it places inline elements: seq2seq.inference.html); each span's text goes back into its own `w:t`, in its own run, with its own formatting. A
   paragraph with text in one `w:t` is plain text.
 
 A .docx is rewritten by splicing the new text into the XML's bytes at the positions the parser

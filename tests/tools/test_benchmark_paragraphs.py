@@ -26,7 +26,7 @@ def test_a_failed_request_stops_the_load():
     # Nothing listens on the port: every client thread fails, and the load says so instead of
     # returning empty answers.
     with pytest.raises(SystemExit, match="2 of 2 client threads stopped; the first: ConnectionRefusedError"):
-        benchmark_paragraphs.checked_load(benchmark_paragraphs.free_port(), ["A man runs.", "A dog sits.", "Hi."], 2)
+        benchmark_paragraphs.load(benchmark_paragraphs.free_port(), ["A man runs.", "A dog sits.", "Hi."], 2)
 
 
 def test_wrong_arguments_are_usage_errors(tmp_path, capsys):
