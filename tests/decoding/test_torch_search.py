@@ -185,9 +185,13 @@ def test_output_does_not_depend_on_the_batch(cell: str, attention: str, input_fe
     CPU's kernels (an Intel Xeon gave 1.3e-5 relative with input feeding, an AMD EPYC under 1e-5
     absolute). Where two candidates are that close, the one kept can differ. Measured over 1,024
     sentences per configuration: an n-best list differed in 0-6 (0.6% at most; never with attention
-    "none"), a 1-best never. The bound, 4 of 128 lists (3%), is five times the worst rate seen, so a
-    chance failure needs 5 flips where 0.75 are expected (p < 0.001); a padding leak or a mixed-up
-    row changes most lists.
+    "none"), a 1-best never. A long output (a runaway loop such as 22 20 22 20 ...) can also keep its
+    tokens and drift in score: with input feeding, on an AMD EPYC, one best of 44 tokens scored step
+    by step alone and in a batch of 64 differed by ~1e-6 a step up to step 14, then grew ~1.6x a step
+    to 3e-2 by step 34 (0.04% of its score after the length penalty); so a list whose scores differ
+    by more than 1e-4 counts as one that differs. The bound, 4 of 128 lists (3%), is five times the
+    worst rate seen, so a chance failure needs 5 where 0.75 are expected (p < 0.001); a padding leak
+    or a mixed-up row changes most lists.
     """
     model = trained_model(attention, input_feeding, cell=cell)
     sentences = random_sentences(128, seed=6)
@@ -199,10 +203,9 @@ def test_output_does_not_depend_on_the_batch(cell: str, attention: str, input_fe
     for b_hyps, a_hyps in zip(batched, alone):
         if b_hyps[0].tokens != a_hyps[0].tokens:  # only a tie may flip the best
             assert b_hyps[0].score == pytest.approx(a_hyps[0].score, rel=1e-4, abs=1e-5)
-        if [h.tokens for h in b_hyps] != [h.tokens for h in a_hyps]:
+        same_tokens = [h.tokens for h in b_hyps] == [h.tokens for h in a_hyps]
+        if not same_tokens or [h.score for h in b_hyps] != pytest.approx([h.score for h in a_hyps], rel=1e-4, abs=1e-5):
             list_flips += 1
-        else:
-            assert [h.score for h in b_hyps] == pytest.approx([h.score for h in a_hyps], rel=1e-4, abs=1e-5)
     assert list_flips <= 4, f"{list_flips} of {len(sentences)} n-best lists depend on the batch"
 
 
