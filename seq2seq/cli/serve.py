@@ -18,6 +18,8 @@ from seq2seq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_model_argu
 from seq2seq.options import BATCH_SIZE
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from seq2seq.options import SearchOptions
     from seq2seq.serve.inputs import Limits
 
@@ -143,8 +145,6 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--api-keys: {err}", EXIT_USAGE)
     # The model's framework last: the mistakes above are reported without waiting for it (torch, for
     # a model directory, comes in with the model; an exported one needs onnxruntime only).
-    import uvicorn
-
     from seq2seq.inference.translator import Translator
     from seq2seq.modeldir.meta import CheckpointError
     from seq2seq.serve.app import Settings, create_app
@@ -166,13 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         cors_origins=_origins(args.cors) if args.cors else (),
         file_ttl=args.file_ttl,
     )
-    app = create_app(translator, settings)
+    return _run(create_app(translator, settings), host=args.host, port=args.port)
+
+
+def _run(app: FastAPI, *, host: str, port: int) -> int:
+    """Serve `app` until a signal stops it: the command's exit code."""
+    import uvicorn
+
     # No uvicorn logging config and no uvicorn access log: its lines go to stderr through ours, and
     # the app writes one access line per request itself. No limit on the graceful shutdown: a
     # request's own deadline (--timeout) bounds how long an accepted request can take.
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=None)
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=None))
     received: list[int] = []
     # uvicorn catches SIGTERM and SIGINT, shuts down gracefully, then raises the signal again with the
     # handlers it found installed: these record it, so the process ends with our exit code, not killed.
