@@ -65,6 +65,10 @@ class DataConfig:
     test_split: str = "test"
     max_len: int = _num(100, 1)
     max_valid_sentences: int = _num(0, 0)
+    # Extra training pairs, as a share of the corpus, each two random pairs joined into one (the first
+    # without its final full stop half the time): the model then translates both sentences of text
+    # the sentence splitter cannot cut, such as a caption without a full stop before another.
+    join_pairs: float = _num(0.0, 0.0, 1.0)
     # Read the training split as a stream (corpora larger than memory): pairs are shuffled,
     # tokenized and batched `stream_buffer` at a time; SentencePiece trains on the first
     # `tokenizer_sample` pairs.
@@ -191,6 +195,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             "model.output_vocab=target reads every training target before training, which a streamed corpus "
             "never holds: set model.output_vocab=full or data.streaming=false"
         )
+    if not problems and config.data.join_pairs > 0 and config.data.streaming:
+        problems.append("data.join_pairs joins pairs of the corpus in memory, which a streamed corpus is not: set data.join_pairs=0 or data.streaming=false")
     if problems:
         raise ConfigError(problems)
     return config

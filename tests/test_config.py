@@ -81,3 +81,13 @@ def test_bf16_is_auto_true_or_false():
         data = config_to_dict(load_config("recipes/demo.yaml"))
         data["train"]["bf16"] = saved
         assert config_from_dict(data).train.bf16 == saved
+
+
+def test_joined_pairs_need_the_corpus_in_memory():
+    from seq2seq.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"data\.join_pairs=0 or data\.streaming=false"):
+        load_config(None, ["data.streaming=true", "model.output_vocab=full", "data.join_pairs=0.1"])
+    with pytest.raises(ConfigError, match=r"data\.join_pairs"):
+        load_config(None, ["data.join_pairs=1.5"])
+    assert load_config(None, ["data.join_pairs=0.1"]).data.join_pairs == 0.1

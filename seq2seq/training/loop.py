@@ -24,6 +24,7 @@ import torch
 
 from seq2seq.config import Config
 from seq2seq.data.batching import Batch, EncodedSplit, collate_pairs, make_batches, stream_batches
+from seq2seq.data.joining import add_joined_pairs
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import Tokenizer, seed_sampling
 from seq2seq.training.clock import RunClock
@@ -231,8 +232,24 @@ def epoch_batches(config: Config, data: TrainingData, epoch: int, first: int) ->
         )
         return None, itertools.islice(batches, first, None)
     src, tgt = sampled_split(data.train_split, data.tokenizer, data.train_text, config, epoch)
+    src, tgt = add_joined_pairs(
+        src,
+        tgt,
+        share=config.data.join_pairs,
+        stop_src=_piece_id(tokenizer.src, "."),
+        stop_tgt=_piece_id(tokenizer.tgt, "."),
+        max_len=config.data.max_len,
+        seed=config.seed,
+        epoch=epoch,
+    )
     batches = make_batches(np.array([len(s) + 1 for s in src]), np.array([len(t) for t in tgt]), tc.batch_tokens, config.seed, epoch)
     return len(batches), (([src[i] for i in indices], [tgt[i] for i in indices]) for indices in batches[first:])
+
+
+def _piece_id(sp, piece: str) -> int | None:
+    """The id of `piece` in a SentencePiece vocabulary, None where it is not one piece."""
+    pid = sp.piece_to_id(piece)
+    return None if pid == sp.unk_id() else pid
 
 
 def sampled_split(

@@ -285,3 +285,34 @@ def test_subword_sampling_draws_each_epoch_from_the_seed_within_the_length_limit
     assert max(len(t) for t in first[1]) <= 30 and max(len(s) for s in first[0]) <= 30
     no_sampling = tiny_config(tmp_path, demo_dir, "data.max_len=30")
     assert sampled_split(split, tok, (src_text, tgt_text), no_sampling, epoch=1) == (split.src, split.tgt)
+
+
+def test_an_epoch_holds_the_joined_pairs_with_the_corpus(tmp_path, demo_dir):
+    from seq2seq.training.loop import epoch_batches
+    from seq2seq.training.run import close_run
+    from seq2seq.training.setup import start_run
+
+    def epoch_pairs(share: str) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        config = tiny_config(tmp_path / share, demo_dir, f"data.join_pairs={share}")
+        run, data, _ = start_run(config)
+        close_run(run)
+        _, batches = epoch_batches(config, data, 1, 0)
+        return [(tuple(s.tolist()), tuple(t.tolist())) for src, tgt in batches for s, t in zip(src, tgt)]
+
+    plain, joined = epoch_pairs("0"), epoch_pairs("0.5")
+    extra = set(joined) - set(plain)
+    assert set(plain) <= set(joined) and len(extra) > len(plain) // 4
+    target_of = dict(plain)
+
+    def halves(src: tuple[int, ...], tgt: tuple[int, ...]) -> bool:
+        """Whether the pair is two pairs of the corpus run together (the first's last piece dropped from both sides, or not)."""
+        for k in range(1, len(src)):
+            second = target_of.get(src[k:])
+            if second is None or tgt[len(tgt) - len(second) :] != second:
+                continue
+            head_src, head_tgt = src[:k], tgt[: len(tgt) - len(second)]
+            if target_of.get(head_src) == head_tgt or any(target_of.get(s) == t for s, t in plain if s[:-1] == head_src and t[:-1] == head_tgt):
+                return True
+        return False
+
+    assert all(halves(s, t) for s, t in extra)
