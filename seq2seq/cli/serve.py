@@ -54,7 +54,17 @@ def _parser() -> argparse.ArgumentParser:
         "--max-batch-tokens", type=int, default=2048, help="source subwords the inference worker takes into one batch at most (a longer sentence goes alone)"
     )
     parser.add_argument(
-        "--max-wait-ms", type=float, default=5.0, help="milliseconds the worker waits for more sentences after the first before it starts a batch"
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="milliseconds the worker waits for more sentences after the first before it starts a batch, "
+        "while the arrival rate of the last second expects another request within the wait",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="inference worker threads, each translating its own batch with --threads threads (e.g. --workers 2 --threads 1 on 2 cores)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take; then 503 with Retry-After")
     parser.add_argument("--max-queue", type=int, default=20000, help="sentences waiting at most; a request beyond gets 503 at once")
@@ -88,7 +98,7 @@ def read_api_keys(path: str) -> frozenset[str]:
 
 def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The numeric flags' bounds, as usage errors that name the flag."""
-    for name in ("port", "batch_size", "max_batch_tokens", "max_queue", "max_lines", "max_body_bytes", "max_beam_size"):
+    for name in ("port", "batch_size", "max_batch_tokens", "max_queue", "max_lines", "max_body_bytes", "max_beam_size", "workers"):
         if getattr(args, name) < (0 if name == "port" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'port' else '>= 1'}; got {getattr(args, name)}")
     for name in ("max_wait_ms", "timeout", "file_ttl"):
@@ -165,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         req_limit=args.req_limit,
         cors_origins=_origins(args.cors) if args.cors else (),
         file_ttl=args.file_ttl,
+        workers=args.workers,
     )
     return _run(create_app(translator, settings), host=args.host, port=args.port)
 

@@ -46,7 +46,7 @@ DOWNLOADS = "/download_file/"
 
 def create_app(translator: Translator, settings: Settings) -> FastAPI:
     metrics = new_metrics()
-    batcher = Batcher(translator, metrics, max_tokens=settings.max_tokens, max_wait=settings.max_wait, batch_size=settings.batch_size)
+    batcher = Batcher(translator, metrics, max_tokens=settings.max_tokens, max_wait=settings.max_wait, batch_size=settings.batch_size, workers=settings.workers)
     page = (importlib.resources.files("seq2seq.serve") / "page.html").read_bytes()
     app = FastAPI(
         title="seq2seq-serve",

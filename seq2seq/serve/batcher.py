@@ -1,16 +1,21 @@
-"""Dynamic batching: one queue of sentences, one inference worker thread.
+"""Dynamic batching: one queue of sentences, one or more inference worker threads.
 
 Requests put their sentences on the queue (`Batcher.submit`) and await a `Ticket`. The worker
 takes sentences in arrival order until they hold `max_tokens` source subwords or `max_wait`
-seconds have passed since it took the first, translates them with `Translator.translate_nbest`
+seconds have passed since it took the first; it waits only while another request is expected
+within the wait (from the arrival rate of the last second), so a lone client is not kept waiting
+for company that will not come, translates them with `Translator.translate_nbest`
 (one call per distinct `SearchOptions` in the batch) and hands each result back to its ticket at
 its index: a request's sentences may go in several batches and still come back in order. A
 translation never depends on the batch it was in, so the answers are those of seq2seq-translate.
 
+With several workers (`workers`), they take turns at collecting: one gathers the next batch while
+the others translate theirs, each with the model's threads (a translator keeps no state between
+calls, and onnxruntime and torch release the GIL while they compute).
+
 Cancelled tickets (the client went away, or the deadline passed) leave their sentences in the
-queue; the worker drops them when it reaches them. Other work that needs the model (warm-up, an
-attention map) goes through the same worker with `Batcher.call`, so the model is only ever used
-from one thread.
+queue; a worker drops them when it reaches them. Other work that needs the model (warm-up, an
+attention map) goes through the same queue with `Batcher.call`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ if TYPE_CHECKING:
     from seq2seq.inference.translator import Translation, Translator
 
 log = logging.getLogger("seq2seq.serve")
+
+
+# Submits remembered for the arrival rate: enough to measure a few hundred requests a second.
+ARRIVALS_KEPT = 256
 
 
 class Ticket:
@@ -89,39 +98,44 @@ class _Call:
 class Batcher:
     """The queue and its worker. `submit` and `call` are for the event loop's thread."""
 
-    def __init__(self, translator: Translator, metrics: Metrics, *, max_tokens: int, max_wait: float, batch_size: int):
+    def __init__(self, translator: Translator, metrics: Metrics, *, max_tokens: int, max_wait: float, batch_size: int, workers: int = 1):
         self.translator = translator
         self.metrics = metrics
         self.max_tokens = max_tokens
         self.max_wait = max_wait
         self.batch_size = batch_size
+        self.workers = workers
         self._items: collections.deque[_Sentence | _Call] = collections.deque()
         self._cond = threading.Condition()
+        self._collecting = threading.Lock()  # held by the one worker gathering a batch
         self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._rate = 0.0  # sentences/s of recent batches, for Retry-After
+        self._threads: list[threading.Thread] = []
+        self._rate = 0.0  # sentences/s of recent batches, all workers together, for Retry-After
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=ARRIVALS_KEPT)  # monotonic times of recent submits
 
     @property
     def queued(self) -> int:
         return len(self._items)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._work, name="seq2seq-inference", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._work, name=f"seq2seq-inference-{i}", daemon=True) for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Finish what is queued, then end the worker."""
+        """Finish what is queued, then end the workers."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
 
     def submit(self, texts: list[str], options: SearchOptions) -> Ticket:
         ticket = Ticket(len(texts), asyncio.get_running_loop())
         if texts:
             lengths = [len(ids) for ids in self.translator.tokenizer.encode_src(texts)]
             with self._cond:
+                self._arrivals.append(time.monotonic())
                 self._items.extend(_Sentence(ticket, i, t, options, n) for i, (t, n) in enumerate(zip(texts, lengths)))
                 self.metrics.queue_depth.set(len(self._items))
                 self._cond.notify()
@@ -144,7 +158,8 @@ class Batcher:
 
     def _work(self) -> None:
         while True:
-            taken = self._take()
+            with self._collecting:
+                taken = self._take()
             if taken is None:
                 return
             if isinstance(taken, _Call):
@@ -177,12 +192,22 @@ class Batcher:
                         tokens += item.tokens
                         if tokens >= self.max_tokens:
                             return batch
-                    remaining = until - time.monotonic()
+                    now = time.monotonic()
+                    remaining = until - now
                     if not batch or remaining <= 0 or self._stopping or self._items:  # a call waits behind this batch: go now
+                        return batch
+                    if self._expected_arrivals(now, remaining) < 1:
                         return batch
                     self._cond.wait(remaining)
             finally:
                 self.metrics.queue_depth.set(len(self._items))
+
+    def _expected_arrivals(self, now: float, seconds: float) -> float:
+        """Requests expected in the next `seconds`, at the rate they came in over the last second."""
+        recent = [t for t in self._arrivals if t > now - 1.0]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(now - recent[0], 1e-3) * seconds
 
     def _translate(self, batch: list[_Sentence]) -> None:
         start = time.perf_counter()
@@ -208,7 +233,7 @@ class Batcher:
         seconds = time.perf_counter() - start
         self.metrics.sentences.inc(len(batch))
         self.metrics.batch_sentences.observe(len(batch))
-        current = len(batch) / max(seconds, 1e-6)
+        current = self.workers * len(batch) / max(seconds, 1e-6)
         self._rate = current if self._rate == 0 else 0.8 * self._rate + 0.2 * current
 
     @staticmethod

@@ -38,6 +38,7 @@ class Settings:
     req_limit: int = -1  # requests per minute per key or client address (--req-limit; -1: none)
     cors_origins: tuple[str, ...] = ()  # --cors: origins whose pages may call the API (none: no CORS headers)
     file_ttl: float = TTL_S  # seconds a translated file stays downloadable
+    workers: int = 1  # inference worker threads taking batches from the one queue (--workers)
 
 
 @dataclass(frozen=True)

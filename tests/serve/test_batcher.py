@@ -68,20 +68,28 @@ def test_requests_share_batches_within_the_token_budget_and_come_back_in_order()
     assert [texts for texts, _ in calls] == [["a b"], ["c d e", "f"], ["g h i j", "k l"], ["m n o p q r s t"]]
 
 
-def test_the_worker_waits_briefly_for_more_sentences():
-    async def main(max_wait: float):
+def test_the_worker_waits_for_more_sentences_only_while_more_requests_are_coming():
+    async def main(max_wait: float, busy: bool):
         echo = Echo()
         batcher = batcher_for(echo, max_wait=max_wait)
         batcher.start()
+        if busy:  # ten requests 10 ms apart: at that rate another is expected within a wait of 0.3 s
+            tickets = []
+            for _ in range(10):
+                tickets.append(batcher.submit(["x"], SearchOptions()))
+                await asyncio.sleep(0.01)
+            await asyncio.gather(*(t.future for t in tickets))
         first = batcher.submit(["a"], SearchOptions())
         await asyncio.sleep(0.05)
         second = batcher.submit(["b"], SearchOptions())
         await asyncio.gather(first.future, second.future)
         batcher.stop()
-        return [texts for texts, _ in echo.calls]
+        return [texts for texts, _ in echo.calls if "x" not in texts]
 
-    assert asyncio.run(main(max_wait=0.3)) == [["a", "b"]]
-    assert asyncio.run(main(max_wait=0.0)) == [["a"], ["b"]]
+    assert asyncio.run(main(max_wait=0.3, busy=True)) == [["a", "b"]]
+    assert asyncio.run(main(max_wait=0.0, busy=True)) == [["a"], ["b"]]
+    # A lone request (nothing else in the last second) goes at once, however long the wait may be.
+    assert asyncio.run(main(max_wait=0.3, busy=False)) == [["a"], ["b"]]
 
 
 def test_one_call_per_distinct_options_in_a_batch():
@@ -161,7 +169,36 @@ def test_calls_run_on_the_worker_between_batches():
         batcher.stop()
         return thread
 
-    assert asyncio.run(main()) == "seq2seq-inference"
+    assert asyncio.run(main()).startswith("seq2seq-inference")
+
+
+def test_workers_translate_their_batches_at_the_same_time_and_answers_keep_their_order():
+    class Paired(Echo):
+        """Each batch waits at a barrier for a second batch: only two workers at once get past it."""
+
+        def __init__(self):
+            super().__init__()
+            self.barrier = threading.Barrier(2, timeout=10)
+            self.threads: set[str] = set()
+
+        def translate_nbest(self, texts, options, *, batch_size):
+            self.threads.add(threading.current_thread().name)
+            self.barrier.wait()
+            return super().translate_nbest(texts, options, batch_size=batch_size)
+
+    async def main():
+        paired = Paired()
+        batcher = Batcher(paired, new_metrics(), max_tokens=1, max_wait=0.0, batch_size=64, workers=2)
+        batcher.start()
+        ticket = batcher.submit(["a", "b", "c", "d"], SearchOptions())
+        results = await asyncio.wait_for(ticket.future, 20)
+        await asyncio.to_thread(batcher.stop)
+        return texts_of(results), paired.threads, [texts for texts, _ in paired.calls]
+
+    texts, threads, calls = asyncio.run(main())
+    assert texts == ["A", "B", "C", "D"]
+    assert threads == {"seq2seq-inference-0", "seq2seq-inference-1"}
+    assert sorted(calls) == [["a"], ["b"], ["c"], ["d"]]
 
 
 def test_stop_finishes_what_is_queued():

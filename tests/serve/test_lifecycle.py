@@ -136,6 +136,7 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, trained_model_dir, capsys)
         ([*model, "--req-limit", "-5"], "--req-limit"),
         ([*model, "--cors", " , "], "--cors needs at least one origin"),
         ([*model, "--file-ttl", "0"], "--file-ttl"),
+        ([*model, "--workers", "0"], "--workers must be >= 1"),
         ([*model, "--api-keys", str(tmp_path / "no-keys")], "--api-keys"),
         (["--model", str(tmp_path / "missing")], "missing"),
     ):

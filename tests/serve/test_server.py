@@ -34,8 +34,9 @@ MAX_LINES, MAX_BODY = 300, 1_200_000  # room for a page of 1 MiB
 
 @pytest.fixture(scope="module")
 def server(trained_model_dir, tmp_path_factory):
-    # A small token budget (about ten sentences), so that one request's sentences go in several batches.
-    args = ["--options", json.dumps(OPTIONS), "--max-batch-tokens", "256", "--max-lines", str(MAX_LINES), "--max-body-bytes", str(MAX_BODY)]
+    # A small token budget (about ten sentences), so that one request's sentences go in several batches,
+    # and two workers, so that they are translated at the same time: the answers are still the command's.
+    args = ["--options", json.dumps(OPTIONS), "--max-batch-tokens", "256", "--max-lines", str(MAX_LINES), "--max-body-bytes", str(MAX_BODY), "--workers", "2"]
     with running_server(trained_model_dir, tmp_path_factory.mktemp("serve") / "stderr.log", *args) as running:
         yield running
 
