@@ -23,7 +23,7 @@ async def detect(texts: list[str], limit: int = 3) -> list[dict[str, Any]]:
     try:
         from seq2seq.inference.language import detect_languages
     except ImportError as err:
-        raise InputError(501, f"language detection is not installed on this server ({err}); install seq2seq[serve] with its detection extra") from None
+        raise InputError(501, f"language detection is not installed on this server ({err}); install the text extra: pip install 'seq2seq[text]'") from None
     text = "\n".join(texts)[:DETECT_CHARS]
     found = await asyncio.to_thread(detect_languages, text, limit)
     return [{"confidence": round(float(d.confidence), 2), "language": d.language} for d in found]

@@ -221,6 +221,15 @@ def test_detect_names_english_and_german(server):
     assert post_json(server.url + "/detect", {"q": "12345 !!!"}).json() == [{"confidence": 0.0, "language": "en"}]
 
 
+def test_detect_without_the_identifier_is_501_naming_the_extra(server, contract, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "seq2seq.inference.language", None)  # its import then raises ImportError
+    reply = contract.check("POST", server.url + "/detect", post_json(server.url + "/detect", {"q": "The man is on the street."}))
+    assert reply.status == 501
+    assert "pip install 'seq2seq[text]'" in reply.json()["error"]
+
+
 def test_frontend_settings_and_suggest(server, keyed):
     settings = request(server.url + "/frontend/settings").json()
     assert settings["charLimit"] == CHAR_LIMIT and settings["keyRequired"] is False and settings["suggestions"] is False
