@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", required=True, nargs="+", help="the model directory to export (an ensemble of several is refused)")
     parser.add_argument("--output", required=True, help="the exported directory to write")
-    parser.add_argument("--quantize", choices=["none", "int8"], default="none", help="int8: onnxruntime dynamic quantization (smaller, faster, check BLEU)")
+    parser.add_argument(
+        "--quantize", choices=["none", "int8"], default="none", help="int8: weight products in int8, activations scaled per row (faster, check BLEU)"
+    )
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     args = parser.parse_args(argv)
     setup_logging(args.quiet)

@@ -24,7 +24,6 @@ are in the graph because numpy took a third of a beam search's time computing th
 from __future__ import annotations
 
 import hashlib
-import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -35,6 +34,7 @@ from torch.nn import functional as F
 
 from seq2seq.atomic import write_text_atomic
 from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH, STEP_OUTPUTS
+from seq2seq.export.quantize import quantize_rows
 from seq2seq.export.runtime import ExportMeta
 from seq2seq.model import DecoderState, Memory, Seq2Seq
 from seq2seq.modeldir.checkpoint import load_model_dir
@@ -150,10 +150,12 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
 
     enc_axes, memory, state = _export_encoder(model, tokenizer.src_vocab_size, memory_names, state_names, out_dir)
     output_ids = _output_ids(model)  # the step graph's logits columns, and export.json's output_ids
+    if quantize == "int8":
+        model.decoder.rnn = ExplicitCell(model.decoder.rnn)  # products the row-wise rewrite can quantize
     _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir)
     if quantize == "int8":
         for name in (ENCODER_GRAPH, STEP_GRAPH):
-            _quantize_int8(out_dir / name)
+            quantize_rows(out_dir / name)
     copy_model_files(model_dir, out_dir, config.tokenizer.joint)
     for name in (META, CONFIG):
         write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
@@ -181,6 +183,39 @@ def _export_encoder(
         enc_axes[name] = {0: "batch", 1: "src_len"} if name in ("enc_out", "keys", "mask") else {state_names.get(name, 0): "batch"}
     _export(encoder, (src, src_len), out_dir / ENCODER_GRAPH, ["src", "src_len"], [*memory_names, *state_names], enc_axes)
     return enc_axes, enc_outputs[: len(memory_names)], enc_outputs[len(memory_names) :]
+
+
+class ExplicitCell(nn.Module):
+    """A decoder's nn.LSTM or nn.GRU for one time step, written as products and gates, as torch
+    computes them (gate order i, f, g, o; r, z, n): the int8 export quantizes these products one row
+    at a time (seq2seq.export.quantize), which onnxruntime's quantized LSTM cannot. x (B, 1, I), the
+    state (L, B, D) → outputs (B, 1, D) and the next state, with nn.LSTM's and nn.GRU's signatures."""
+
+    def __init__(self, rnn: nn.LSTM | nn.GRU):
+        super().__init__()
+        self.rnn, self.lstm = rnn, isinstance(rnn, nn.LSTM)
+
+    def forward(self, x: torch.Tensor, hx):
+        h_all, c_all = hx if self.lstm else (hx, None)
+        inp, hs, cs = x[:, 0], [], []
+        for layer in range(self.rnn.num_layers):
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
+            gi, gh, h = F.linear(inp, w_ih, b_ih), F.linear(h_all[layer], w_hh, b_hh), h_all[layer]
+            if self.lstm:
+                i, f, g, o = (gi + gh).chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c_all[layer] + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                cs.append(c)
+            else:
+                r_i, z_i, n_i = gi.chunk(3, dim=-1)
+                r_h, z_h, n_h = gh.chunk(3, dim=-1)
+                r, z = torch.sigmoid(r_i + r_h), torch.sigmoid(z_i + z_h)
+                h = (1 - z) * torch.tanh(n_i + r * n_h) + z * h
+            hs.append(h)
+            inp = h
+        h_next = torch.stack(hs)
+        return inp.unsqueeze(1), ((h_next, torch.stack(cs)) if self.lstm else h_next)
 
 
 def _export_step(
@@ -266,23 +301,6 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], 
     tmp.replace(path)
 
 
-def _quantize_int8(path: Path) -> None:
-    """Replace a graph by its onnxruntime dynamic int8 quantization (weights int8, activations quantized per call)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = path.with_name(path.name + ".int8.tmp")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(
-        logging.ERROR
-    )  # its advice to pre-process (shape inference) is for static quantization; the BLEU check is in docs/logs/2026-12-01-export-benchmark.md
-    try:
-        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
-    tmp.replace(path)
-
-
 def _card_section(out_dir: Path, meta: ExportMeta) -> str:
     sizes = {name: (out_dir / name).stat().st_size / 1e6 for name in (ENCODER_GRAPH, STEP_GRAPH)}
     digest = {name: hashlib.sha256((out_dir / name).read_bytes()).hexdigest()[:12] for name in sizes}
@@ -290,7 +308,7 @@ def _card_section(out_dir: Path, meta: ExportMeta) -> str:
     return f"""## Exported model
 
 This directory was written by `seq2seq-export` (export format {meta.export_format_version}, ONNX opset {meta.opset},
-{"int8 dynamic quantization" if meta.quantize == "int8" else "fp32"}). It runs with onnxruntime, numpy and sentencepiece; torch is not needed.
+{"int8 products with one scale per row, the recurrent encoder in fp32" if meta.quantize == "int8" else "fp32"}). It runs with onnxruntime, numpy and sentencepiece; torch is not needed.
 
 {graphs}
 

@@ -43,7 +43,7 @@ class ExportMeta:
     package_version: str
     opset: int
     exporter: str  # the torch.onnx exporter that wrote the graphs
-    quantize: str  # none | int8 (onnxruntime dynamic quantization)
+    quantize: str  # none | int8 (int8 weight products, activations scaled per row: seq2seq.export.quantize)
     cell: str  # the decoder's recurrent cell, lstm or gru
     state_batch_axes: dict[str, int]  # state input name → its batch axis
     memory_names: tuple[str, ...]  # the step graph's memory inputs, batch axis 0

@@ -1,0 +1,66 @@
+"""Row-wise int8 (seq2seq/export/quantize.py and the exporter's ExplicitCell): the decoder cell written
+as products computes what nn.LSTM and nn.GRU compute, and a rewritten product's rows depend on
+themselves alone, close to the fp32 product."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+
+from seq2seq.export.exporter import ExplicitCell
+from seq2seq.export.quantize import quantize_rows
+
+
+@pytest.mark.parametrize("rnn_class", [torch.nn.LSTM, torch.nn.GRU])
+def test_the_explicit_cell_computes_one_step_as_torch_does(rnn_class):
+    torch.manual_seed(0)
+    rnn = rnn_class(12, 8, num_layers=2, batch_first=True).eval()
+    x, h = torch.randn(5, 1, 12), torch.randn(2, 5, 8)
+    hx = (h, torch.randn(2, 5, 8)) if rnn_class is torch.nn.LSTM else h
+    with torch.no_grad():
+        want_out, want_state = rnn(x, hx)
+        got_out, got_state = ExplicitCell(rnn)(x, hx)
+    torch.testing.assert_close(got_out, want_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(got_state if isinstance(got_state, tuple) else (got_state,), want_state if isinstance(want_state, tuple) else (want_state,)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _graph(path, w_matmul: np.ndarray, w_gemm: np.ndarray, bias: np.ndarray) -> None:
+    """y = (x @ w_matmul) then Gemm with w_gemm transposed and a bias, as torch exports F.linear."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = w_matmul.shape[0]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Gemm", ["h", "w2", "b2"], ["y"], transB=1)]
+    inits = [numpy_helper.from_array(w_matmul, "w1"), numpy_helper.from_array(w_gemm, "w2"), numpy_helper.from_array(bias, "b2")]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, w_gemm.shape[0]])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_rewritten_products_depend_on_their_own_row_alone(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    w1, w2, b2 = (rng.standard_normal(s).astype(np.float32) for s in ((16, 24), (10, 24), (10,)))
+    _graph(tmp_path / "g.onnx", w1, w2, b2)
+    assert quantize_rows(tmp_path / "g.onnx") == 2
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    assert {n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node} >= {"MatMulInteger"}
+    x = rng.standard_normal((6, 16)).astype(np.float32)
+    x[3] *= 1000  # a row far larger than the others: per-tensor scales would flatten its neighbours
+    batch = session.run(None, {"x": x})[0]
+    for row in range(6):
+        np.testing.assert_array_equal(session.run(None, {"x": x[row : row + 1]})[0][0], batch[row])
+    want = (x @ w1) @ w2.T + b2
+    assert np.abs(batch - want).max(axis=1).max() / np.abs(want).max() < 0.05
+    assert np.abs(batch[0] - want[0]).max() / np.abs(want[0]).max() < 0.05  # a small row keeps its own precision
