@@ -11,7 +11,9 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seq2seq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_model_arguments, fail, setup_logging
@@ -63,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="inference worker threads, each translating its own batch with --threads threads (e.g. --workers 2 --threads 1 on 2 cores)",
+        default=0,
+        help="inference worker threads, each translating its own batch with --threads threads (0: for an exported directory "
+        "with --threads 0, one worker of one thread per CPU, which served 1.5x the sentences/s of one worker at 64 clients; else one)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take; then 503 with Retry-After")
     parser.add_argument("--max-queue", type=int, default=20000, help="sentences waiting at most; a request beyond gets 503 at once")
@@ -96,11 +99,27 @@ def read_api_keys(path: str) -> frozenset[str]:
     return keys
 
 
+def workers_and_threads(models: list[str], workers: int, threads: int) -> tuple[int, int]:
+    """--workers and --threads as the server runs them. --workers 0 with --threads 0: an exported
+    directory gets one worker of one thread per CPU this process may use (at 64 clients on 2 cores
+    that served 1.5x one worker of two threads, and the same at one client:
+    docs/logs/2026-12-06-serving-workers.md); anything else one worker. Given values are kept."""
+    from seq2seq.export import is_exported_dir
+
+    if workers:
+        return workers, threads
+    if threads == 0 and len(models) == 1 and is_exported_dir(Path(models[0])):
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return cpus, 1
+    return 1, threads
+
+
 def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The numeric flags' bounds, as usage errors that name the flag."""
     for name in ("port", "batch_size", "max_batch_tokens", "max_queue", "max_lines", "max_body_bytes", "max_beam_size", "workers"):
-        if getattr(args, name) < (0 if name == "port" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'port' else '>= 1'}; got {getattr(args, name)}")
+        zero_ok = name in ("port", "workers")
+        if getattr(args, name) < (0 if zero_ok else 1):
+            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if zero_ok else '>= 1'}; got {getattr(args, name)}")
     for name in ("max_wait_ms", "timeout", "file_ttl"):
         if not getattr(args, name) >= 0 or (name != "max_wait_ms" and getattr(args, name) == 0):
             parser.error(f"--{name.replace('_', '-')} must be a number {'>= 0' if name == 'max_wait_ms' else '> 0'}; got {getattr(args, name)}")
@@ -159,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     from seq2seq.modeldir.meta import CheckpointError
     from seq2seq.serve.app import Settings, create_app
 
+    workers, threads = workers_and_threads(args.model, args.workers, args.threads)
     try:
-        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=args.threads, revision=args.revision)
+        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=threads, revision=args.revision)
     except (CheckpointError, ValueError) as err:
         return fail(str(err), EXIT_USAGE)
     settings = Settings(
@@ -175,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         req_limit=args.req_limit,
         cors_origins=_origins(args.cors) if args.cors else (),
         file_ttl=args.file_ttl,
-        workers=args.workers,
+        workers=workers,
+    )
+    log.info(
+        "%d inference worker%s, %s",
+        workers,
+        "s" if workers > 1 else "",
+        f"{threads} thread{'s' if threads > 1 else ''} each" if threads else "the library's threads",
     )
     return _run(create_app(translator, settings), host=args.host, port=args.port)
 
