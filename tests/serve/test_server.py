@@ -34,9 +34,8 @@ MAX_LINES, MAX_BODY = 300, 1_200_000  # room for a page of 1 MiB
 
 @pytest.fixture(scope="module")
 def server(trained_model_dir, tmp_path_factory):
-    # A small token budget (about ten sentences), so that one request's sentences go in several batches,
-    # and two workers, so that they are translated at the same time: the answers are still the command's.
-    args = ["--options", json.dumps(OPTIONS), "--max-batch-tokens", "256", "--max-lines", str(MAX_LINES), "--max-body-bytes", str(MAX_BODY), "--workers", "2"]
+    # A small token budget (about ten sentences), so that one request's sentences go in several batches.
+    args = ["--options", json.dumps(OPTIONS), "--max-batch-tokens", "256", "--max-lines", str(MAX_LINES), "--max-body-bytes", str(MAX_BODY)]
     with running_server(trained_model_dir, tmp_path_factory.mktemp("serve") / "stderr.log", *args) as running:
         yield running
 
@@ -77,6 +76,18 @@ def test_200_lines_give_the_bytes_of_seq2seq_translate(server, lines, cli_text, 
     reply = post_json(server.url + "/v1/translate", {"q": lines})
     assert reply.status == 200
     assert_same_records(reply.json()["translations"], cli_json)
+
+
+def test_two_workers_answer_as_the_command(trained_model_dir, tmp_path, lines, cli_text):
+    args = ["--options", json.dumps(OPTIONS), "--max-batch-tokens", "256", "--workers", "2", "--threads", "1"]
+    with running_server(trained_model_dir, tmp_path / "stderr.log", *args) as two:
+        reply = post_json(two.url + "/translate", {"q": lines, "source": "en", "target": "de"})
+        assert reply.status == 200 and reply.json()["translatedText"] == cli_text
+        with ThreadPoolExecutor(8) as pool:
+            singles = list(pool.map(lambda line: post_json(two.url + "/translate", {"q": line, "source": "en", "target": "de"}), lines))
+        assert [r.json()["translatedText"] for r in singles] == cli_text
+        assert two.metric("seq2seq_batch_sentences_count") > 2
+        assert "2 inference workers, 1 thread each" in two.stderr()
 
 
 def test_paragraphs_come_back_sentence_by_sentence_with_their_spacing(server, lines, cli_text):
