@@ -62,8 +62,9 @@ def in_process_latencies(model: str, sentences: list[str], threads: int) -> list
     from seq2seq.inference.output import clean_line
     from seq2seq.inference.translator import Translator
 
-    torch.set_num_threads(threads)
-    translator = Translator.from_pretrained(model, device="cpu")
+    if threads:  # 0: the library's default, as the commands take it
+        torch.set_num_threads(threads)
+    translator = Translator.from_pretrained(model, device="cpu", threads=threads)
     translator.translate(sentences[:4])  # warm-up
     out = []
     for s in sentences:
@@ -152,7 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", required=True, help="source sentences, one per line (.gz allowed)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N sentences (0: all)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for the model, in all three")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for the model, in all three (0: the default of each, e.g. one single-thread server worker per CPU for an exported directory)",
+    )
     parser.add_argument("--command-runs", type=int, default=3, help="runs of seq2seq-translate; the median sentences/s is the reference")
     parser.add_argument("--serve-args", default="", help="more seq2seq-serve arguments, e.g. '--max-wait-ms 2'")
     parser.add_argument("--json", help="also write the figures to this JSON file")
