@@ -23,7 +23,7 @@ def add_joined_pairs(
     tokens on a side are left out, as the corpus filter leaves out long pairs.
     """
     count = round(share * len(src))
-    if count == 0 or not src:
+    if count == 0:
         return src, tgt
     rng = np.random.default_rng([seed, epoch, 0x501E])
     firsts, seconds = rng.integers(len(src), size=count), rng.integers(len(src), size=count)

@@ -25,7 +25,7 @@ import numpy as np
 
 def quantize_rows(path: Path) -> int:
     """Rewrite the graph at `path` in place; returns how many products became int8."""
-    import onnx
+    import onnx  # the onnx extra, imported when a graph is quantized (seq2seq-export names the extra when it is missing)
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(path))
@@ -50,23 +50,23 @@ def quantize_rows(path: Path) -> int:
             continue
         a = node.input[0]
         if a not in quantized:
-            quantized[a] = _quantize_activation(a, nodes, helper, TensorProto)
+            quantized[a] = _quantize_activation(a, nodes)
         aq, a_scale = quantized[a]
         wq, w_scale = _quantize_weight(numpy_helper.to_array(weights[weight]), transposed=node.op_type == "Gemm" and _attr(node, "transB", 0) == 1)
         p = f"rowq_{count}"
         extra_inits += [numpy_helper.from_array(wq, f"{p}_wq"), numpy_helper.from_array(w_scale, f"{p}_wscale")]
         used.add(weight)
         out = node.output[0]
-        product = [
+        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] else None
+        scaled = f"{p}_nobias" if bias else out
+        nodes += [
             helper.make_node("MatMulInteger", [aq, f"{p}_wq", "rowq_zero"], [f"{p}_int"]),
             helper.make_node("Cast", [f"{p}_int"], [f"{p}_float"], to=TensorProto.FLOAT),
             helper.make_node("Mul", [f"{p}_float", a_scale], [f"{p}_rows"]),
+            helper.make_node("Mul", [f"{p}_rows", f"{p}_wscale"], [scaled]),
         ]
-        if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]:
-            product += [helper.make_node("Mul", [f"{p}_rows", f"{p}_wscale"], [f"{p}_nobias"]), helper.make_node("Add", [f"{p}_nobias", node.input[2]], [out])]
-        else:
-            product.append(helper.make_node("Mul", [f"{p}_rows", f"{p}_wscale"], [out]))
-        nodes += product
+        if bias:
+            nodes.append(helper.make_node("Add", [scaled, bias], [out]))
         count += 1
     still_read = {i for n in nodes for i in n.input}
     kept = [w for w in graph.initializer if w.name not in used or w.name in still_read]
@@ -89,7 +89,9 @@ def _weight_of(node, weights: dict) -> str | None:
     else:
         return None
     w = weights.get(name)
-    if w is None or len(w.dims) != 2 or w.data_type != 1 or node.input[0] in weights:
+    from onnx import TensorProto
+
+    if w is None or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT or node.input[0] in weights:
         return None
     return name
 
@@ -103,8 +105,11 @@ def _attr(node, name: str, default):
     return default
 
 
-def _quantize_activation(a: str, nodes: list, helper, TensorProto) -> tuple[str, str]:
-    """Nodes that turn activation `a` (..., K) into uint8 rows and their scales (..., 1); their names."""
+def _quantize_activation(a: str, nodes: list) -> tuple[str, str]:
+    """Append to `nodes` those that turn activation `a` (..., K) into uint8 rows and their scales
+    (..., 1); returns the two names."""
+    from onnx import TensorProto, helper
+
     p = f"rowq_{a}".replace("/", "_").replace(":", "_").replace(".", "_")
     nodes += [
         helper.make_node("Abs", [a], [f"{p}_abs"]),
