@@ -35,7 +35,7 @@ def size_onednn_cache() -> None:
 
     On the CPU, torch runs LSTMs and bf16 products through oneDNN, which compiles a primitive per
     shape and caches up to ONEDNN_PRIMITIVE_CACHE_CAPACITY of them (1,024 by default). Batches
-    padded to the shape ladder (seq2seq.data.batching.ladder_size) take few shapes, so every step
+    kept to the shape ladder (seq2seq.data.batching.LADDER_STEPS) take few shapes, so every step
     after the first epoch finds its primitives compiled; before the ladder, hundreds of shapes made
     the cache grow all run, and capacity 0 (no cache) compiled anew at every call, which cost 12–40% of the
     speed on CPUs that JIT-compile AMX kernels (docs/logs/2026-12-06-onednn-shapes.md). oneDNN reads

@@ -35,11 +35,12 @@ def test_train_then_translate_then_score(tmp_path, demo_dir):
     out = result.stdout.decode().split("\n")
     assert len(out) == 5 and out[-1] == ""
     assert out[1] == "" and out[3] == ""
-    assert out[0] and out[2]
+    # Not that out[0] and out[2] hold text: after one epoch (17-18 steps) the model often says only
+    # word boundaries, which decode to "" (seeds 2-6 did before batches were cut to the ladder, too).
 
     result = run([BIN / "seq2seq-translate", "--model", str(model), "--output-type", "json", "--nbest", "2", "--beam-size", "3"], input=lines[0] + b"\n")
     record = json.loads(result.stdout)
-    assert record["line"] == 0 and len(record["hypotheses"]) == 2
+    assert record["line"] == 0 and len(record["hypotheses"]) == 2 and all(h["tokens"] for h in record["hypotheses"])
     assert record["hypotheses"][0]["score"] >= record["hypotheses"][1]["score"]
 
     # The model's translations, and a hand-written line that shares n-grams with its reference so

@@ -20,7 +20,8 @@ at each step: it runs the steps again in a child process with ONEDNN_VERBOSE=2, 
 creation as a cache hit or miss, and prints the misses per step by stretches of steps, and the
 distinct primitives. The cache's capacity is what seq2seq-train sets
 (seq2seq.devices.size_onednn_cache) unless ONEDNN_PRIMITIVE_CACHE_CAPACITY is set;
-`--exact-shapes` pads batches to their longest sentence only, as before the shape ladder.
+`--exact-shapes` cuts batches by tokens alone and pads them to their longest sentence only, as before
+the shape ladder.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def main() -> None:
     model = new_model(config, data.tokenizer, data.train_split)
     optimizer = new_optimizer(model, tc)
     split = data.train_split
-    batches = make_batches(np.array([len(s) + 1 for s in split.src]), np.array([len(t) for t in split.tgt]), tc.batch_tokens, config.seed, 1)
+    lens = np.array([len(s) + 1 for s in split.src]), np.array([len(t) for t in split.tgt])
+    batches = make_batches(*lens, tc.batch_tokens, config.seed, 1, ladder=not args.exact_shapes)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if resolve_bf16(tc.bf16, torch.device("cpu")) else contextlib.nullcontext()
     model.train()
 
@@ -98,8 +100,7 @@ def main() -> None:
 
     if args.mark_steps:
         # Epoch after epoch, as training draws them: the shapes a long run meets.
-        lens = np.array([len(s) + 1 for s in split.src]), np.array([len(t) for t in split.tgt])
-        every = (indices for epoch in itertools.count(1) for indices in make_batches(*lens, tc.batch_tokens, config.seed, epoch))
+        every = (indices for epoch in itertools.count(1) for indices in make_batches(*lens, tc.batch_tokens, config.seed, epoch, ladder=not args.exact_shapes))
         for indices in itertools.islice(every, args.steps):
             step(indices)
             print(STEP_MARK, flush=True)

@@ -34,12 +34,13 @@ class EncodedSplit:
 
 
 def stream_batches(
-    stream, encode_src, encode_tgt, max_len: int, buffer_size: int, batch_tokens: int, seed: int, epoch: int
+    stream, encode_src, encode_tgt, max_len: int, buffer_size: int, batch_tokens: int, seed: int, epoch: int, *, ladder: bool
 ) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
     """Token batches from a stream of pairs, holding only `buffer_size` pairs at a time.
 
     Each buffer is tokenized, length-filtered and cut into batches of similar lengths, as
-    `make_batches` does for a corpus in memory; the same seed and epoch give the same batches.
+    `make_batches` does for a corpus in memory (`ladder` as there); the same seed and epoch give
+    the same batches.
     """
     buffer: list[dict[str, str]] = []
     part = 0
@@ -51,7 +52,7 @@ def stream_batches(
             src_lens = np.fromiter((len(a) + 1 for a in src_arr), dtype=np.int64, count=len(keep))
             tgt_lens = np.fromiter((len(a) for a in tgt_arr), dtype=np.int64, count=len(keep))
             if keep:
-                for indices in make_batches(src_lens, tgt_lens, batch_tokens, seed, epoch, part):
+                for indices in make_batches(src_lens, tgt_lens, batch_tokens, seed, epoch, part, ladder=ladder):
                     yield [src_arr[i] for i in indices], [tgt_arr[i] for i in indices]
             buffer, part = [], part + 1
 
@@ -62,21 +63,28 @@ def filter_by_length(src_ids: list[list[int]], tgt_ids: list[list[int]], max_len
     return [np.asarray(src_ids[i], dtype=np.int64) for i in keep], [np.asarray(tgt_ids[i], dtype=np.int64) for i in keep], keep
 
 
-def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, seed: int, epoch: int, part: int = 0) -> list[np.ndarray]:
+def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_tokens: int, seed: int, epoch: int, part: int = 0, *, ladder: bool) -> list[np.ndarray]:
     """Batches of about `batch_tokens` target tokens, of similar lengths, in a seeded random order.
 
     Sorting by length (ties broken at random) keeps padding small; shuffling the batches keeps
     updates from following the length order. The same seed and epoch give the same batches,
     which an exact resume relies on.
+
+    ladder: cut each batch to the largest number of sentences on the shape ladder that fits the
+    budget, the rest starting the next batch, so that the CPU's padding to the ladder
+    (`collate_pairs`) adds no rows; only the last batch of the sorted order may be off the ladder.
     """
     rng = np.random.default_rng([seed, epoch, part])
     order = np.lexsort((rng.random(len(tgt_lens)), src_lens, tgt_lens))
-    batches, start, tokens = [], 0, 0
-    for pos, i in enumerate(order):
-        tokens += int(tgt_lens[i]) + 1
-        if tokens > batch_tokens and pos > start:
-            batches.append(order[start:pos])
-            start, tokens = pos, int(tgt_lens[i]) + 1
+    ends = [0, *np.cumsum(tgt_lens[order] + 1).tolist()]  # ends[k]: target tokens of order[:k], EOS included
+    batches, start = [], 0
+    for pos in range(len(order)):
+        # Adding order[pos] overruns the budget: close the batch before it (a lone sentence over
+        # the budget still makes a batch). A ladder cut leaves sentences over, which may overrun again.
+        while ends[pos + 1] - ends[start] > batch_tokens and pos > start:
+            end = (start + ladder_size_at_most(pos - start)) if ladder else pos
+            batches.append(order[start:end])
+            start = end
     batches.append(order[start:])
     rng.shuffle(batches)
     return batches
@@ -107,10 +115,12 @@ class Batch:
 # oneDNN (torch's CPU kernels for LSTMs and bf16 products) compiles a primitive for every shape it
 # meets and keeps it in a cache keyed by shape. Token-bucketed batches come in hundreds of
 # (sentences, source length, target length) shapes, most never seen twice, so a cache either grows
-# all run or (capacity 0) compiles anew at every call. On the CPU, training pads each batch's three
-# sizes up to a ladder with LADDER_STEPS sizes per octave (exact up to 2·LADDER_STEPS, then e.g. 10,
-# 12, 14, 16, 20, 24, 28, 32, 40, …): at most 25% and on average 8% more positions, all masked, and
-# few enough shapes that the cache (seq2seq.devices.size_onednn_cache) holds every one.
+# all run or (capacity 0) compiles anew at every call. On the CPU, each batch's three sizes are kept
+# to a ladder with LADDER_STEPS sizes per octave (exact up to 2·LADDER_STEPS, then e.g. 10, 12, 14,
+# 16, 20, 24, 28, 32, 40, …), few enough shapes that the cache (seq2seq.devices.size_onednn_cache)
+# holds every one. The number of sentences is cut down to the ladder (`make_batches`), since padded
+# rows were whole fake sentences of work; source and target lengths are padded up to it, which adds
+# at most 25% and on average 8% masked positions.
 LADDER_STEPS = 4
 
 
@@ -118,6 +128,12 @@ def ladder_size(n: int) -> int:
     """The smallest size on the shape ladder that is at least n (n ≥ 1)."""
     step = 1 << max(0, (n - 1).bit_length() - LADDER_STEPS.bit_length())
     return -(-n // step) * step
+
+
+def ladder_size_at_most(n: int) -> int:
+    """The largest size on the shape ladder that is at most n (n ≥ 1)."""
+    step = 1 << max(0, n.bit_length() - LADDER_STEPS.bit_length())
+    return n // step * step
 
 
 def pad_sources(seqs: list[np.ndarray], width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,8 +149,10 @@ def collate(split: EncodedSplit, indices: np.ndarray, *, ladder: bool) -> Batch:
 def collate_pairs(srcs: list[np.ndarray], tgts: list[np.ndarray], *, ladder: bool) -> Batch:
     """Token ids → padded tensors: source + EOS, BOS + target, target + EOS.
 
-    ladder: pad B, S and T up to `ladder_size` (the CPU's oneDNN cache, above). The extra rows are
-    an EOS-only source and an all-PAD target: they add no token to the loss and no gradient.
+    ladder: pad B, S and T up to `ladder_size` (the CPU's oneDNN cache, above). B needs no rows
+    when `make_batches` cut the batch to the ladder; where it could not (the last batch of an
+    epoch or of a streamed buffer), the extra rows are an EOS-only source and an all-PAD target:
+    they add no token to the loss and no gradient.
     """
     B = len(srcs)
     if ladder:

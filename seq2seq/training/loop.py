@@ -69,7 +69,8 @@ def train_epoch(run: TrainingRun, data: TrainingData, progress: Progress, clock:
     train.log_every steps, a validation when one is due or a limit is reached, saves, the stop."""
     config, dist, tc = run.config, run.dist, run.config.train
     first = progress.start_epoch(epoch)
-    total, batches = epoch_batches(config, data, epoch, first)
+    ladder = run.device.type == "cpu"  # few batch shapes for oneDNN's cache (seq2seq.data.batching.LADDER_STEPS)
+    total, batches = epoch_batches(config, data, epoch, first, ladder=ladder)
     bar = progress_bar(total, f"epoch {epoch}", first, enabled=dist.is_main)
     for b, (src, tgt), is_last in with_last(batches, first):
         if len(src) < dist.world:
@@ -77,7 +78,7 @@ def train_epoch(run: TrainingRun, data: TrainingData, progress: Progress, clock:
             log.warning("batch %d of epoch %d has %d sentences, fewer than the %d ranks: skipped", b, epoch, len(src), dist.world)
             continue
         # Step.
-        batch = collate_pairs(dist.shard(src), dist.shard(tgt), ladder=run.device.type == "cpu").to(run.device)
+        batch = collate_pairs(dist.shard(src), dist.shard(tgt), ladder=ladder).to(run.device)
         num_tokens = sum(len(t) + 1 for t in tgt)  # the whole batch's, over all ranks
         lr = run.lr.at_step(progress, clock.train_seconds(), total)
         loss_sum, skip_reason = train_step(run, batch, num_tokens=num_tokens)
@@ -211,9 +212,12 @@ def first_nonfinite(model: torch.nn.Module) -> str | None:
     return None
 
 
-def epoch_batches(config: Config, data: TrainingData, epoch: int, first: int) -> tuple[int | None, Iterator[tuple[list[np.ndarray], list[np.ndarray]]]]:
+def epoch_batches(
+    config: Config, data: TrainingData, epoch: int, first: int, *, ladder: bool
+) -> tuple[int | None, Iterator[tuple[list[np.ndarray], list[np.ndarray]]]]:
     """The number of global batches in an epoch (None for a stream) and its batches from number
-    `first` on, the same on every rank. A stream is re-read up to `first` to find the place."""
+    `first` on, the same on every rank. A stream is re-read up to `first` to find the place.
+    ladder: numbers of sentences cut to the shape ladder (`make_batches`), for a CPU run."""
     tc, tokenizer = config.train, data.tokenizer
     if config.data.streaming:
         stream = data.corpus["train"].shuffle(seed=config.seed, buffer_size=config.data.stream_buffer)
@@ -229,6 +233,7 @@ def epoch_batches(config: Config, data: TrainingData, epoch: int, first: int) ->
             tc.batch_tokens,
             config.seed,
             epoch,
+            ladder=ladder,
         )
         return None, itertools.islice(batches, first, None)
     src, tgt = sampled_split(data.train_split, data.tokenizer, data.train_text, config, epoch)
@@ -242,7 +247,7 @@ def epoch_batches(config: Config, data: TrainingData, epoch: int, first: int) ->
         seed=config.seed,
         epoch=epoch,
     )
-    batches = make_batches(np.array([len(s) + 1 for s in src]), np.array([len(t) for t in tgt]), tc.batch_tokens, config.seed, epoch)
+    batches = make_batches(np.array([len(s) + 1 for s in src]), np.array([len(t) for t in tgt]), tc.batch_tokens, config.seed, epoch, ladder=ladder)
     return len(batches), (([src[i] for i in indices], [tgt[i] for i in indices]) for indices in batches[first:])
 
 

@@ -124,8 +124,9 @@ def evaluate(
     """Validation loss and perplexity (teacher-forced, no smoothing) and BLEU on detokenized text."""
     model.eval()
     total, tokens = 0.0, 0
-    for indices in make_batches(np.array([len(s) for s in split.src]), np.array([len(t) for t in split.tgt]), 4 * tc.batch_tokens, 0, 0):
-        batch = collate(split, indices, ladder=device.type == "cpu").to(device)
+    ladder = device.type == "cpu"  # few batch shapes for oneDNN's cache (seq2seq.data.batching.LADDER_STEPS)
+    for indices in make_batches(np.array([len(s) for s in split.src]), np.array([len(t) for t in split.tgt]), 4 * tc.batch_tokens, 0, 0, ladder=ladder):
+        batch = collate(split, indices, ladder=ladder).to(device)
         with autocast:
             features = model(batch.src, batch.src_len, batch.tgt_in)
             total += token_loss(model, features, batch.tgt_out, 0.0).item()

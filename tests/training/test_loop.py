@@ -129,7 +129,7 @@ def test_bf16_runs_the_training_forward_under_bf16_autocast(tmp_path, demo_dir, 
             raise Stop
 
         run.model.register_forward_pre_hook(record_and_stop)
-        _, batches = epoch_batches(config, data, 1, 0)
+        _, batches = epoch_batches(config, data, 1, 0, ladder=False)
         src, tgt = next(batches)
         with pytest.raises(Stop):
             train_step(run, collate_pairs(src, tgt, ladder=False), num_tokens=sum(len(t) + 1 for t in tgt))
@@ -296,7 +296,7 @@ def test_an_epoch_holds_the_joined_pairs_with_the_corpus(tmp_path, demo_dir):
         config = tiny_config(tmp_path / share, demo_dir, f"data.join_pairs={share}")
         run, data, _ = start_run(config)
         close_run(run)
-        _, batches = epoch_batches(config, data, 1, 0)
+        _, batches = epoch_batches(config, data, 1, 0, ladder=True)
         return [(tuple(s.tolist()), tuple(t.tolist())) for src, tgt in batches for s, t in zip(src, tgt)]
 
     plain, joined = epoch_pairs("0"), epoch_pairs("0.5")
