@@ -4,9 +4,11 @@
         --exported /work/models/export/m30k-onnx --data /work/shared/data/multi30k --json export-benchmark.json
 
 Exports the model afresh on every run, fp32 into --exported and int8 into the same name + -int8
-(replacing an earlier export there; a directory that is not an export is refused), and checks that
-each export.json names the model's weights (`source_weights_sha256` = meta.json's `weights_sha256`),
-this package's export format and the quantization asked for, so a stale export is never measured.
+(replacing an earlier export there; a directory that is not an export is refused), each with a
+vocabulary shortlist learned from --data's train.{en,de}.gz, and checks that each export.json names
+the model's weights (`source_weights_sha256` = meta.json's `weights_sha256`), this package's export
+format and the quantization asked for, so a stale export is never measured. Each export is measured
+twice: as "exported fp32" (`shortlist=False`, the whole vocabulary) and "exported fp32 + shortlist".
 Then measures on test_2016_flickr: how many beam-5 output lines of the fp32 export differ from the
 torch model's, BLEU (sacreBLEU, cased 13a, as ../shared/peers) of torch, fp32 and int8 exports; a
 fresh process's start-up plus one sentence, for the torch path and for the exported path (also in a
@@ -69,8 +71,9 @@ def _run(args: argparse.Namespace) -> None:
     from seq2seq.textfiles import read_lines
 
     int8_dir = args.exported.with_name(args.exported.name + "-int8")
+    pairs = [args.data / "train.en.gz", args.data / "train.de.gz"]
     exports = {
-        name: _export_fresh(args.model, out, quantize)
+        name: _export_fresh(args.model, out, quantize, pairs)
         for name, out, quantize in (("exported fp32", args.exported, "none"), ("exported int8", int8_dir, "int8"))
     }
     src = read_lines(args.data / "test_2016_flickr.en.gz")[: args.lines]
@@ -78,8 +81,10 @@ def _run(args: argparse.Namespace) -> None:
     translators = {
         "torch fp32": Translator.from_pretrained(args.model, device="cpu", threads=args.threads),
         "torch int8": Translator.from_pretrained(args.model, device="cpu", precision="int8", threads=args.threads),
-        "exported fp32": Translator.from_pretrained(args.exported, threads=args.threads),
-        "exported int8": Translator.from_pretrained(int8_dir, threads=args.threads),
+        "exported fp32": Translator.from_pretrained(args.exported, threads=args.threads, shortlist=False),
+        "exported int8": Translator.from_pretrained(int8_dir, threads=args.threads, shortlist=False),
+        "exported fp32 + shortlist": Translator.from_pretrained(args.exported, threads=args.threads),
+        "exported int8 + shortlist": Translator.from_pretrained(int8_dir, threads=args.threads),
     }
     figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines, "model": str(args.model), "exports": exports}
     beam5 = SearchOptions(beam_size=5)
@@ -91,12 +96,14 @@ def _run(args: argparse.Namespace) -> None:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
 
 
-def _export_fresh(model_dir: Path, out: Path, quantize: str) -> dict:
+def _export_fresh(model_dir: Path, out: Path, quantize: str, shortlist_files: list[Path]) -> dict:
     """Export model_dir into out afresh (through a temporary sibling, so a failed export leaves no
-    half-written directory), replacing an earlier export there, and check that the result names
+    half-written directory), with a shortlist learned from `shortlist_files`, replacing an earlier export there, and check that the result names
     model_dir's weights, this package's export format and `quantize`. Returns what export.json says."""
+    from functools import partial
+
     from seq2seq.export import EXPORT_FORMAT_VERSION, EXPORT_META, is_exported_dir
-    from seq2seq.export.exporter import export_model_dir
+    from seq2seq.export.exporter import export_model_dir, shortlist_pairs
     from seq2seq.modeldir.meta import META, WEIGHTS
 
     if out.exists() and any(out.iterdir()) and (not is_exported_dir(out) or (out / WEIGHTS).exists()):
@@ -104,7 +111,7 @@ def _export_fresh(model_dir: Path, out: Path, quantize: str) -> dict:
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        export_model_dir(model_dir, tmp, quantize=quantize)
+        export_model_dir(model_dir, tmp, quantize=quantize, shortlist_pairs=partial(shortlist_pairs, shortlist_files))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -117,7 +124,7 @@ def _export_fresh(model_dir: Path, out: Path, quantize: str) -> dict:
     wrong = {k: written.get(k) for k, v in expected.items() if written.get(k) != v}
     if wrong:
         sys.exit(f"{out}/{EXPORT_META} does not describe the export just made ({wrong}, expected {expected}); not measuring it")
-    return {"dir": str(out), **{k: written[k] for k in ("export_format_version", "quantize", "package_version", "source_weights_sha256")}}
+    return {"dir": str(out), **{k: written[k] for k in ("export_format_version", "quantize", "shortlist", "package_version", "source_weights_sha256")}}
 
 
 def _quality(figures: dict, translators: dict, src: list[str], ref: list[str], beam5) -> None:

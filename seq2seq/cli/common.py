@@ -35,7 +35,7 @@ def fail(message: str, code: int) -> int:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str = MODEL_HELP) -> None:
-    """--model, --revision, --device, --precision, --threads: how the commands that translate load a model."""
+    """--model, --revision, --device, --precision, --threads, --no-shortlist: how the commands that translate load a model."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=True, nargs="+", help=model_help)
     group.add_argument("--revision", help="for a model on the Hub: the branch, tag or commit (default main)")
@@ -48,6 +48,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str = MO
         "depends on the hardware: measure it, docs/guides/decoding.md#precision); int8: dynamic quantization, CPU only",
     )
     group.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's or onnxruntime's default)")
+    group.add_argument(
+        "--no-shortlist",
+        dest="shortlist",
+        action="store_false",
+        help="an exported model with a vocabulary shortlist (seq2seq-export --shortlist) scores the whole vocabulary instead",
+    )
 
 
 def add_search_arguments(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         src, ref = read_lines(args.src), read_lines(args.ref)
-        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=args.threads, revision=args.revision)
+        translator = Translator.from_pretrained(
+            args.model, device=args.device, precision=args.precision, threads=args.threads, revision=args.revision, shortlist=args.shortlist
+        )
     except OSError as err:
         return fail(f"{err.filename}: {err.strerror}", EXIT_USAGE)
     except (CheckpointError, ValueError) as err:

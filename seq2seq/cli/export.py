@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from seq2seq.cli.common import EXIT_OK, EXIT_USAGE, fail, setup_logging
@@ -28,18 +29,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quantize", choices=["none", "int8"], default="none", help="int8: weight products in int8, activations scaled per row (faster, check BLEU)"
     )
+    parser.add_argument(
+        "--shortlist",
+        nargs="*",
+        metavar="FILE",
+        help="learn a vocabulary shortlist (each batch scores its likely target pieces only: faster, check BLEU) from the "
+        "model's training corpus as its config.json names it, or from two files given here: source and target text, one sentence per line (.gz too)",
+    )
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     args = parser.parse_args(argv)
     setup_logging(args.quiet)
 
-    from seq2seq.export.exporter import check_ensemble, export_model_dir
+    from seq2seq.export.exporter import check_ensemble, export_model_dir, shortlist_pairs
     from seq2seq.modeldir.meta import CheckpointError
 
+    if args.shortlist is not None and len(args.shortlist) not in (0, 2):
+        parser.error(f"--shortlist takes no file (the model's training corpus) or two (source and target text); got {len(args.shortlist)}")
     start = time.perf_counter()
     try:
         check_ensemble([Path(d) for d in args.model])
-        meta = export_model_dir(Path(args.model[0]), Path(args.output), quantize=args.quantize)
-    except (CheckpointError, ValueError) as err:
+        pairs = None if args.shortlist is None else partial(shortlist_pairs, [Path(f) for f in args.shortlist])
+        meta = export_model_dir(Path(args.model[0]), Path(args.output), quantize=args.quantize, shortlist_pairs=pairs)
+    except (CheckpointError, ValueError, OSError) as err:
         return fail(str(err), EXIT_USAGE)
     except ImportError as err:
         return fail(f'{err}; seq2seq-export needs the onnx extra: pip install -e ".[onnx]"', EXIT_USAGE)

@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
     workers, threads = workers_and_threads(args.model, args.workers, args.threads)
     try:
-        translator = Translator.from_pretrained(args.model, device=args.device, precision=args.precision, threads=threads, revision=args.revision)
+        translator = Translator.from_pretrained(
+            args.model, device=args.device, precision=args.precision, threads=threads, revision=args.revision, shortlist=args.shortlist
+        )
     except (CheckpointError, ValueError) as err:
         return fail(str(err), EXIT_USAGE)
     settings = Settings(

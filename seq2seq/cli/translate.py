@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{shard.world} processes translate one file: give --input (a regular file) and --output", EXIT_USAGE)
     device, threads = (args.device, args.threads) if shard is None else _shard_device(args, shard)
     try:
-        translator = Translator.from_pretrained(model_dirs, device=device, precision=args.precision, threads=threads)
+        translator = Translator.from_pretrained(model_dirs, device=device, precision=args.precision, threads=threads, shortlist=args.shortlist)
     except (CheckpointError, ValueError) as err:
         return fail(str(err), EXIT_USAGE)
     try:

@@ -109,7 +109,8 @@ def _search(
     nbest, alpha = options.nbest, options.length_penalty
     limits = sentence_limits(src_len, options, prefixes)
     ids = np.arange(B)  # (B,) each active sentence's row in src
-    memory, state, scores = _start(model, src, src_len, K, one_start)
+    forced = [int(i) for p in prefixes or () if p is not None for i in p]  # a shortlist must hold the prefixes' ids
+    memory, state, scores = _start(model, src, src_len, K, one_start, forced)
     tokens = np.zeros((B, K, 0), dtype=np.int64)  # (B, K, t)
     n_finished = np.zeros(B, dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
@@ -139,10 +140,10 @@ def _search(
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-def _start(model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool) -> tuple[Memory, State, np.ndarray]:
+def _start(model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool, forced: list[int]) -> tuple[Memory, State, np.ndarray]:
     """As seq2seq.decoding.torch_search._start: the memory and initial state of B*K rows, and the scores (B, K) float32."""
     B = src.shape[0]
-    memory, state = model.start(src, src_len)
+    memory, state = model.start(src, src_len, forced)
     rows = np.repeat(np.arange(B), K)  # (B*K,)
     memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
     scores = np.zeros((B, K), dtype=np.float32)

@@ -15,9 +15,12 @@ attention) and the decoder's initial state; the step graph takes the previous to
 the memory and k, and returns the logits, their log-sum-exp, their k largest and the next state.
 What the state is comes from `_state_fields`, the one place that knows the cell.
 
-The step graph's logits are the output vocabulary's columns only (export.json's `output_ids`; all
-ids for a model without the mask): torch computes the full vocabulary with −inf outside it, which
-here would be a third more work in the largest product of the step. The log-sum-exp and the top k
+The step graph's output layer is an input (output_layer.npz: the weight (E, V'), or with int8 its
+int8 columns and their scales, the bias and `never`), so that the runtime can pass a shortlist's
+columns (seq2seq.export.shortlist, learned here with --shortlist). Its columns are the output
+vocabulary's only (export.json's `output_ids`; all ids for a model without the mask): torch
+computes the full vocabulary with −inf outside it, which here would be a third more work in the
+largest product of the step. The log-sum-exp and the top k
 are in the graph because numpy took a third of a beam search's time computing them (docs/logs/2026-12-01-export-benchmark.md).
 """
 
@@ -25,17 +28,20 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from seq2seq.atomic import write_text_atomic
-from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, STEP_GRAPH, STEP_OUTPUTS
-from seq2seq.export.quantize import quantize_rows
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OUTPUT_LAYER, STEP_GRAPH, STEP_OUTPUTS
+from seq2seq.export.quantize import quantize_rows, quantize_weight
 from seq2seq.export.runtime import ExportMeta
+from seq2seq.export.shortlist import SHORTLIST_FILE, learn_shortlist
 from seq2seq.model import DecoderState, Memory, Seq2Seq
 from seq2seq.modeldir.checkpoint import load_model_dir
 from seq2seq.modeldir.meta import CARD, CONFIG, META, WEIGHTS, CheckpointError, ModelMeta
@@ -45,6 +51,11 @@ if TYPE_CHECKING:
     from seq2seq.config import Config
 
 Quantize = Literal["none", "int8"]
+# (the tokenizer, the model's recipe) → training pairs as ids (source, target), without BOS and EOS:
+# what a shortlist learns from (`shortlist_pairs`).
+ShortlistPairs = Callable[[Tokenizer, "Config"], tuple[list[np.ndarray], list[np.ndarray]]]
+# Pairs a shortlist learns from at most, of a streamed corpus (its first ones).
+SHORTLIST_STREAM_PAIRS = 1_000_000
 QUANTIZE: tuple[str, ...] = get_args(Quantize)
 OPSET = 17
 EXPORTER = "torchscript"
@@ -98,45 +109,57 @@ def _output_ids(model: Seq2Seq) -> torch.Tensor | None:
 
 
 class _StepGraph(nn.Module):
-    """y (N,), the state fields, the memory fields, k () → logits (N, V') over the output vocabulary's
-    ids, log_norm (N, 1), top_values and top_columns (N, k), the next state fields.
+    """y (N,), the state fields, the memory fields, k (), the output layer's output_weight (E, C),
+    output_bias (1 or N, C) and never (C,) → logits (N, C), log_norm (N, 1), top_values and top_columns
+    (N, k), the next state fields. C: the output layer's columns the runtime passes (all, or a
+    shortlist's); a bias of N rows is −inf where a row's own shortlist leaves a column out.
 
-    top_*: the k largest logits of each row with PAD and BOS left out (the rule of `constrain` that
-    every step applies), largest first, ties to the lower column (onnxruntime's TopK, as the runtime's
-    `_topk`). The search uses them on the steps where no other rule applies.
+    top_*: the k largest logits of each row with `never` added (−inf for PAD and BOS: the rule of
+    `constrain` that every step applies), largest first, ties to the lower column (onnxruntime's
+    TopK, as the runtime's `_topk`). The search uses them on the steps where no other rule applies.
     """
 
-    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int], output_ids: torch.Tensor | None):
+    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int]):
         super().__init__()
         self.model, self.memory_names, self.state_names = model, memory_names, state_names
-        weight, bias, _ = model.decoder.output_layer()  # the output vocabulary's rows (V', E), (V',): those of output_ids
-        ids = torch.arange(weight.size(0)) if output_ids is None else output_ids
-        # Buffers become the graph's initializers, which int8 quantization finds (it leaves constants alone).
-        self.register_buffer("output_weight", weight.detach().clone())
-        self.register_buffer("output_bias", bias.detach().clone())
-        self.register_buffer("never", torch.zeros(ids.numel()).masked_fill_((ids == PAD_ID) | (ids == BOS_ID), float("-inf")))  # (V',)
 
     def forward(self, y: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        n = len(self.state_names)
-        k = inputs[-1]
-        given = dict(zip(self.state_names, inputs[:n])) | dict(zip(self.memory_names, inputs[n:-1]))
+        n, m = len(self.state_names), len(self.memory_names)
+        k, weight, bias, never = inputs[n + m :]
+        given = dict(zip(self.state_names, inputs[:n])) | dict(zip(self.memory_names, inputs[n : n + m]))
         state = DecoderState(given["h"], given.get("c"), given.get("feed"))
         memory = Memory(given.get("enc_out"), given.get("keys"), given.get("mask"), given.get("context"))
         features, state, _ = self.model.decoder.step_features(y, state, memory)  # (N, E)
-        logits = F.linear(features, self.output_weight, self.output_bias)  # (N, V')
+        logits = features @ weight + bias  # (N, C): bias (1, C) or (N, C)
         # Written out: torch.logsumexp becomes ReduceLogSumExp, which took 4 ms a step at 320 rows (this
         # form under 1). Every column is finite, so the maximum is too.
         top = logits.max(dim=-1, keepdim=True).values
         log_norm = top + (logits - top).exp().sum(dim=-1, keepdim=True).log()  # (N, 1)
-        top_values, top_columns = torch.topk(logits + self.never, k, dim=-1)  # (N, k) each
+        top_values, top_columns = torch.topk(logits + never, k, dim=-1)  # (N, k) each
         return (logits, log_norm, top_values, top_columns, *_state_tuple(state, self.state_names))
 
 
-def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "none") -> ExportMeta:
+def _output_layer(model: Seq2Seq, output_ids: torch.Tensor | None, quantize: Quantize) -> dict[str, np.ndarray]:
+    """output_layer.npz's arrays, one column per output id: the weight (E, V') (int8 and its column
+    scales with quantize int8), the bias (1, V') and never (V',), −inf for PAD and BOS."""
+    weight, bias, _ = model.decoder.output_layer()  # the output vocabulary's rows (V', E), (V',): those of output_ids
+    ids = torch.arange(weight.size(0)) if output_ids is None else output_ids
+    never = torch.zeros(ids.numel()).masked_fill_((ids == PAD_ID) | (ids == BOS_ID), float("-inf"))
+    w = np.ascontiguousarray(weight.detach().float().numpy().T)  # (E, V')
+    arrays = {"output_bias": bias.detach().float().numpy()[None, :], "never": never.numpy()}
+    if quantize == "int8":
+        arrays["output_weight_q"], arrays["output_weight_scale"] = quantize_weight(w)
+    else:
+        arrays["output_weight"] = w
+    return arrays
+
+
+def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "none", shortlist_pairs: ShortlistPairs | None = None) -> ExportMeta:
     """Write the exported directory for one model directory; returns its export.json.
 
-    In phases: check and load → the encoder graph → the step graph → quantize → copy the tokenizer
-    and metadata, write the card, and export.json last.
+    shortlist_pairs: learn a vocabulary shortlist from these training pairs (seq2seq.export.shortlist);
+    None: none. In phases: check and load → the encoder graph → the step graph and its output layer →
+    quantize → the shortlist → copy the tokenizer and metadata, write the card, and export.json last.
     """
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)}; got {quantize!r}")
@@ -152,14 +175,20 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     output_ids = _output_ids(model)  # the step graph's logits columns, and export.json's output_ids
     if quantize == "int8":
         model.decoder.rnn = ExplicitCell(model.decoder.rnn)  # products the row-wise rewrite can quantize
-    _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir)
+    output = _output_layer(model, output_ids, quantize)
+    _export_step(model, output, memory_names, state_names, enc_axes, memory, state, out_dir)
+    np.savez(out_dir / OUTPUT_LAYER, **output)
     if quantize == "int8":
-        for name in (ENCODER_GRAPH, STEP_GRAPH):
-            quantize_rows(out_dir / name)
+        quantize_rows(out_dir / ENCODER_GRAPH)
+        quantize_rows(out_dir / STEP_GRAPH, weight_inputs=("output_weight",))
+    if shortlist_pairs is not None:
+        learn_shortlist(*shortlist_pairs(tokenizer, config), src_vocab_size=tokenizer.src_vocab_size, tgt_vocab_size=tokenizer.tgt_vocab_size).save(
+            out_dir / SHORTLIST_FILE
+        )
     copy_model_files(model_dir, out_dir, config.tokenizer.joint)
     for name in (META, CONFIG):
         write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
-    meta = _export_meta(model, config, tokenizer, model_meta, quantize, memory_names, state_names, output_ids, out_dir)
+    meta = _export_meta(model, config, tokenizer, model_meta, quantize, memory_names, state_names, output_ids, out_dir, shortlist_pairs is not None)
     original = (model_dir / CARD).read_text(encoding="utf-8") if (model_dir / CARD).is_file() else ""
     write_text_atomic(out_dir / CARD, original.rstrip("\n") + "\n\n" + _card_section(out_dir, meta))
     # export.json last: a directory without it is not taken for an exported model.
@@ -220,7 +249,7 @@ class ExplicitCell(nn.Module):
 
 def _export_step(
     model: Seq2Seq,
-    output_ids: torch.Tensor | None,
+    output: dict[str, np.ndarray],
     memory_names: tuple[str, ...],
     state_names: dict[str, int],
     enc_axes: dict,
@@ -228,20 +257,25 @@ def _export_step(
     state: tuple[torch.Tensor, ...],
     out_dir: Path,
 ) -> None:
-    """Write decoder_step.onnx, its memory inputs batched as the encoder's outputs are."""
-    step = _StepGraph(model, memory_names, state_names, output_ids)
+    """Write decoder_step.onnx, its memory inputs batched as the encoder's outputs are, the output
+    layer's columns a dynamic axis (exported in fp32 whatever `output` holds: int8 rewrites it after)."""
+    step = _StepGraph(model, memory_names, state_names)
     y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
-    batch = {0: "batch"}
-    step_axes = {"y": batch, "logits": batch, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
+    weight, bias, _ = model.decoder.output_layer()
+    # A bias of two rows, as a shortlist gives one per row (a bias of one row is broadcast).
+    layer = (weight.detach().T.contiguous(), bias.detach().expand(2, -1).contiguous(), torch.from_numpy(output["never"]))
+    batch, columns = {0: "batch"}, {0: "columns"}
+    step_axes = {"y": batch, "logits": {0: "batch", 1: "columns"}, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
+    step_axes |= {"output_weight": {1: "columns"}, "output_bias": {0: "bias_rows", 1: "columns"}, "never": columns}
     for name, axis in state_names.items():
         step_axes[name] = step_axes[f"next_{name}"] = {axis: "batch"}
     for name in memory_names:
         step_axes[name] = enc_axes[name]
     _export(
         step,
-        (y, *state, *memory, k),
+        (y, *state, *memory, k, *layer),
         out_dir / STEP_GRAPH,
-        ["y", *state_names, *memory_names, "k"],
+        ["y", *state_names, *memory_names, "k", "output_weight", "output_bias", "never"],
         [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)],
         step_axes,
     )
@@ -257,6 +291,7 @@ def _export_meta(
     state_names: dict[str, int],
     output_ids: torch.Tensor | None,
     out_dir: Path,
+    shortlist: bool,
 ) -> ExportMeta:
     """export.json's values, once the tokenizer's files are in out_dir (their SHA-256 is recorded)."""
     from seq2seq import __version__
@@ -278,6 +313,7 @@ def _export_meta(
         src_vocab_size=tokenizer.src_vocab_size,
         tgt_vocab_size=tokenizer.tgt_vocab_size,
         output_ids=None if output_ids is None else tuple(output_ids.tolist()),
+        shortlist=SHORTLIST_FILE if shortlist else None,
         max_len=config.data.max_len,
         source_weights_sha256=model_meta.weights_sha256,
     )
@@ -321,6 +357,35 @@ print(translator.translate(["A man is riding a bicycle."]))
 
 or `seq2seq-translate --model {out_dir.name} < input.txt`.
 """
+
+
+def shortlist_pairs(files: list[Path], tokenizer: Tokenizer, config: Config) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The pairs a shortlist learns from, tokenized: the two files given (source, target), else the
+    model's training split as config.json names it (seq2seq.data.corpus), the pairs training kept."""
+    from seq2seq.data.batching import filter_by_length
+    from seq2seq.textfiles import read_lines
+
+    if files:
+        src, tgt = (read_lines(f) for f in files)
+        if len(src) != len(tgt):
+            raise ValueError(
+                f"--shortlist files {files[0]} and {files[1]} have {len(src)} and {len(tgt)} lines; give a source and a target file of one pair per line"
+            )
+    else:
+        import itertools
+        import tempfile
+
+        from seq2seq.data.corpus import load_corpus
+
+        with tempfile.TemporaryDirectory(prefix="seq2seq-shortlist-") as work_dir:
+            train = load_corpus(config.data, Path(work_dir))["train"]
+            if config.data.streaming:
+                rows = list(itertools.islice(train, SHORTLIST_STREAM_PAIRS))
+                src, tgt = [r["src"] for r in rows], [r["tgt"] for r in rows]
+            else:
+                src, tgt = list(train["src"]), list(train["tgt"])
+    src_ids, tgt_ids, _ = filter_by_length(tokenizer.encode_src(src), tokenizer.encode_tgt(tgt), config.data.max_len)
+    return src_ids, tgt_ids
 
 
 def check_ensemble(model_dirs: list[Path]) -> None:

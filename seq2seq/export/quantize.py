@@ -7,13 +7,21 @@ with its neighbours, and on the recipe's model 22 of 300 test lines were transla
 than in batches of 64. Here each row of an activation gets its own scale instead:
 
     scale (..., 1) = max |A| over the row / 127
-    Aq = round(A / scale) + 128                     uint8, zero point 128: onnxruntime's fast u8×s8 kernels
-    Y  = MatMulInteger(Aq, Wq) · scale · w_scale    Wq int8 with one scale per output column (symmetric)
+    Aq = round(A / scale) + 128                         uint8, zero point 128: onnxruntime's fast u8×s8 kernels
+    Y  = (Aq − 128)·Wq · scale · w_scale (+ bias)       Wq int8 with one scale per output column (symmetric)
+
+Y is one com.microsoft MatMulIntegerToFloat node (onnxruntime's own operator; it takes the row scales
+(..., 1) as its A scale and broadcasts them), which at 320 rows by 5,575 columns took 1.1 ms where
+MatMulInteger, Cast and two Mul took 1.6 ms.
 
 The integer product is exact whatever the batch, so a row's result depends on that row alone. Only
 MatMul and Gemm nodes whose right-hand side is a weight (an initializer) are rewritten; products of
 two activations (attention scores) and the recurrent operators stay fp32. The exporter gives the
 decoder step's LSTM or GRU to this rewrite as plain products (seq2seq.export.exporter.ExplicitCell).
+
+A weight the graph takes as an input (`weight_inputs`: the step graph's output layer, which the
+runtime passes whole or as a shortlist's columns) becomes two inputs, `{name}_q` int8 (K, N) and
+`{name}_scale` (N,): the exporter quantizes the array with `quantize_weight` and the runtime feeds both.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 
-def quantize_rows(path: Path) -> int:
-    """Rewrite the graph at `path` in place; returns how many products became int8."""
+def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = ()) -> int:
+    """Rewrite the graph at `path` in place; returns how many products became int8. weight_inputs:
+    graph inputs that are a product's weight (K, N), replaced by `{name}_q` and `{name}_scale`."""
     import onnx  # the onnx extra, imported when a graph is quantized (seq2seq-export names the extra when it is missing)
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     model = onnx.load(str(path))
     graph = model.graph
@@ -44,7 +53,7 @@ def quantize_rows(path: Path) -> int:
     used: set[str] = set()
     count = 0
     for node in graph.node:
-        weight = _weight_of(node, weights)
+        weight = _weight_of(node, weights, weight_inputs)
         if weight is None:
             nodes.append(node)
             continue
@@ -52,21 +61,22 @@ def quantize_rows(path: Path) -> int:
         if a not in quantized:
             quantized[a] = _quantize_activation(a, nodes)
         aq, a_scale = quantized[a]
-        wq, w_scale = _quantize_weight(numpy_helper.to_array(weights[weight]), transposed=node.op_type == "Gemm" and _attr(node, "transB", 0) == 1)
-        p = f"rowq_{count}"
-        extra_inits += [numpy_helper.from_array(wq, f"{p}_wq"), numpy_helper.from_array(w_scale, f"{p}_wscale")]
+        if weight in weight_inputs:
+            wq, w_scale = f"{weight}_q", f"{weight}_scale"
+        else:
+            w = numpy_helper.to_array(weights[weight])
+            wq, w_scale = f"rowq_{count}_wq", f"rowq_{count}_wscale"
+            extra_inits += [numpy_helper.from_array(arr, n) for arr, n in zip(quantize_weight(w.T if _attr(node, "transB", 0) else w), (wq, w_scale))]
         used.add(weight)
+        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else ""
         out = node.output[0]
-        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] else None
-        scaled = f"{p}_nobias" if bias else out
-        nodes += [
-            helper.make_node("MatMulInteger", [aq, f"{p}_wq", "rowq_zero"], [f"{p}_int"]),
-            helper.make_node("Cast", [f"{p}_int"], [f"{p}_float"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", [f"{p}_float", a_scale], [f"{p}_rows"]),
-            helper.make_node("Mul", [f"{p}_rows", f"{p}_wscale"], [scaled]),
-        ]
+        # The bias is added by a node of its own: MatMulIntegerToFloat's bias input came out multiplied
+        # by the row scales (onnxruntime 1.32, scales of shape (..., 1)).
+        nodes.append(
+            helper.make_node("MatMulIntegerToFloat", [aq, wq, a_scale, w_scale, "rowq_zero"], [f"{out}_rowq" if bias else out], domain="com.microsoft")
+        )
         if bias:
-            nodes.append(helper.make_node("Add", [scaled, bias], [out]))
+            nodes.append(helper.make_node("Add", [f"{out}_rowq", bias], [out]))
         count += 1
     still_read = {i for n in nodes for i in n.input}
     kept = [w for w in graph.initializer if w.name not in used or w.name in still_read]
@@ -74,20 +84,39 @@ def quantize_rows(path: Path) -> int:
     graph.node.extend(nodes)
     del graph.initializer[:]
     graph.initializer.extend(kept + extra_inits)
+    _replace_weight_inputs(graph, weight_inputs)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     tmp = path.with_name(path.name + ".int8.tmp")
     onnx.save(model, str(tmp))
     tmp.replace(path)
     return count
 
 
-def _weight_of(node, weights: dict) -> str | None:
-    """The initializer name of a MatMul's or plain Gemm's right-hand side (2-D float), else None."""
+def _replace_weight_inputs(graph, names: tuple[str, ...]) -> None:
+    """Each graph input in `names`, a float weight (K, N), becomes `{name}_q` int8 (K, N) and `{name}_scale` (N,)."""
+    from onnx import TensorProto, helper
+
+    for name in names:
+        (old,) = [i for i in graph.input if i.name == name]
+        k, n = (d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim)
+        position = list(graph.input).index(old)
+        graph.input.remove(old)
+        graph.input.insert(position, helper.make_tensor_value_info(f"{name}_scale", TensorProto.FLOAT, [n]))
+        graph.input.insert(position, helper.make_tensor_value_info(f"{name}_q", TensorProto.INT8, [k, n]))
+
+
+def _weight_of(node, weights: dict, weight_inputs: tuple[str, ...]) -> str | None:
+    """The name of a MatMul's or plain Gemm's right-hand side when it is a weight: a 2-D float
+    initializer or one of `weight_inputs`; else None."""
     if node.op_type == "MatMul" or (
         node.op_type == "Gemm" and _attr(node, "transA", 0) == 0 and _attr(node, "alpha", 1.0) == 1.0 and _attr(node, "beta", 1.0) == 1.0
     ):
         name = node.input[1]
     else:
         return None
+    if name in weight_inputs:
+        return name
     w = weights.get(name)
     from onnx import TensorProto
 
@@ -125,9 +154,8 @@ def _quantize_activation(a: str, nodes: list) -> tuple[str, str]:
     return f"{p}_u8", f"{p}_scale"
 
 
-def _quantize_weight(w: np.ndarray, *, transposed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A weight (K, N) (or (N, K) when `transposed`) → int8 (K, N) and one float32 scale per column (N,)."""
-    w = w.T if transposed else w
+def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A weight (K, N) → int8 (K, N) and one float32 scale per column (N,), symmetric."""
     scale = np.maximum(np.abs(w).max(axis=0), 1e-30) / 127
     wq = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
     return np.ascontiguousarray(wq), scale.astype(np.float32)

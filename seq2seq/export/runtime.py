@@ -7,15 +7,26 @@ seq2seq.modeldir.checkpoint.read_model_dir checks a model directory, with errors
 
 The graphs pass everything in and out: the encoder maps (src, src_len) to the attention memory
 (its projected keys among it) and the decoder's initial state; one decoder step maps
-(y, state, memory, k) to the logits over the output vocabulary, their log-sum-exp, their k largest
-and the next state. State and memory travel as dicts keyed by the graphs' own input names, so the
-runtime needs no knowledge of the cell: an LSTM's state is h and c (and feed, with input feeding),
-a GRU's is h alone, and export.json says which axis of each is the batch.
+(y, state, memory, k, the output layer) to the logits over the output layer's columns, their
+log-sum-exp, their k largest and the next state. State and memory travel as dicts keyed by the
+graphs' own input names, so the runtime needs no knowledge of the cell: an LSTM's state is h and c
+(and feed, with input feeding), a GRU's is h alone, and export.json says which axis of each is the batch.
+
+The output layer (output_layer.npz: its weight, fp32 or int8 with column scales, its bias, and
+`never`, −inf for PAD and BOS) is an input of the step graph rather than a constant in it, so that a
+batch can score a shortlist of columns (seq2seq.export.shortlist): `start` slices the arrays once per
+batch and the memory carries them to every step. Without a shortlist every step gets the whole arrays.
+
+A batch's columns are the union of its sentences' shortlists, and each sentence scores its own
+shortlist alone: the bias gets one row per sentence, −inf in the columns its shortlist leaves out,
+and follows the beams with the rest of the memory. A sentence's log-probabilities are thus
+normalised over its own shortlist, whatever it is batched with.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +35,8 @@ import numpy as np
 
 from seq2seq.decoding.numpy_constraints import NEG_INF
 from seq2seq.decoding.protocol import Step
-from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, STEP_GRAPH
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, OUTPUT_LAYER, STEP_GRAPH
+from seq2seq.export.shortlist import Shortlist
 from seq2seq.modeldir.meta import META, CheckpointError, ModelMeta
 from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
 
@@ -32,7 +44,19 @@ if TYPE_CHECKING:
     import onnxruntime
 
 State = dict[str, np.ndarray]  # the graphs' state inputs by name, e.g. h, c (L, B, D) and feed (B, D)
-Memory = dict[str, np.ndarray]  # the step graph's memory inputs by name, batch first: enc_out (B, S, 2H), keys (B, S, A), mask (B, S), context (B, 4H)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What every step of one batch reads besides the state."""
+
+    rows: dict[
+        str, np.ndarray
+    ]  # the step graph's memory inputs by name, batch first: enc_out (B, S, 2H), keys (B, S, A), mask (B, S), context (B, 4H); with a shortlist output_bias (B, C)
+    output: dict[
+        str, np.ndarray
+    ]  # the output layer's arrays for this batch's columns, column last: e.g. output_weight (E, C), never (C,), output_bias (1, C) without a shortlist
+    ids: np.ndarray  # (C,) int64 the target id of each column, ascending
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +77,8 @@ class ExportMeta:
     tokenizer_sha256: str
     src_vocab_size: int
     tgt_vocab_size: int
-    output_ids: tuple[int, ...] | None  # the output vocabulary, ascending: the id of each column of the step graph's logits (None: every id)
+    output_ids: tuple[int, ...] | None  # the output vocabulary, ascending: the id of each column of output_layer.npz (None: every id)
+    shortlist: str | None  # the shortlist's file (seq2seq.export.shortlist), or None
     max_len: int  # source tokens per piece: longer sentences are translated in pieces, as the torch path does
     source_weights_sha256: str  # model.safetensors of the model directory that was exported
 
@@ -86,8 +111,9 @@ class ExportedModel:
     """The onnxruntime sessions, offering what the search needs (seq2seq.decoding.protocol.Searchable: start,
     step, reorder_state, select_memory) and `step_top`, a step that returns only the k best tokens.
 
-    `small_step`: the step graph in a one-thread session, for steps of at most SMALL_STEP_ROWS rows
-    (None: `step` runs every step).
+    output: output_layer.npz's arrays, each with one column per output id (last axis). small_step: the
+    step graph in a one-thread session, for steps of at most SMALL_STEP_ROWS rows (None: `step` runs
+    every step). shortlist: score only the shortlist's columns for each batch (None: every column).
     """
 
     def __init__(
@@ -95,29 +121,52 @@ class ExportedModel:
         encoder: onnxruntime.InferenceSession,
         step: onnxruntime.InferenceSession,
         meta: ExportMeta,
+        output: dict[str, np.ndarray],
+        *,
         small_step: onnxruntime.InferenceSession | None = None,
+        shortlist: Shortlist | None = None,
     ):
         self.encoder = encoder
         self.step_session = step
         self.small_step_session = small_step
         self.meta = meta
+        self.output = output
+        self.shortlist = shortlist
         self._state_names = tuple(meta.state_batch_axes)
         self._encoder_outputs = [o.name for o in encoder.get_outputs()]
         self._next_state = [f"next_{name}" for name in self._state_names]
-        self._ids = None if meta.output_ids is None else np.asarray(meta.output_ids, dtype=np.int64)  # (V',) each logits column's id
+        V = meta.tgt_vocab_size
+        self._ids = np.arange(V) if meta.output_ids is None else np.asarray(meta.output_ids, dtype=np.int64)  # (V',) each column's id
+        self._column_of = np.full(V, -1, dtype=np.int64)  # (V,) each id's column, −1 outside the output vocabulary
+        self._column_of[self._ids] = np.arange(self._ids.size)
 
-    def start(self, src: np.ndarray, src_len: np.ndarray) -> tuple[Memory, State]:
-        """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state."""
+    def start(self, src: np.ndarray, src_len: np.ndarray, also: Iterable[int] = ()) -> tuple[Memory, State]:
+        """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state.
+        also: target ids the batch's shortlist must hold (a forced prefix's); unused without a shortlist."""
         values = dict(zip(self._encoder_outputs, self.encoder.run(None, {"src": src, "src_len": src_len})))
-        return {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
+        rows, state = {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
+        if self.shortlist is None:
+            return Memory(rows, self.output, self._ids), state
+        also = list(also)
+        own = [self.shortlist.ids(sentence, also) for sentence in src]  # each sentence's ids, ascending
+        union = np.unique(np.concatenate(own))
+        columns = self._column_of[union]
+        ids, columns = union[columns >= 0], columns[columns >= 0]  # (C,) ascending
+        allowed = np.zeros((src.shape[0], ids.size), dtype=bool)  # (B, C)
+        for row, sentence_ids in enumerate(own):
+            at = np.searchsorted(ids, sentence_ids)
+            allowed[row, at[(at < ids.size) & (ids[np.minimum(at, ids.size - 1)] == sentence_ids)]] = True
+        output = {k: np.ascontiguousarray(v[..., columns]) for k, v in self.output.items() if k != "output_bias"}
+        rows["output_bias"] = np.where(allowed, self.output["output_bias"][:, columns], np.float32(NEG_INF))  # (B, C)
+        return Memory(rows, output, ids), state
 
     def step(self, y: np.ndarray, state: State, memory: Memory) -> Step[np.ndarray, State]:
-        """y (N,) int64 → logits (N, V) float32 (−inf outside the output vocabulary, as torch's), the next
-        state, and the logits' log-sum-exp log_norm (N, 1)."""
+        """y (N,) int64 → logits (N, V) float32 (−inf outside the batch's columns, as torch's outside the
+        output vocabulary), the next state, and the logits' log-sum-exp log_norm (N, 1)."""
         logits, log_norm, *state_values = self._run(["logits", "log_norm"], y, state, memory, 1)
-        if self._ids is not None:
+        if logits.shape[1] != self.meta.tgt_vocab_size:
             full = np.full((logits.shape[0], self.meta.tgt_vocab_size), NEG_INF, dtype=np.float32)
-            full[:, self._ids] = logits
+            full[:, memory.ids] = logits
             logits = full
         return Step(logits, dict(zip(self._state_names, state_values)), log_norm=log_norm)
 
@@ -129,13 +178,14 @@ class ExportedModel:
         bringing the (N, V) logits out of the graph.
         """
         values, columns, log_norm, *state_values = self._run(["top_values", "top_columns", "log_norm"], y, state, memory, k)
-        ids = columns if self._ids is None else self._ids[columns]  # the ids ascend with the columns, so ties still go to the lower id
-        return Step(None, dict(zip(self._state_names, state_values)), log_norm=log_norm, top=(values, ids))
+        # The ids ascend with the columns, so ties still go to the lower id.
+        return Step(None, dict(zip(self._state_names, state_values)), log_norm=log_norm, top=(values, memory.ids[columns]))
 
     def _run(self, outputs: list[str], y: np.ndarray, state: State, memory: Memory, k: int) -> list[np.ndarray]:
         small = self.small_step_session is not None and y.shape[0] <= SMALL_STEP_ROWS
         session = self.small_step_session if small else self.step_session
-        return session.run(outputs + self._next_state, {"y": y, **state, **memory, "k": np.array(k, dtype=np.int64)})
+        feeds = {"y": y, **state, **memory.rows, **memory.output, "k": np.array(k, dtype=np.int64)}
+        return session.run(outputs + self._next_state, feeds)
 
     def reorder_state(self, state: State, index: np.ndarray) -> State:
         """Pick rows of each state array along its batch axis: index (N',)."""
@@ -143,14 +193,15 @@ class ExportedModel:
 
     @staticmethod
     def select_memory(memory: Memory, index: np.ndarray) -> Memory:
-        return {k: v[index] for k, v in memory.items()}
+        """Pick rows of the memory: index (N',); the output layer's columns stay."""
+        return Memory({k: v[index] for k, v in memory.rows.items()}, memory.output, memory.ids)
 
 
 def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
     """Check an exported directory's files, format and tokenizer; return its export.json and meta.json."""
     if not directory.is_dir():
         raise CheckpointError(f"{directory} is not a directory; pass the directory that seq2seq-export wrote")
-    for name in (EXPORT_META, META, ENCODER_GRAPH, STEP_GRAPH):
+    for name in (EXPORT_META, META, ENCODER_GRAPH, STEP_GRAPH, OUTPUT_LAYER):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory} has no {name}; it is not a complete exported model (run seq2seq-export again or copy the whole directory)")
     flat = json.loads((directory / EXPORT_META).read_text(encoding="utf-8"))
@@ -165,7 +216,7 @@ def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
             f"{OLDEST_FORMAT_VERSION} to {EXPORT_FORMAT_VERSION}: run seq2seq-export on the model directory again"
         )
     meta = ExportMeta.from_json(flat, directory / EXPORT_META)
-    for name in meta.tokenizer_files:
+    for name in (*meta.tokenizer_files, *([meta.shortlist] if meta.shortlist else [])):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory} has no tokenizer file {name}; copy it from the model directory that was exported")
     sha = tokenizer_sha256(directory, meta.joint)
@@ -179,9 +230,10 @@ def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
     return meta, ModelMeta.from_json(json.loads((directory / META).read_text(encoding="utf-8")), directory / META)
 
 
-def load_exported(directory: str | Path, threads: int = 0) -> tuple[ExportedModel, Tokenizer, ModelMeta, ExportMeta]:
+def load_exported(directory: str | Path, threads: int = 0, *, shortlist: bool = True) -> tuple[ExportedModel, Tokenizer, ModelMeta, ExportMeta]:
     """Load an exported directory: (model, tokenizer, meta.json, export.json). threads: onnxruntime's
-    intra-op threads (0: its default, one per physical core)."""
+    intra-op threads (0: its default, one per physical core). shortlist: score the directory's
+    shortlist of columns (when it has one: seq2seq-export --shortlist); False: the whole vocabulary."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -206,4 +258,7 @@ def load_exported(directory: str | Path, threads: int = 0) -> tuple[ExportedMode
         small_step = session(STEP_GRAPH, 1) if threads != 1 else None
     except Exception as err:  # onnxruntime raises its own exception types for a damaged or too-new graph
         raise CheckpointError(f"{directory}: onnxruntime cannot load the graphs ({err}); export the model again, or upgrade onnxruntime") from None
-    return ExportedModel(encoder, step, meta, small_step), tokenizer, model_meta, meta
+    with np.load(directory / OUTPUT_LAYER) as arrays:
+        output = {name: arrays[name] for name in arrays.files}
+    chosen = Shortlist.load(directory / meta.shortlist) if shortlist and meta.shortlist else None
+    return ExportedModel(encoder, step, meta, output, small_step=small_step, shortlist=chosen), tokenizer, model_meta, meta

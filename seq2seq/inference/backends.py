@@ -48,7 +48,8 @@ class TorchBackend:
     kind: Literal["torch"] = "torch"
 
     @classmethod
-    def load(cls, dirs: list[Path], device: str, precision: Precision, threads: int) -> tuple[TorchBackend, Loaded]:
+    def load(cls, dirs: list[Path], device: str, precision: Precision, threads: int, shortlist: bool) -> tuple[TorchBackend, Loaded]:
+        """shortlist is for exported directories: a model directory has none."""
         import torch
 
         from seq2seq.devices import resolve_device
@@ -132,14 +133,14 @@ class ExportedBackend:
     kind: Literal["exported"] = "exported"
 
     @classmethod
-    def load(cls, dirs: list[Path], device: str, precision: Precision, threads: int) -> tuple[ExportedBackend, Loaded]:
+    def load(cls, dirs: list[Path], device: str, precision: Precision, threads: int, shortlist: bool) -> tuple[ExportedBackend, Loaded]:
         from seq2seq.export.runtime import load_exported
 
         if len(dirs) > 1:
             raise CheckpointError("an exported model cannot join an ensemble; give one exported directory, or the model directories to ensemble with torch")
         if device not in ("auto", "cpu"):
             raise ValueError(f"an exported model runs on the CPU (onnxruntime); got device {device!r}: use cpu, or the model directory on CUDA")
-        model, tokenizer, meta, export_meta = load_exported(dirs[0], threads)
+        model, tokenizer, meta, export_meta = load_exported(dirs[0], threads, shortlist=shortlist)
         exported = "int8" if export_meta.quantize == "int8" else "fp32"
         if precision not in ("fp32", exported):
             raise ValueError(f"{dirs[0]} was exported in {exported}; its precision is chosen by seq2seq-export --quantize, not by precision={precision!r}")

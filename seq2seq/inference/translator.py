@@ -111,6 +111,7 @@ class Translator:
         threads: int = 0,
         revision: str | None = None,
         cache_dir: str | Path | None = None,
+        shortlist: bool = True,
     ) -> Translator:
         """Load a model directory, or a list of them to translate as an ensemble (they must share a
         tokenizer: e.g. runs of one recipe with different seeds, or checkpoints of one run), or a
@@ -126,7 +127,8 @@ class Translator:
         yours) or int8 (dynamic quantization of the LSTM and linear layers; CPU only). Both may cost a
         little accuracy, and whether they are faster depends on the hardware: check BLEU and speed on yours. An exported directory's precision
         is chosen when exporting. threads: CPU threads (0: the library's default; torch's setting is
-        process-wide).
+        process-wide). shortlist: an exported directory's vocabulary shortlist (seq2seq-export
+        --shortlist) is used when it has one; False scores the whole vocabulary.
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
@@ -134,7 +136,7 @@ class Translator:
         if not dirs:
             raise ValueError("model_dir is an empty list; give one model directory or several for an ensemble")
         kind = ExportedBackend if any(is_exported_dir(d) for d in dirs) else TorchBackend
-        backend, loaded = kind.load(dirs, device, precision, threads)
+        backend, loaded = kind.load(dirs, device, precision, threads, shortlist)
         return cls(backend, loaded.tokenizer, loaded.meta, model_dirs=dirs, precision=loaded.precision, max_len=loaded.max_len)
 
     def save_pretrained(self, out_dir: str | Path) -> None:

@@ -12,6 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seq2seq.cli.export import main as export_main
@@ -327,8 +328,11 @@ def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, trans
         for node in graph.node:  # what is computed from weights alone is a weight too (the exporter's Transpose of one)
             if node.op_type == "Constant" or (node.input and all(i in weights for i in node.input)):
                 weights.update(node.output)
-        assert any(node.op_type == "MatMulInteger" for node in graph.node)
+        assert any(node.op_type == "MatMulIntegerToFloat" for node in graph.node)
         assert not [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm") and weights.intersection(node.input)]
+    # The output layer, an input of the step graph, is given as int8 columns and their scales.
+    assert {i.name for i in onnx.load(out / "decoder_step.onnx").graph.input} >= {"output_weight_q", "output_weight_scale", "output_bias", "never"}
+    assert sorted(np.load(out / "output_layer.npz").files) == ["never", "output_bias", "output_weight_q", "output_weight_scale"]
     runtime = Translator.from_pretrained(out)
     assert runtime.precision == "int8"
     sentences = five_hundred[:100]
@@ -350,16 +354,20 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
     (incomplete / "decoder_step.onnx").unlink()
     with pytest.raises(CheckpointError, match=r"has no decoder_step\.onnx; it is not a complete exported model \(run seq2seq-export again"):
         Translator.from_pretrained(incomplete)
+    no_layer = broken("no-output-layer")
+    (no_layer / "output_layer.npz").unlink()
+    with pytest.raises(CheckpointError, match=r"has no output_layer\.npz; it is not a complete exported model"):
+        Translator.from_pretrained(no_layer)
 
     newer = broken("newer")
     meta = json.loads((newer / "export.json").read_text())
     (newer / "export.json").write_text(json.dumps({**meta, "export_format_version": 99}))
-    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 2: upgrade the package"):
+    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 3: upgrade the package"):
         Translator.from_pretrained(newer)
-    older = broken("older")  # format 1's step graph has no log_norm or top k
-    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 1}))
+    older = broken("older")  # format 2's step graph holds its output layer: no shortlist can be passed
+    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 2}))
     with pytest.raises(
-        CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 2: run seq2seq-export on the model directory again"
+        CheckpointError, match="export format version 2, from an older seq2seq; this one reads versions 3 to 3: run seq2seq-export on the model directory again"
     ):
         Translator.from_pretrained(older)
 
@@ -381,3 +389,54 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
     assert "an ensemble of 2 cannot be exported" in capsys.readouterr().err
     assert export_main(["--model", str(trained_model_dir), "--output", str(trained_model_dir)]) == 2
     assert "holds a model directory; export into a new directory" in capsys.readouterr().err
+
+
+def test_a_shortlist_scores_each_sentences_own_pieces(trained_model_dir, demo_dir, tmp_path, five_hundred, runtime):
+    from seq2seq.export.shortlist import Shortlist, learn_shortlist
+    from seq2seq.textfiles import read_lines
+
+    out, from_files = tmp_path / "shortlisted", tmp_path / "from-files"
+    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--shortlist", "--quiet"]) == 0  # the corpus config.json names
+    assert json.loads((out / "export.json").read_text())["shortlist"] == "shortlist.npz"
+    files = [str(demo_dir / "train.en.gz"), str(demo_dir / "train.de.gz")]
+    assert export_main(["--model", str(trained_model_dir), "--output", str(from_files), "--shortlist", *files, "--quiet"]) == 0
+    for name in ("frequent", "offsets", "candidates"):  # the same pairs either way
+        np.testing.assert_array_equal(getattr(Shortlist.load(out / "shortlist.npz"), name), getattr(Shortlist.load(from_files / "shortlist.npz"), name))
+    # A small shortlist, which leaves out most of this tiny vocabulary.
+    tok = runtime.tokenizer
+    pairs = tok.encode_src(read_lines(files[0])), tok.encode_tgt(read_lines(files[1]))
+    small = learn_shortlist(*pairs, src_vocab_size=tok.src_vocab_size, tgt_vocab_size=tok.tgt_vocab_size, frequent=15, per_source=3)
+    small.save(out / "shortlist.npz")
+    shortlisted = Translator.from_pretrained(out, threads=1)
+    sentences = five_hundred[:60]
+    # Samples (of many pieces, where this barely trained model's beams repeat a few) hold only their sentence's shortlist.
+    sampled = shortlisted.translate_nbest(sentences, SearchOptions(mode="sample", nbest=3, temperature=1.5, seed=3), batch_size=20)
+    own = [set(small.ids(np.array(ids)).tolist()) for ids in tok.encode_src(sentences)]
+    drawn = [{tok.tgt.piece_to_id(p) for h in hyps for p in h.tokens} for hyps in sampled]
+    assert all(pieces <= allowed for pieces, allowed in zip(drawn, own)) and len(set().union(*drawn)) > 40
+    assert max(len(a) for a in own) < 0.5 * len(runtime.model.meta.output_ids or range(tok.tgt_vocab_size))
+    # Each sentence scores its own shortlist, whatever its batch: alone as in a batch of 20 (the
+    # log-sum-exp over the batch's columns may change a score's last bit, as onnxruntime's kernels do).
+    options = SearchOptions(beam_size=5, nbest=3, min_len_ratio=0.5)
+    got = shortlisted.translate_nbest(sentences, options, batch_size=20)
+    assert texts(got) == [texts(shortlisted.translate_nbest([s], options))[0] for s in sentences]
+    assert texts(sampled) == [texts(shortlisted.translate_nbest([s], SearchOptions(mode="sample", nbest=3, temperature=1.5, seed=3)))[0] for s in sentences]
+    full = runtime.translate_nbest(sentences, options)
+    assert [[h.score for h in hyps] for hyps in got] != [[h.score for h in hyps] for hyps in full]  # normalised over fewer pieces
+    unlisted = Translator.from_pretrained(out, threads=1, shortlist=False).translate_nbest(sentences, options)
+    assert [[(h.text, h.score) for h in hyps] for hyps in unlisted] == [[(h.text, h.score) for h in hyps] for hyps in full]  # and switched off, nothing
+    # A forced prefix is scored though its pieces are outside the sentence's shortlist.
+    outside = next(i for i in range(4, tok.tgt_vocab_size) if i not in own[0] and tok.encode_tgt(tok.decode_tgt([[i]]))[0] == [i])
+    prefix = tok.decode_tgt([[outside]])[0]
+    assert shortlisted.translate(sentences[:1], prefixes=[prefix])[0].startswith(prefix)
+
+
+def test_shortlist_files_must_be_a_pair(trained_model_dir, demo_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_main(["--model", str(trained_model_dir), "--output", str(tmp_path / "one"), "--shortlist", str(demo_dir / "train.en.gz")])
+    assert "--shortlist takes no file" in capsys.readouterr().err
+    short = tmp_path / "short.de"
+    short.write_text("Ein Hund.\n")
+    args = ["--model", str(trained_model_dir), "--output", str(tmp_path / "two"), "--shortlist", str(demo_dir / "train.en.gz"), str(short)]
+    assert export_main(args) == 2
+    assert "have 400 and 1 lines" in capsys.readouterr().err
