@@ -110,7 +110,9 @@ def _search(
     limits = sentence_limits(src_len, options, prefixes)
     ids = np.arange(B)  # (B,) each active sentence's row in src
     forced = [int(i) for p in prefixes or () if p is not None for i in p]  # a shortlist must hold the prefixes' ids
-    memory, state, scores = _start(model, src, src_len, K, one_start, forced)
+    # A beam's first step is alike for a sentence's K rows (BOS, one state): run once per sentence.
+    first_alone = one_start and K > 1 and only_pad_and_bos(0, limits, options)
+    memory, state, scores = _start(model, src, src_len, K, one_start, forced, spread=not first_alone)
     tokens = np.zeros((B, K, 0), dtype=np.int64)  # (B, K, t)
     n_finished = np.zeros(B, dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
@@ -118,7 +120,10 @@ def _search(
     for t in range(int(limits.max_len.max()) + 1):
         # A beam step on which constrain forbids only PAD and BOS takes the step graph's own top K.
         top_only = one_start and only_pad_and_bos(t, limits, options)
-        step = model.step_top(y, state, memory, K) if top_only else model.step(y, state, memory)  # logits (B*K, V) or top K
+        if t == 0 and first_alone:
+            step, memory = _first_step_alone(model, state, memory, B, K)
+        else:
+            step = model.step_top(y, state, memory, K) if top_only else model.step(y, state, memory)  # logits (B*K, V) or top K
         forbid = partial(constrain, t=t, history=tokens, limits=limits, options=options)
         origin, y_k, scores = select(scores, step, forbid, ids)  # (B, K) each
         tokens = np.concatenate([tokens[np.arange(tokens.shape[0])[:, None], origin], y_k[:, :, None]], axis=2)  # (B, K, t+1)
@@ -140,16 +145,31 @@ def _search(
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-def _start(model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool, forced: list[int]) -> tuple[Memory, State, np.ndarray]:
-    """As seq2seq.decoding.torch_search._start: the memory and initial state of B*K rows, and the scores (B, K) float32."""
+def _start(
+    model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool, forced: list[int], *, spread: bool
+) -> tuple[Memory, State, np.ndarray]:
+    """As seq2seq.decoding.torch_search._start: the memory and initial state of B*K rows (of B rows
+    unless `spread`), and the scores (B, K) float32."""
     B = src.shape[0]
     memory, state = model.start(src, src_len, forced)
-    rows = np.repeat(np.arange(B), K)  # (B*K,)
-    memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
+    if spread:
+        rows = np.repeat(np.arange(B), K)  # (B*K,)
+        memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
     scores = np.zeros((B, K), dtype=np.float32)
     if one_start:
         scores[:, 1:] = NEG_INF
     return memory, state, scores
+
+
+def _first_step_alone(model: ExportedModel, state: State, memory: Memory, B: int, K: int) -> tuple[Step, Memory]:
+    """The first beam step for one row per sentence (state and memory of B rows), then spread to the
+    B*K rows the search follows, as if each row had been computed: the step's top K, log_norm and
+    next state, and the memory."""
+    step = model.step_top(np.full(B, BOS_ID, dtype=np.int64), state, memory, K)
+    rows = np.repeat(np.arange(B), K)  # (B*K,)
+    values, ids = step.top
+    spread = Step(None, model.reorder_state(step.state, rows), log_norm=step.log_norm[rows], top=(values[rows], ids[rows]))
+    return spread, model.select_memory(memory, rows)
 
 
 def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
