@@ -56,6 +56,9 @@ def main() -> None:
         default="all",
         help="quality (differing lines, BLEU) needs no lock; speed (sentences/s, start-up, sizes) runs under flock",
     )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="time each speed figure this many times and keep the median (this machine's speeds move ±20%% between runs)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
@@ -145,9 +148,12 @@ def _speed(figures: dict, translators: dict, src: list[str], beam5, args: argpar
         for beam in (1, 5):
             for batch in (1, 64):
                 lines = src[: args.batch1_lines] if batch == 1 else src
-                start = time.perf_counter()
-                t.translate(lines, SearchOptions(beam_size=beam), batch_size=batch)
-                speed[name][f"beam{beam}_batch{batch}"] = len(lines) / (time.perf_counter() - start)
+                runs = []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    t.translate(lines, SearchOptions(beam_size=beam), batch_size=batch)
+                    runs.append(len(lines) / (time.perf_counter() - start))
+                speed[name][f"beam{beam}_batch{batch}"] = statistics.median(runs)
         print(name, {k: round(v, 1) for k, v in speed[name].items()}, flush=True)
     figures["sentences_per_s"] = speed
 

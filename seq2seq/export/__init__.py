@@ -13,14 +13,17 @@ from pathlib import Path
 
 # Bumped when the graphs' inputs or outputs or export.json change in a way older runtimes cannot read.
 EXPORT_FORMAT_VERSION = 3
-# Format 1 (written until 2026-12-01) stepped to logits over the whole vocabulary alone, format 2
-# (until 2026-12-06) held the output layer inside the step graph; this runtime passes the output
-# layer to the step graph as inputs (a shortlist's columns), so such a directory is refused with what to do.
-OLDEST_FORMAT_VERSION = 3
+# Format 1 (written until 2026-12-01) stepped to logits over the whole vocabulary alone; this runtime
+# needs the step graph's log-sum-exp and top k, so such a directory is refused with what to do.
+# Format 3 (2026-12-06) added the optional shortlist; a format 2 directory is read as having none.
+OLDEST_FORMAT_VERSION = 2
 EXPORT_META = "export.json"
 ENCODER_GRAPH = "encoder.onnx"
 STEP_GRAPH = "decoder_step.onnx"
-OUTPUT_LAYER = "output_layer.npz"  # the step graph's output layer inputs, by input name
+# With a shortlist (seq2seq.export.shortlist): the step graph again, taking its output layer as
+# inputs, and the output layer's arrays to pass (their columns), by input name.
+SHORTLIST_STEP_GRAPH = "decoder_step_shortlist.onnx"
+OUTPUT_LAYER = "output_layer.npz"
 # The step graph's outputs before next_<state name> for each state input.
 STEP_OUTPUTS = ("logits", "log_norm", "top_values", "top_columns")
 

@@ -15,12 +15,12 @@ attention) and the decoder's initial state; the step graph takes the previous to
 the memory and k, and returns the logits, their log-sum-exp, their k largest and the next state.
 What the state is comes from `_state_fields`, the one place that knows the cell.
 
-The step graph's output layer is an input (output_layer.npz: the weight (E, V'), or with int8 its
-int8 columns and their scales, the bias and `never`), so that the runtime can pass a shortlist's
-columns (seq2seq.export.shortlist, learned here with --shortlist). Its columns are the output
-vocabulary's only (export.json's `output_ids`; all ids for a model without the mask): torch
-computes the full vocabulary with −inf outside it, which here would be a third more work in the
-largest product of the step. The log-sum-exp and the top k
+The step graph's logits are the output vocabulary's columns only (export.json's `output_ids`; all
+ids for a model without the mask): torch computes the full vocabulary with −inf outside it, which
+here would be a third more work in the largest product of the step. With --shortlist a second step
+graph takes the output layer as inputs (output_layer.npz: the weight (E, V'), or with int8 its int8
+columns and their scales, the bias and `never`), so that the runtime can pass a batch's shortlisted
+columns (seq2seq.export.shortlist); the first keeps it as constants, which onnxruntime prepacks. The log-sum-exp and the top k
 are in the graph because numpy took a third of a beam search's time computing them (docs/logs/2026-12-01-export-benchmark.md).
 """
 
@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seq2seq.atomic import write_text_atomic
-from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OUTPUT_LAYER, STEP_GRAPH, STEP_OUTPUTS
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OUTPUT_LAYER, SHORTLIST_STEP_GRAPH, STEP_GRAPH, STEP_OUTPUTS
 from seq2seq.export.quantize import quantize_rows, quantize_weight
 from seq2seq.export.runtime import ExportMeta
 from seq2seq.export.shortlist import SHORTLIST_FILE, learn_shortlist
@@ -109,44 +109,64 @@ def _output_ids(model: Seq2Seq) -> torch.Tensor | None:
 
 
 class _StepGraph(nn.Module):
-    """y (N,), the state fields, the memory fields, k (), the output layer's output_weight (E, C),
-    output_bias (1 or N, C) and never (C,) → logits (N, C), log_norm (N, 1), top_values and top_columns
-    (N, k), the next state fields. C: the output layer's columns the runtime passes (all, or a
-    shortlist's); a bias of N rows is −inf where a row's own shortlist leaves a column out.
+    """y (N,), the state fields, the memory fields, k () → logits (N, V') over the output vocabulary's
+    ids, log_norm (N, 1), top_values and top_columns (N, k), the next state fields.
+
+    layer_as_inputs: the output layer comes after k as inputs rather than as constants:
+    output_weight (E, C), output_bias (1 or N, C) and never (C,), for C columns the runtime picks (a
+    shortlist's; a bias of N rows is −inf where a row's own shortlist leaves a column out); the
+    logits are then (N, C).
 
     top_*: the k largest logits of each row with `never` added (−inf for PAD and BOS: the rule of
     `constrain` that every step applies), largest first, ties to the lower column (onnxruntime's
     TopK, as the runtime's `_topk`). The search uses them on the steps where no other rule applies.
     """
 
-    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int]):
+    def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int], output_ids: torch.Tensor | None, *, layer_as_inputs: bool):
         super().__init__()
-        self.model, self.memory_names, self.state_names = model, memory_names, state_names
+        self.model, self.memory_names, self.state_names, self.layer_as_inputs = model, memory_names, state_names, layer_as_inputs
+        if not layer_as_inputs:
+            weight, bias, never = _output_layer(model, output_ids)
+            # Buffers become the graph's initializers, which int8 quantization finds (it leaves constants alone).
+            self.register_buffer("output_weight", weight)
+            self.register_buffer("output_bias", bias)
+            self.register_buffer("never", never)
 
     def forward(self, y: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n, m = len(self.state_names), len(self.memory_names)
-        k, weight, bias, never = inputs[n + m :]
         given = dict(zip(self.state_names, inputs[:n])) | dict(zip(self.memory_names, inputs[n : n + m]))
         state = DecoderState(given["h"], given.get("c"), given.get("feed"))
         memory = Memory(given.get("enc_out"), given.get("keys"), given.get("mask"), given.get("context"))
         features, state, _ = self.model.decoder.step_features(y, state, memory)  # (N, E)
-        logits = features @ weight + bias  # (N, C): bias (1, C) or (N, C)
+        k = inputs[n + m]
+        if self.layer_as_inputs:
+            weight, bias, never = inputs[n + m + 1 :]
+            logits = features @ weight + bias  # (N, C): bias (1, C) or (N, C)
+        else:
+            never = self.never
+            logits = F.linear(features, self.output_weight, self.output_bias)  # (N, V')
         # Written out: torch.logsumexp becomes ReduceLogSumExp, which took 4 ms a step at 320 rows (this
-        # form under 1). Every column is finite, so the maximum is too.
+        # form under 1). Each row has a finite column (a shortlist holds EOS), so its maximum is finite.
         top = logits.max(dim=-1, keepdim=True).values
         log_norm = top + (logits - top).exp().sum(dim=-1, keepdim=True).log()  # (N, 1)
         top_values, top_columns = torch.topk(logits + never, k, dim=-1)  # (N, k) each
         return (logits, log_norm, top_values, top_columns, *_state_tuple(state, self.state_names))
 
 
-def _output_layer(model: Seq2Seq, output_ids: torch.Tensor | None, quantize: Quantize) -> dict[str, np.ndarray]:
-    """output_layer.npz's arrays, one column per output id: the weight (E, V') (int8 and its column
-    scales with quantize int8), the bias (1, V') and never (V',), −inf for PAD and BOS."""
-    weight, bias, _ = model.decoder.output_layer()  # the output vocabulary's rows (V', E), (V',): those of output_ids
+def _output_layer(model: Seq2Seq, output_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The output vocabulary's weight (V', E) and bias (V',), and never (V',): −inf for PAD and BOS."""
+    weight, bias, _ = model.decoder.output_layer()  # the rows of output_ids
     ids = torch.arange(weight.size(0)) if output_ids is None else output_ids
     never = torch.zeros(ids.numel()).masked_fill_((ids == PAD_ID) | (ids == BOS_ID), float("-inf"))
-    w = np.ascontiguousarray(weight.detach().float().numpy().T)  # (E, V')
-    arrays = {"output_bias": bias.detach().float().numpy()[None, :], "never": never.numpy()}
+    return weight.detach().clone(), bias.detach().clone(), never
+
+
+def _output_arrays(model: Seq2Seq, output_ids: torch.Tensor | None, quantize: Quantize) -> dict[str, np.ndarray]:
+    """output_layer.npz's arrays, one column per output id: the weight (E, V') (int8 and its column
+    scales with quantize int8), the bias (1, V') and never (V',)."""
+    weight, bias, never = _output_layer(model, output_ids)
+    w = np.ascontiguousarray(weight.float().numpy().T)  # (E, V')
+    arrays = {"output_bias": bias.float().numpy()[None, :], "never": never.numpy()}
     if quantize == "int8":
         arrays["output_weight_q"], arrays["output_weight_scale"] = quantize_weight(w)
     else:
@@ -175,16 +195,19 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     output_ids = _output_ids(model)  # the step graph's logits columns, and export.json's output_ids
     if quantize == "int8":
         model.decoder.rnn = ExplicitCell(model.decoder.rnn)  # products the row-wise rewrite can quantize
-    output = _output_layer(model, output_ids, quantize)
-    _export_step(model, output, memory_names, state_names, enc_axes, memory, state, out_dir)
-    np.savez(out_dir / OUTPUT_LAYER, **output)
-    if quantize == "int8":
-        quantize_rows(out_dir / ENCODER_GRAPH)
-        quantize_rows(out_dir / STEP_GRAPH, weight_inputs=("output_weight",))
+    _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir / STEP_GRAPH, layer=None)
     if shortlist_pairs is not None:
+        layer = _output_arrays(model, output_ids, quantize)
+        _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir / SHORTLIST_STEP_GRAPH, layer=layer)
+        np.savez(out_dir / OUTPUT_LAYER, **layer)
         learn_shortlist(*shortlist_pairs(tokenizer, config), src_vocab_size=tokenizer.src_vocab_size, tgt_vocab_size=tokenizer.tgt_vocab_size).save(
             out_dir / SHORTLIST_FILE
         )
+    if quantize == "int8":
+        quantize_rows(out_dir / ENCODER_GRAPH)
+        quantize_rows(out_dir / STEP_GRAPH)
+        if shortlist_pairs is not None:
+            quantize_rows(out_dir / SHORTLIST_STEP_GRAPH, weight_inputs=("output_weight",))
     copy_model_files(model_dir, out_dir, config.tokenizer.joint)
     for name in (META, CONFIG):
         write_text_atomic(out_dir / name, (model_dir / name).read_text(encoding="utf-8"))
@@ -249,36 +272,40 @@ class ExplicitCell(nn.Module):
 
 def _export_step(
     model: Seq2Seq,
-    output: dict[str, np.ndarray],
+    output_ids: torch.Tensor | None,
     memory_names: tuple[str, ...],
     state_names: dict[str, int],
     enc_axes: dict,
     memory: tuple[torch.Tensor, ...],
     state: tuple[torch.Tensor, ...],
-    out_dir: Path,
+    path: Path,
+    *,
+    layer: dict[str, np.ndarray] | None,
 ) -> None:
-    """Write decoder_step.onnx, its memory inputs batched as the encoder's outputs are, the output
-    layer's columns a dynamic axis (exported in fp32 whatever `output` holds: int8 rewrites it after)."""
-    step = _StepGraph(model, memory_names, state_names)
+    """Write a step graph, its memory inputs batched as the encoder's outputs are. layer: None, the
+    output layer as constants (decoder_step.onnx); or output_layer.npz's arrays, the output layer as
+    inputs with a dynamic number of columns (exported in fp32 whatever `layer` holds: int8 rewrites it after)."""
+    step = _StepGraph(model, memory_names, state_names, output_ids, layer_as_inputs=layer is not None)
     y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
-    weight, bias, _ = model.decoder.output_layer()
-    # A bias of two rows, as a shortlist gives one per row (a bias of one row is broadcast).
-    layer = (weight.detach().T.contiguous(), bias.detach().expand(2, -1).contiguous(), torch.from_numpy(output["never"]))
-    batch, columns = {0: "batch"}, {0: "columns"}
-    step_axes = {"y": batch, "logits": {0: "batch", 1: "columns"}, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
-    step_axes |= {"output_weight": {1: "columns"}, "output_bias": {0: "bias_rows", 1: "columns"}, "never": columns}
+    batch = {0: "batch"}
+    step_axes = {"y": batch, "logits": batch, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
     for name, axis in state_names.items():
         step_axes[name] = step_axes[f"next_{name}"] = {axis: "batch"}
     for name in memory_names:
         step_axes[name] = enc_axes[name]
-    _export(
-        step,
-        (y, *state, *memory, k, *layer),
-        out_dir / STEP_GRAPH,
-        ["y", *state_names, *memory_names, "k", "output_weight", "output_bias", "never"],
-        [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)],
-        step_axes,
-    )
+    inputs, examples = ["y", *state_names, *memory_names, "k"], (y, *state, *memory, k)
+    if layer is not None:
+        weight, bias, never = _output_layer(model, output_ids)
+        # A bias of two rows, as a shortlist gives one per row (a bias of one row is broadcast).
+        examples += (weight.T.contiguous(), bias.expand(2, -1).contiguous(), never)
+        inputs += ["output_weight", "output_bias", "never"]
+        step_axes |= {
+            "logits": {0: "batch", 1: "columns"},
+            "output_weight": {1: "columns"},
+            "output_bias": {0: "bias_rows", 1: "columns"},
+            "never": {0: "columns"},
+        }
+    _export(step, examples, path, inputs, [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)], step_axes)
 
 
 def _export_meta(

@@ -1,21 +1,23 @@
 """Load an exported model directory with onnxruntime: no torch, no yaml, no training code.
 
-An exported directory (written by `seq2seq-export`) holds encoder.onnx, decoder_step.onnx, the
+An exported directory (written by `seq2seq-export`) holds encoder.onnx, decoder_step.onnx (and
+with a shortlist decoder_step_shortlist.onnx, output_layer.npz and shortlist.npz), the
 SentencePiece model(s), export.json (an `ExportMeta`: what the graphs expect), the source model's
 meta.json and config.json, and a README.md model card. `load_exported` checks it as
 seq2seq.modeldir.checkpoint.read_model_dir checks a model directory, with errors that say what to do.
 
 The graphs pass everything in and out: the encoder maps (src, src_len) to the attention memory
 (its projected keys among it) and the decoder's initial state; one decoder step maps
-(y, state, memory, k, the output layer) to the logits over the output layer's columns, their
-log-sum-exp, their k largest and the next state. State and memory travel as dicts keyed by the
+(y, state, memory, k) to the logits over the output vocabulary, their log-sum-exp, their k
+largest and the next state. State and memory travel as dicts keyed by the
 graphs' own input names, so the runtime needs no knowledge of the cell: an LSTM's state is h and c
 (and feed, with input feeding), a GRU's is h alone, and export.json says which axis of each is the batch.
 
-The output layer (output_layer.npz: its weight, fp32 or int8 with column scales, its bias, and
-`never`, −inf for PAD and BOS) is an input of the step graph rather than a constant in it, so that a
-batch can score a shortlist of columns (seq2seq.export.shortlist): `start` slices the arrays once per
-batch and the memory carries them to every step. Without a shortlist every step gets the whole arrays.
+With a shortlist (seq2seq-export --shortlist), a second step graph, decoder_step_shortlist.onnx,
+takes the output layer as inputs (output_layer.npz: its weight, fp32 or int8 with column scales,
+its bias, and `never`, −inf for PAD and BOS): `start` slices the arrays to the batch's columns once
+per batch and the memory carries them to every step. The plain step graph keeps its output layer as
+constants, which onnxruntime prepacks (as inputs they cost a third of a beam-5 step at batch 1).
 
 A batch's columns are the union of its sentences' shortlists, and each sentence scores its own
 shortlist alone: the bias gets one row per sentence, −inf in the columns its shortlist leaves out,
@@ -35,7 +37,7 @@ import numpy as np
 
 from seq2seq.decoding.numpy_constraints import NEG_INF
 from seq2seq.decoding.protocol import Step
-from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, OUTPUT_LAYER, STEP_GRAPH
+from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, OUTPUT_LAYER, SHORTLIST_STEP_GRAPH, STEP_GRAPH
 from seq2seq.export.shortlist import Shortlist
 from seq2seq.modeldir.meta import META, CheckpointError, ModelMeta
 from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
@@ -50,12 +52,12 @@ State = dict[str, np.ndarray]  # the graphs' state inputs by name, e.g. h, c (L,
 class Memory:
     """What every step of one batch reads besides the state."""
 
-    rows: dict[
-        str, np.ndarray
-    ]  # the step graph's memory inputs by name, batch first: enc_out (B, S, 2H), keys (B, S, A), mask (B, S), context (B, 4H); with a shortlist output_bias (B, C)
-    output: dict[
-        str, np.ndarray
-    ]  # the output layer's arrays for this batch's columns, column last: e.g. output_weight (E, C), never (C,), output_bias (1, C) without a shortlist
+    # The step graph's memory inputs by name, batch first: enc_out (B, S, 2H), keys (B, S, A), mask
+    # (B, S), context (B, 4H); with a shortlist also output_bias (B, C).
+    rows: dict[str, np.ndarray]
+    # With a shortlist, the output layer's arrays for this batch's columns, column last: e.g.
+    # output_weight (E, C), never (C,); else empty (the plain step graph holds its output layer).
+    output: dict[str, np.ndarray]
     ids: np.ndarray  # (C,) int64 the target id of each column, ascending
 
 
@@ -77,7 +79,7 @@ class ExportMeta:
     tokenizer_sha256: str
     src_vocab_size: int
     tgt_vocab_size: int
-    output_ids: tuple[int, ...] | None  # the output vocabulary, ascending: the id of each column of output_layer.npz (None: every id)
+    output_ids: tuple[int, ...] | None  # the output vocabulary, ascending: the id of each column of the step graph's logits (None: every id)
     shortlist: str | None  # the shortlist's file (seq2seq.export.shortlist), or None
     max_len: int  # source tokens per piece: longer sentences are translated in pieces, as the torch path does
     source_weights_sha256: str  # model.safetensors of the model directory that was exported
@@ -90,6 +92,8 @@ class ExportMeta:
     @classmethod
     def from_json(cls, flat: dict[str, Any], where: Path) -> ExportMeta:
         names = {f.name for f in fields(cls)}
+        if flat.get("export_format_version") == 2:
+            flat = {"shortlist": None, **flat}  # format 2 had no shortlist
         missing = sorted(names - set(flat))
         if missing:
             raise CheckpointError(f"{where} lacks {', '.join(missing)}; it was not written by seq2seq-export (export the model directory again)")
@@ -107,31 +111,41 @@ class ExportMeta:
 SMALL_STEP_ROWS = 16
 
 
+@dataclass(frozen=True)
+class StepSessions:
+    """A step graph's sessions: `large` for any step, `small` (one thread) for steps of at most
+    SMALL_STEP_ROWS rows, or None where `large` has one thread already."""
+
+    large: onnxruntime.InferenceSession
+    small: onnxruntime.InferenceSession | None
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
+        return (self.small if self.small is not None and rows <= SMALL_STEP_ROWS else self.large).run(outputs, feeds)
+
+
+@dataclass(frozen=True)
+class Shortlisted:
+    """What a shortlist needs: the shortlist, the step graph that takes the output layer as inputs,
+    and output_layer.npz's arrays, each with one column per output id (last axis)."""
+
+    shortlist: Shortlist
+    steps: StepSessions
+    output: dict[str, np.ndarray]
+
+
 class ExportedModel:
     """The onnxruntime sessions, offering what the search needs (seq2seq.decoding.protocol.Searchable: start,
     step, reorder_state, select_memory) and `step_top`, a step that returns only the k best tokens.
 
-    output: output_layer.npz's arrays, each with one column per output id (last axis). small_step: the
-    step graph in a one-thread session, for steps of at most SMALL_STEP_ROWS rows (None: `step` runs
-    every step). shortlist: score only the shortlist's columns for each batch (None: every column).
+    steps: the step graph's sessions. shortlisted: score only the shortlist's columns for each batch
+    (None: every column).
     """
 
-    def __init__(
-        self,
-        encoder: onnxruntime.InferenceSession,
-        step: onnxruntime.InferenceSession,
-        meta: ExportMeta,
-        output: dict[str, np.ndarray],
-        *,
-        small_step: onnxruntime.InferenceSession | None = None,
-        shortlist: Shortlist | None = None,
-    ):
+    def __init__(self, encoder: onnxruntime.InferenceSession, steps: StepSessions, meta: ExportMeta, shortlisted: Shortlisted | None = None):
         self.encoder = encoder
-        self.step_session = step
-        self.small_step_session = small_step
+        self.steps = steps
+        self.shortlisted = shortlisted
         self.meta = meta
-        self.output = output
-        self.shortlist = shortlist
         self._state_names = tuple(meta.state_batch_axes)
         self._encoder_outputs = [o.name for o in encoder.get_outputs()]
         self._next_state = [f"next_{name}" for name in self._state_names]
@@ -145,10 +159,10 @@ class ExportedModel:
         also: target ids the batch's shortlist must hold (a forced prefix's); unused without a shortlist."""
         values = dict(zip(self._encoder_outputs, self.encoder.run(None, {"src": src, "src_len": src_len})))
         rows, state = {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
-        if self.shortlist is None:
-            return Memory(rows, self.output, self._ids), state
-        also = list(also)
-        own = [self.shortlist.ids(sentence, also) for sentence in src]  # each sentence's ids, ascending
+        if self.shortlisted is None:
+            return Memory(rows, {}, self._ids), state
+        also, shortlisted = list(also), self.shortlisted
+        own = [shortlisted.shortlist.ids(sentence, also) for sentence in src]  # each sentence's ids, ascending
         union = np.unique(np.concatenate(own))
         columns = self._column_of[union]
         ids, columns = union[columns >= 0], columns[columns >= 0]  # (C,) ascending
@@ -156,8 +170,8 @@ class ExportedModel:
         for row, sentence_ids in enumerate(own):
             at = np.searchsorted(ids, sentence_ids)
             allowed[row, at[(at < ids.size) & (ids[np.minimum(at, ids.size - 1)] == sentence_ids)]] = True
-        output = {k: np.ascontiguousarray(v[..., columns]) for k, v in self.output.items() if k != "output_bias"}
-        rows["output_bias"] = np.where(allowed, self.output["output_bias"][:, columns], np.float32(NEG_INF))  # (B, C)
+        output = {k: np.ascontiguousarray(v[..., columns]) for k, v in shortlisted.output.items() if k != "output_bias"}
+        rows["output_bias"] = np.where(allowed, shortlisted.output["output_bias"][:, columns], np.float32(NEG_INF))  # (B, C)
         return Memory(rows, output, ids), state
 
     def step(self, y: np.ndarray, state: State, memory: Memory) -> Step[np.ndarray, State]:
@@ -182,10 +196,9 @@ class ExportedModel:
         return Step(None, dict(zip(self._state_names, state_values)), log_norm=log_norm, top=(values, memory.ids[columns]))
 
     def _run(self, outputs: list[str], y: np.ndarray, state: State, memory: Memory, k: int) -> list[np.ndarray]:
-        small = self.small_step_session is not None and y.shape[0] <= SMALL_STEP_ROWS
-        session = self.small_step_session if small else self.step_session
+        steps = self.shortlisted.steps if memory.output and self.shortlisted else self.steps
         feeds = {"y": y, **state, **memory.rows, **memory.output, "k": np.array(k, dtype=np.int64)}
-        return session.run(outputs + self._next_state, feeds)
+        return steps.run(outputs + self._next_state, feeds, y.shape[0])
 
     def reorder_state(self, state: State, index: np.ndarray) -> State:
         """Pick rows of each state array along its batch axis: index (N',)."""
@@ -201,7 +214,7 @@ def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
     """Check an exported directory's files, format and tokenizer; return its export.json and meta.json."""
     if not directory.is_dir():
         raise CheckpointError(f"{directory} is not a directory; pass the directory that seq2seq-export wrote")
-    for name in (EXPORT_META, META, ENCODER_GRAPH, STEP_GRAPH, OUTPUT_LAYER):
+    for name in (EXPORT_META, META, ENCODER_GRAPH, STEP_GRAPH):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory} has no {name}; it is not a complete exported model (run seq2seq-export again or copy the whole directory)")
     flat = json.loads((directory / EXPORT_META).read_text(encoding="utf-8"))
@@ -216,9 +229,14 @@ def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
             f"{OLDEST_FORMAT_VERSION} to {EXPORT_FORMAT_VERSION}: run seq2seq-export on the model directory again"
         )
     meta = ExportMeta.from_json(flat, directory / EXPORT_META)
-    for name in (*meta.tokenizer_files, *([meta.shortlist] if meta.shortlist else [])):
+    for name in meta.tokenizer_files:
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory} has no tokenizer file {name}; copy it from the model directory that was exported")
+    for name in (meta.shortlist, SHORTLIST_STEP_GRAPH, OUTPUT_LAYER) if meta.shortlist else ():
+        if not (directory / name).is_file():
+            raise CheckpointError(
+                f"{directory} has no {name}, which its shortlist needs; copy the whole exported directory, or run seq2seq-export --shortlist again"
+            )
     sha = tokenizer_sha256(directory, meta.joint)
     if sha != meta.tokenizer_sha256:
         raise CheckpointError(
@@ -253,12 +271,16 @@ def load_exported(directory: str | Path, threads: int = 0, *, shortlist: bool = 
         options.inter_op_num_threads = 1
         return ort.InferenceSession(str(directory / name), options, providers=["CPUExecutionProvider"])
 
+    def steps(name: str) -> StepSessions:
+        return StepSessions(session(name, threads), session(name, 1) if threads != 1 else None)
+
     try:
-        encoder, step = session(ENCODER_GRAPH, threads), session(STEP_GRAPH, threads)
-        small_step = session(STEP_GRAPH, 1) if threads != 1 else None
+        encoder, plain = session(ENCODER_GRAPH, threads), steps(STEP_GRAPH)
+        shortlisted = None
+        if shortlist and meta.shortlist:
+            with np.load(directory / OUTPUT_LAYER) as arrays:
+                output = {name: arrays[name] for name in arrays.files}
+            shortlisted = Shortlisted(Shortlist.load(directory / meta.shortlist), steps(SHORTLIST_STEP_GRAPH), output)
     except Exception as err:  # onnxruntime raises its own exception types for a damaged or too-new graph
         raise CheckpointError(f"{directory}: onnxruntime cannot load the graphs ({err}); export the model again, or upgrade onnxruntime") from None
-    with np.load(directory / OUTPUT_LAYER) as arrays:
-        output = {name: arrays[name] for name in arrays.files}
-    chosen = Shortlist.load(directory / meta.shortlist) if shortlist and meta.shortlist else None
-    return ExportedModel(encoder, step, meta, output, small_step=small_step, shortlist=chosen), tokenizer, model_meta, meta
+    return ExportedModel(encoder, plain, meta, shortlisted), tokenizer, model_meta, meta

@@ -309,20 +309,20 @@ def test_small_steps_run_in_a_one_thread_session(exported, five_hundred):
     from seq2seq.export.runtime import SMALL_STEP_ROWS
 
     several, one = Translator.from_pretrained(exported, threads=2), Translator.from_pretrained(exported, threads=1)
-    assert several.model.small_step_session is not None and one.model.small_step_session is None
+    assert several.model.steps.small is not None and one.model.steps.small is None
     calls = []
-    several.model.small_step_session.run = lambda *a, real=several.model.small_step_session.run: calls.append(1) or real(*a)
+    several.model.steps.small.run = lambda *a, real=several.model.steps.small.run: calls.append(1) or real(*a)
     assert several.translate(five_hundred[:20], batch_size=1) == one.translate(five_hundred[:20], batch_size=1)
     assert calls and SearchOptions().beam_size <= SMALL_STEP_ROWS
 
 
 def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, translator):
     out = tmp_path / "int8"
-    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quantize", "int8", "--quiet"]) == 0
+    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quantize", "int8", "--shortlist", "--quiet"]) == 0
     assert json.loads((out / "export.json").read_text())["quantize"] == "int8"
     import onnx
 
-    for name in ("encoder.onnx", "decoder_step.onnx"):  # every product with a weight is an int8 one, the output layer's included
+    for name in ("encoder.onnx", "decoder_step.onnx", "decoder_step_shortlist.onnx"):  # every product with a weight is an int8 one, the output layer's included
         graph = onnx.load(out / name).graph
         weights = {w.name for w in graph.initializer}
         for node in graph.node:  # what is computed from weights alone is a weight too (the exporter's Transpose of one)
@@ -330,10 +330,12 @@ def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, trans
                 weights.update(node.output)
         assert any(node.op_type == "MatMulIntegerToFloat" for node in graph.node)
         assert not [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm") and weights.intersection(node.input)]
-    # The output layer, an input of the step graph, is given as int8 columns and their scales.
-    assert {i.name for i in onnx.load(out / "decoder_step.onnx").graph.input} >= {"output_weight_q", "output_weight_scale", "output_bias", "never"}
+    # The shortlist's step graph takes its output layer as int8 columns and their scales.
+    inputs = {i.name for i in onnx.load(out / "decoder_step_shortlist.onnx").graph.input}
+    assert inputs >= {"output_weight_q", "output_weight_scale", "output_bias", "never"} and "output_weight" not in inputs
     assert sorted(np.load(out / "output_layer.npz").files) == ["never", "output_bias", "output_weight_q", "output_weight_scale"]
-    runtime = Translator.from_pretrained(out)
+
+    runtime = Translator.from_pretrained(out, shortlist=False)
     assert runtime.precision == "int8"
     sentences = five_hundred[:100]
     got = runtime.translate(sentences)
@@ -342,6 +344,8 @@ def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, trans
     # Each row has its own scale: a sentence translates the same alone as in a batch (onnxruntime's
     # per-tensor dynamic quantization changed 22 of 300 test lines on the recipe's model).
     assert runtime.translate(sentences, batch_size=64) == [runtime.translate([s])[0] for s in sentences]
+    shortlisted = Translator.from_pretrained(out)
+    assert shortlisted.translate(sentences, batch_size=64) == [shortlisted.translate([s])[0] for s in sentences]
 
 
 def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, demo_dir, capsys):
@@ -354,20 +358,16 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
     (incomplete / "decoder_step.onnx").unlink()
     with pytest.raises(CheckpointError, match=r"has no decoder_step\.onnx; it is not a complete exported model \(run seq2seq-export again"):
         Translator.from_pretrained(incomplete)
-    no_layer = broken("no-output-layer")
-    (no_layer / "output_layer.npz").unlink()
-    with pytest.raises(CheckpointError, match=r"has no output_layer\.npz; it is not a complete exported model"):
-        Translator.from_pretrained(no_layer)
 
     newer = broken("newer")
     meta = json.loads((newer / "export.json").read_text())
     (newer / "export.json").write_text(json.dumps({**meta, "export_format_version": 99}))
     with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 3: upgrade the package"):
         Translator.from_pretrained(newer)
-    older = broken("older")  # format 2's step graph holds its output layer: no shortlist can be passed
-    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 2}))
+    older = broken("older")  # format 1's step graph has no log_norm or top k
+    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 1}))
     with pytest.raises(
-        CheckpointError, match="export format version 2, from an older seq2seq; this one reads versions 3 to 3: run seq2seq-export on the model directory again"
+        CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 3: run seq2seq-export on the model directory again"
     ):
         Translator.from_pretrained(older)
 
@@ -400,6 +400,7 @@ def test_a_shortlist_scores_each_sentences_own_pieces(trained_model_dir, demo_di
     assert json.loads((out / "export.json").read_text())["shortlist"] == "shortlist.npz"
     files = [str(demo_dir / "train.en.gz"), str(demo_dir / "train.de.gz")]
     assert export_main(["--model", str(trained_model_dir), "--output", str(from_files), "--shortlist", *files, "--quiet"]) == 0
+    assert not (tmp_path / "plain").exists() and {"decoder_step_shortlist.onnx", "output_layer.npz"} <= {p.name for p in out.iterdir()}
     for name in ("frequent", "offsets", "candidates"):  # the same pairs either way
         np.testing.assert_array_equal(getattr(Shortlist.load(out / "shortlist.npz"), name), getattr(Shortlist.load(from_files / "shortlist.npz"), name))
     # A small shortlist, which leaves out most of this tiny vocabulary.
@@ -425,6 +426,17 @@ def test_a_shortlist_scores_each_sentences_own_pieces(trained_model_dir, demo_di
     assert [[h.score for h in hyps] for hyps in got] != [[h.score for h in hyps] for hyps in full]  # normalised over fewer pieces
     unlisted = Translator.from_pretrained(out, threads=1, shortlist=False).translate_nbest(sentences, options)
     assert [[(h.text, h.score) for h in hyps] for hyps in unlisted] == [[(h.text, h.score) for h in hyps] for hyps in full]  # and switched off, nothing
+    # A format 2 directory (before shortlists) reads as one without; a shortlist's file missing is named.
+    older = tmp_path / "format-2"
+    shutil.copytree(out, older)
+    meta = json.loads((older / "export.json").read_text())
+    del meta["shortlist"]
+    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 2}))
+    assert Translator.from_pretrained(older, threads=1).translate(sentences) == [t[0].text for t in runtime.translate_nbest(sentences)]
+    (out / "output_layer.npz").rename(tmp_path / "aside.npz")
+    with pytest.raises(CheckpointError, match=r"has no output_layer\.npz, which its shortlist needs"):
+        Translator.from_pretrained(out)
+    (tmp_path / "aside.npz").rename(out / "output_layer.npz")
     # A forced prefix is scored though its pieces are outside the sentence's shortlist.
     outside = next(i for i in range(4, tok.tgt_vocab_size) if i not in own[0] and tok.encode_tgt(tok.decode_tgt([[i]]))[0] == [i])
     prefix = tok.decode_tgt([[outside]])[0]
