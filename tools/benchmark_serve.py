@@ -41,13 +41,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]  # nearest rank
 
 
-def command_rate(model: str, sentences: list[str], threads: int) -> tuple[float, float, list[str]]:
+def command_rate(model: str, sentences: list[str], threads: int, shortlist: bool) -> tuple[float, float, list[str]]:
     """seq2seq-translate --batch-size 64: (sentences/s as it reports, wall seconds with start-up, output lines)."""
     with tempfile.NamedTemporaryFile("w", suffix=".en", encoding="utf-8", delete=False) as f:
         f.writelines(s + "\n" for s in sentences)
     start = time.perf_counter()
     done = subprocess.run(
-        [str(BIN / "seq2seq-translate"), "--model", model, "--batch-size", "64", "--threads", str(threads), "--input", f.name], capture_output=True, check=True
+        [
+            str(BIN / "seq2seq-translate"),
+            "--model",
+            model,
+            "--batch-size",
+            "64",
+            "--threads",
+            str(threads),
+            "--input",
+            f.name,
+            *([] if shortlist else ["--no-shortlist"]),
+        ],
+        capture_output=True,
+        check=True,
     )
     wall = time.perf_counter() - start
     Path(f.name).unlink()
@@ -56,7 +69,7 @@ def command_rate(model: str, sentences: list[str], threads: int) -> tuple[float,
     return int(found[1]) / float(found[2]), wall, done.stdout.decode("utf-8").split("\n")[:-1]
 
 
-def in_process_latencies(model: str, sentences: list[str], threads: int) -> list[float]:
+def in_process_latencies(model: str, sentences: list[str], threads: int, shortlist: bool) -> list[float]:
     import torch
 
     from seq2seq.inference.output import clean_line
@@ -64,7 +77,7 @@ def in_process_latencies(model: str, sentences: list[str], threads: int) -> list
 
     if threads:  # 0: the library's default, as the commands take it
         torch.set_num_threads(threads)
-    translator = Translator.from_pretrained(model, device="cpu", threads=threads)
+    translator = Translator.from_pretrained(model, device="cpu", threads=threads, shortlist=shortlist)
     translator.translate(sentences[:4])  # warm-up
     out = []
     for s in sentences:
@@ -160,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         help="CPU threads for the model, in all three (0: the default of each, e.g. one single-thread server worker per CPU for an exported directory)",
     )
     parser.add_argument("--command-runs", type=int, default=3, help="runs of seq2seq-translate; the median sentences/s is the reference")
+    parser.add_argument(
+        "--no-shortlist", dest="shortlist", action="store_false", help="the command, the server and the in-process figure score the whole vocabulary"
+    )
     parser.add_argument("--serve-args", default="", help="more seq2seq-serve arguments, e.g. '--max-wait-ms 2'")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -168,18 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     sentences = read_lines(args.src)
     sentences = sentences[: args.limit] if args.limit else sentences
 
-    runs = [command_rate(args.model, sentences, args.threads) for _ in range(args.command_runs)]
+    runs = [command_rate(args.model, sentences, args.threads, args.shortlist) for _ in range(args.command_runs)]
     if any(out != runs[0][2] for _, _, out in runs):
         raise SystemExit("seq2seq-translate gave other output on another run of the same file")
     rate, wall, expected = statistics.median(r for r, _, _ in runs), runs[0][1], runs[0][2]
     each = ", ".join(f"{r:.1f}" for r, _, _ in runs)
     print(f"seq2seq-translate --batch-size 64: {rate:.1f} sentences/s, the median of {each} (model loaded; {wall:.1f} s with start-up)", flush=True)
-    alone = in_process_latencies(args.model, sentences, args.threads)
+    alone = in_process_latencies(args.model, sentences, args.threads, args.shortlist)
     alone_p50 = statistics.median(alone)
     print(f"in process, one sentence at a time: p50 {1000 * alone_p50:.1f} ms, {len(alone) / sum(alone):.1f} sentences/s", flush=True)
 
     port = free_port()
-    server = start_server(args.model, port, ["--threads", str(args.threads), *args.serve_args.split()])
+    server = start_server(args.model, port, ["--threads", str(args.threads), *([] if args.shortlist else ["--no-shortlist"]), *args.serve_args.split()])
     rows = []
     try:
         load(port, sentences[:16], 4)  # warm the connections and the allocator
