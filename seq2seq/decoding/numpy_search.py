@@ -109,10 +109,9 @@ def _search(
     nbest, alpha = options.nbest, options.length_penalty
     limits = sentence_limits(src_len, options, prefixes)
     ids = np.arange(B)  # (B,) each active sentence's row in src
-    forced = [int(i) for p in prefixes or () if p is not None for i in p]  # a shortlist must hold the prefixes' ids
     # A beam's first step is alike for a sentence's K rows (BOS, one state): run once per sentence.
     first_alone = one_start and K > 1 and only_pad_and_bos(0, limits, options)
-    memory, state, scores = _start(model, src, src_len, K, one_start, forced, spread=not first_alone)
+    memory, state, scores = _start(model, src, src_len, K, one_start, prefixes or (), spread=not first_alone)
     tokens = np.zeros((B, K, 0), dtype=np.int64)  # (B, K, t)
     n_finished = np.zeros(B, dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
@@ -146,12 +145,12 @@ def _search(
 
 
 def _start(
-    model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool, forced: list[int], *, spread: bool
+    model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool, prefixes: Sequence[Prefix], *, spread: bool
 ) -> tuple[Memory, State, np.ndarray]:
     """As seq2seq.decoding.torch_search._start: the memory and initial state of B*K rows (of B rows
-    unless `spread`), and the scores (B, K) float32."""
+    unless `spread`), and the scores (B, K) float32. prefixes: () or B (a shortlist holds each one's ids)."""
     B = src.shape[0]
-    memory, state = model.start(src, src_len, forced)
+    memory, state = model.start(src, src_len, prefixes)
     if spread:
         rows = np.repeat(np.arange(B), K)  # (B*K,)
         memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)

@@ -28,7 +28,7 @@ normalised over its own shortlist, whatever it is batched with.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,25 +154,27 @@ class ExportedModel:
         self._column_of = np.full(V, -1, dtype=np.int64)  # (V,) each id's column, −1 outside the output vocabulary
         self._column_of[self._ids] = np.arange(self._ids.size)
 
-    def start(self, src: np.ndarray, src_len: np.ndarray, also: Iterable[int] = ()) -> tuple[Memory, State]:
+    def start(self, src: np.ndarray, src_len: np.ndarray, prefixes: Sequence[Sequence[int] | None] = ()) -> tuple[Memory, State]:
         """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state.
-        also: target ids the batch's shortlist must hold (a forced prefix's); unused without a shortlist."""
+        prefixes: () or B forced prefixes (target ids, or None), whose ids a sentence's shortlist holds."""
         values = dict(zip(self._encoder_outputs, self.encoder.run(None, {"src": src, "src_len": src_len})))
         rows, state = {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
         if self.shortlisted is None:
             return Memory(rows, {}, self._ids), state
-        also, shortlisted = list(also), self.shortlisted
-        own = [shortlisted.shortlist.ids(sentence, also) for sentence in src]  # each sentence's ids, ascending
+        return self._shortlisted_memory(src, rows, prefixes or [None] * src.shape[0]), state
+
+    def _shortlisted_memory(self, src: np.ndarray, rows: dict[str, np.ndarray], prefixes: Sequence[Sequence[int] | None]) -> Memory:
+        """The memory of a batch that scores the union of its sentences' shortlists, each sentence its own."""
+        shortlisted = self.shortlisted
+        assert shortlisted is not None
+        own = [shortlisted.shortlist.ids(sentence, prefix if prefix is not None else ()) for sentence, prefix in zip(src, prefixes)]
         union = np.unique(np.concatenate(own))
         columns = self._column_of[union]
-        ids, columns = union[columns >= 0], columns[columns >= 0]  # (C,) ascending
-        allowed = np.zeros((src.shape[0], ids.size), dtype=bool)  # (B, C)
-        for row, sentence_ids in enumerate(own):
-            at = np.searchsorted(ids, sentence_ids)
-            allowed[row, at[(at < ids.size) & (ids[np.minimum(at, ids.size - 1)] == sentence_ids)]] = True
+        ids, columns = union[columns >= 0], columns[columns >= 0]  # (C,) ascending: the output vocabulary's ids among them
+        allowed = np.stack([np.isin(ids, sentence_ids) for sentence_ids in own])  # (B, C)
         output = {k: np.ascontiguousarray(v[..., columns]) for k, v in shortlisted.output.items() if k != "output_bias"}
-        rows["output_bias"] = np.where(allowed, shortlisted.output["output_bias"][:, columns], np.float32(NEG_INF))  # (B, C)
-        return Memory(rows, output, ids), state
+        rows = rows | {"output_bias": np.where(allowed, shortlisted.output["output_bias"][:, columns], np.float32(NEG_INF))}  # (B, C)
+        return Memory(rows, output, ids)
 
     def step(self, y: np.ndarray, state: State, memory: Memory) -> Step[np.ndarray, State]:
         """y (N,) int64 → logits (N, V) float32 (−inf outside the batch's columns, as torch's outside the

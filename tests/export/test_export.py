@@ -441,6 +441,13 @@ def test_a_shortlist_scores_each_sentences_own_pieces(trained_model_dir, demo_di
     outside = next(i for i in range(4, tok.tgt_vocab_size) if i not in own[0] and tok.encode_tgt(tok.decode_tgt([[i]]))[0] == [i])
     prefix = tok.decode_tgt([[outside]])[0]
     assert shortlisted.translate(sentences[:1], prefixes=[prefix])[0].startswith(prefix)
+    # ... and by that sentence alone: its neighbour in the batch still may not score it.
+    from seq2seq.tokenizer import pad_with_eos
+
+    src, src_len = pad_with_eos([np.array(ids) for ids in tok.encode_src(sentences[:2])])
+    memory, _ = shortlisted.model.start(src, src_len, [[outside], None])
+    column = int(np.searchsorted(memory.ids, outside))
+    assert memory.ids[column] == outside and np.isfinite(memory.rows["output_bias"][0, column]) and memory.rows["output_bias"][1, column] == -np.inf
 
 
 def test_shortlist_files_must_be_a_pair(trained_model_dir, demo_dir, tmp_path, capsys):
