@@ -19,8 +19,8 @@ MatMul and Gemm nodes whose right-hand side is a weight (an initializer) are rew
 two activations (attention scores) and the recurrent operators stay fp32. The exporter gives the
 decoder step's LSTM or GRU to this rewrite as plain products (seq2seq.export.exporter.ExplicitCell).
 
-A weight the graph takes as an input (`weight_inputs`: the step graph's output layer, which the
-runtime passes whole or as a shortlist's columns) becomes two inputs, `{name}_q` int8 (K, N) and
+A weight the graph takes as an input (`weight_inputs`: the output layer of the shortlist's step
+graph, which the runtime passes as a batch's columns) becomes two inputs, `{name}_q` int8 (K, N) and
 `{name}_scale` (N,): the exporter quantizes the array with `quantize_weight` and the runtime feeds both.
 """
 
