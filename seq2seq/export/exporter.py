@@ -195,11 +195,10 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
     output_ids = _output_ids(model)  # the step graph's logits columns, and export.json's output_ids
     if quantize == "int8":
         model.decoder.rnn = ExplicitCell(model.decoder.rnn)  # products the row-wise rewrite can quantize
-    _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir / STEP_GRAPH, layer=None)
+    _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir / STEP_GRAPH, layer_as_inputs=False)
     if shortlist_pairs is not None:
-        layer = _output_arrays(model, output_ids, quantize)
-        _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir / SHORTLIST_STEP_GRAPH, layer=layer)
-        np.savez(out_dir / OUTPUT_LAYER, **layer)
+        _export_step(model, output_ids, memory_names, state_names, enc_axes, memory, state, out_dir / SHORTLIST_STEP_GRAPH, layer_as_inputs=True)
+        np.savez(out_dir / OUTPUT_LAYER, **_output_arrays(model, output_ids, quantize))
         learn_shortlist(*shortlist_pairs(tokenizer, config), src_vocab_size=tokenizer.src_vocab_size, tgt_vocab_size=tokenizer.tgt_vocab_size).save(
             out_dir / SHORTLIST_FILE
         )
@@ -280,12 +279,12 @@ def _export_step(
     state: tuple[torch.Tensor, ...],
     path: Path,
     *,
-    layer: dict[str, np.ndarray] | None,
+    layer_as_inputs: bool,
 ) -> None:
-    """Write a step graph, its memory inputs batched as the encoder's outputs are. layer: None, the
-    output layer as constants (decoder_step.onnx); or output_layer.npz's arrays, the output layer as
-    inputs with a dynamic number of columns (exported in fp32 whatever `layer` holds: int8 rewrites it after)."""
-    step = _StepGraph(model, memory_names, state_names, output_ids, layer_as_inputs=layer is not None)
+    """Write a step graph, its memory inputs batched as the encoder's outputs are, with its output
+    layer as constants (decoder_step.onnx) or, `layer_as_inputs`, as inputs with a dynamic number of
+    columns (decoder_step_shortlist.onnx; fp32 inputs, which int8 rewrites after)."""
+    step = _StepGraph(model, memory_names, state_names, output_ids, layer_as_inputs=layer_as_inputs)
     y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
     batch = {0: "batch"}
     step_axes = {"y": batch, "logits": batch, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
@@ -294,7 +293,7 @@ def _export_step(
     for name in memory_names:
         step_axes[name] = enc_axes[name]
     inputs, examples = ["y", *state_names, *memory_names, "k"], (y, *state, *memory, k)
-    if layer is not None:
+    if layer_as_inputs:
         weight, bias, never = _output_layer(model, output_ids)
         # A bias of two rows, as a shortlist gives one per row (a bias of one row is broadcast).
         examples += (weight.T.contiguous(), bias.expand(2, -1).contiguous(), never)
