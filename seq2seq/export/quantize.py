@@ -109,6 +109,8 @@ def _replace_weight_inputs(graph, names: tuple[str, ...]) -> None:
 def _weight_of(node, weights: dict, weight_inputs: tuple[str, ...]) -> str | None:
     """The name of a MatMul's or plain Gemm's right-hand side when it is a weight: a 2-D float
     initializer or one of `weight_inputs`; else None."""
+    from onnx import TensorProto
+
     if node.op_type == "MatMul" or (
         node.op_type == "Gemm" and _attr(node, "transA", 0) == 0 and _attr(node, "alpha", 1.0) == 1.0 and _attr(node, "beta", 1.0) == 1.0
     ):
@@ -118,8 +120,6 @@ def _weight_of(node, weights: dict, weight_inputs: tuple[str, ...]) -> str | Non
     if name in weight_inputs:
         return name
     w = weights.get(name)
-    from onnx import TensorProto
-
     if w is None or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT or node.input[0] in weights:
         return None
     return name

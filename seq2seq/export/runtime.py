@@ -198,7 +198,8 @@ class ExportedModel:
         return Step(None, dict(zip(self._state_names, state_values)), log_norm=log_norm, top=(values, memory.ids[columns]))
 
     def _run(self, outputs: list[str], y: np.ndarray, state: State, memory: Memory, k: int) -> list[np.ndarray]:
-        steps = self.shortlisted.steps if memory.output and self.shortlisted else self.steps
+        # A memory carries output-layer columns only when start() took them from the shortlist.
+        steps = self.shortlisted.steps if memory.output and self.shortlisted is not None else self.steps
         feeds = {"y": y, **state, **memory.rows, **memory.output, "k": np.array(k, dtype=np.int64)}
         return steps.run(outputs + self._next_state, feeds, y.shape[0])
 
