@@ -120,7 +120,7 @@ def _search(
         # A beam step on which constrain forbids only PAD and BOS takes the step graph's own top K.
         top_only = one_start and only_pad_and_bos(t, limits, options)
         if t == 0 and first_alone:
-            step, memory = _first_step_alone(model, state, memory, B, K)
+            step = _first_step_alone(model, state, memory, B, K)
         else:
             step = model.step_top(y, state, memory, K) if top_only else model.step(y, state, memory)  # logits (B*K, V) or top K
         forbid = partial(constrain, t=t, history=tokens, limits=limits, options=options)
@@ -138,7 +138,7 @@ def _search(
             break
         state = model.reorder_state(step.state, _rows(keep, origin[keep], K))
         if keep.size < done.size:
-            memory = model.select_memory(memory, _rows(keep, np.broadcast_to(np.arange(K), (keep.size, K)), K))
+            memory = model.select_memory(memory, keep)
             ids, limits, scores, n_finished, tokens = ids[keep], limits.keep(keep), scores[keep], n_finished[keep], tokens[keep]
         y = y_k[keep].reshape(-1)
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
@@ -147,28 +147,26 @@ def _search(
 def _start(
     model: ExportedModel, src: np.ndarray, src_len: np.ndarray, K: int, one_start: bool, prefixes: Sequence[Prefix], *, spread: bool
 ) -> tuple[Memory, State, np.ndarray]:
-    """As seq2seq.decoding.torch_search._start: the memory and initial state of B*K rows (of B rows
-    unless `spread`), and the scores (B, K) float32. prefixes: () or B (a shortlist holds each one's ids)."""
+    """As seq2seq.decoding.torch_search._start: the memory of the B sentences, the initial state of
+    B*K rows (of B rows unless `spread`), and the scores (B, K) float32. prefixes: () or B (a
+    shortlist holds each one's ids)."""
     B = src.shape[0]
     memory, state = model.start(src, src_len, prefixes)
     if spread:
-        rows = np.repeat(np.arange(B), K)  # (B*K,)
-        memory, state = model.select_memory(memory, rows), model.reorder_state(state, rows)
+        state = model.reorder_state(state, np.repeat(np.arange(B), K))  # (B*K,) rows
     scores = np.zeros((B, K), dtype=np.float32)
     if one_start:
         scores[:, 1:] = NEG_INF
     return memory, state, scores
 
 
-def _first_step_alone(model: ExportedModel, state: State, memory: Memory, B: int, K: int) -> tuple[Step, Memory]:
-    """The first beam step for one row per sentence (state and memory of B rows), then spread to the
-    B*K rows the search follows, as if each row had been computed: the step's top K, log_norm and
-    next state, and the memory."""
+def _first_step_alone(model: ExportedModel, state: State, memory: Memory, B: int, K: int) -> Step:
+    """The first beam step for one row per sentence (a state of B rows), then spread to the B*K rows
+    the search follows, as if each row had been computed: the step's top K, log_norm and next state."""
     step = model.step_top(np.full(B, BOS_ID, dtype=np.int64), state, memory, K)
     rows = np.repeat(np.arange(B), K)  # (B*K,)
     values, ids = step.top
-    spread = Step(None, model.reorder_state(step.state, rows), log_norm=step.log_norm[rows], top=(values[rows], ids[rows]))
-    return spread, model.select_memory(memory, rows)
+    return Step(None, model.reorder_state(step.state, rows), log_norm=step.log_norm[rows], top=(values[rows], ids[rows]))
 
 
 def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,10 @@
 numpy arrays (seq2seq/export/runtime.py); seq2seq.decoding.torch_search and
 seq2seq.decoding.numpy_search drive it the same way: `start` once per batch, then one `step` per
 time step for all B*K hypotheses, with `reorder_state` and `select_memory` following the beams and
-dropping finished sentences. Imports no torch and no numpy.
+dropping finished sentences. The torch search gives each of the B*K rows its own copy of its
+sentence's memory (its batched attention product is batch-invariant only so); the exported runtime
+keeps one per sentence, which the step graph reads for the sentence's K rows, so its
+`select_memory` picks sentences. Imports no torch and no numpy.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 Array = TypeVar("Array")  # torch.Tensor or np.ndarray
-Memory = TypeVar("Memory")  # what the decoder attends to, per row: e.g. enc_out (N, S, 2H), keys, mask (N, S), the context vector
+Memory = TypeVar("Memory")  # what the decoder attends to, per row or per sentence: e.g. enc_out (·, S, 2H), keys, mask (·, S), the context vector
 State = TypeVar("State")  # the decoder's recurrent state, per row: e.g. h, c (L, N, D)
 
 

@@ -207,7 +207,12 @@ def _start(
     """Encode the batch once and give each of its B sentences K decoder rows (sentence-major): the
     memory and initial state of B*K rows, and the scores (B, K), summed log-probs, -inf for no live
     hypothesis. Beam search starts from one live hypothesis, so the K it grows are distinct; samples
-    are independent from the start."""
+    are independent from the start.
+
+    Each row gets its own copy of its sentence's memory, though the decoder can read one copy for a
+    sentence's K rows (seq2seq.model.decoder): torch's batched product of K queries per sentence
+    gives other last bits with other batch sizes (not so with one query per row), and a sentence's
+    translation must not depend on its batch. The exported runtime reads one copy (numpy_search)."""
     B = src.size(0)
     memory, state = model.start(src, src_len)
     rows = torch.arange(B, device=src.device).repeat_interleave(K)  # (B*K,)

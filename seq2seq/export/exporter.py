@@ -109,12 +109,13 @@ def _output_ids(model: Seq2Seq) -> torch.Tensor | None:
 
 
 class _StepGraph(nn.Module):
-    """y (N,), the state fields, the memory fields, k () → logits (N, V') over the output vocabulary's
-    ids, log_norm (N, 1), top_values and top_columns (N, k), the next state fields.
+    """y (N,), the state fields (N rows), the memory fields (B rows, one per sentence: N = B·R, a
+    sentence's R rows consecutive), k () → logits (N, V') over the output vocabulary's ids, log_norm
+    (N, 1), top_values and top_columns (N, k), the next state fields.
 
     layer_as_inputs: the output layer comes after k as inputs rather than as constants:
-    output_weight (E, C), output_bias (1 or N, C) and never (C,), for C columns the runtime picks (a
-    shortlist's; a bias of N rows is −inf where a row's own shortlist leaves a column out); the
+    output_weight (E, C), output_bias (B, C) and never (C,), for C columns the runtime picks (a
+    shortlist's; a sentence's bias row is −inf where its own shortlist leaves a column out); the
     logits are then (N, C).
 
     top_*: the k largest logits of each row with `never` added (−inf for PAD and BOS: the rule of
@@ -141,7 +142,8 @@ class _StepGraph(nn.Module):
         k = inputs[n + m]
         if self.layer_as_inputs:
             weight, bias, never = inputs[n + m + 1 :]
-            logits = features @ weight + bias  # (N, C): bias (1, C) or (N, C)
+            logits = features @ weight  # (N, C)
+            logits = (logits.reshape(bias.size(0), -1, logits.size(1)) + bias.unsqueeze(1)).reshape(logits.shape)  # each sentence's bias row
         else:
             never = self.never
             logits = F.linear(features, self.output_weight, self.output_bias)  # (N, V')
@@ -285,23 +287,24 @@ def _export_step(
     layer as constants (decoder_step.onnx) or, `layer_as_inputs`, as inputs with a dynamic number of
     columns (decoder_step_shortlist.onnx; fp32 inputs, which int8 rewrites after)."""
     step = _StepGraph(model, memory_names, state_names, output_ids, layer_as_inputs=layer_as_inputs)
-    y, k = torch.tensor([2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
+    # Two sentences of two rows each, so that neither count is mistaken for a constant.
+    y, k = torch.tensor([2, 2, 2, 2], dtype=torch.long), torch.tensor(2, dtype=torch.long)
+    state = tuple(v.repeat_interleave(2, dim=axis) for v, axis in zip(state, state_names.values()))
     batch = {0: "batch"}
     step_axes = {"y": batch, "logits": batch, "log_norm": batch, "top_values": {0: "batch", 1: "k"}, "top_columns": {0: "batch", 1: "k"}}
     for name, axis in state_names.items():
         step_axes[name] = step_axes[f"next_{name}"] = {axis: "batch"}
     for name in memory_names:
-        step_axes[name] = enc_axes[name]
+        step_axes[name] = enc_axes[name] | {0: "sentences"}
     inputs, examples = ["y", *state_names, *memory_names, "k"], (y, *state, *memory, k)
     if layer_as_inputs:
         weight, bias, never = _output_layer(model, output_ids)
-        # A bias of two rows, as a shortlist gives one per row (a bias of one row is broadcast).
-        examples += (weight.T.contiguous(), bias.expand(2, -1).contiguous(), never)
+        examples += (weight.T.contiguous(), bias.expand(2, -1).contiguous(), never)  # a bias row per sentence
         inputs += ["output_weight", "output_bias", "never"]
         step_axes |= {
             "logits": {0: "batch", 1: "columns"},
             "output_weight": {1: "columns"},
-            "output_bias": {0: "bias_rows", 1: "columns"},
+            "output_bias": {0: "sentences", 1: "columns"},
             "never": {0: "columns"},
         }
     _export(step, examples, path, inputs, [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)], step_axes)
@@ -340,6 +343,7 @@ def _export_meta(
         tgt_vocab_size=tokenizer.tgt_vocab_size,
         output_ids=None if output_ids is None else tuple(output_ids.tolist()),
         shortlist=SHORTLIST_FILE if shortlist else None,
+        memory_per_sentence=True,
         max_len=config.data.max_len,
         source_weights_sha256=model_meta.weights_sha256,
     )

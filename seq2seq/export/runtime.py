@@ -52,8 +52,9 @@ State = dict[str, np.ndarray]  # the graphs' state inputs by name, e.g. h, c (L,
 class Memory:
     """What every step of one batch reads besides the state."""
 
-    # The step graph's memory inputs by name, batch first: enc_out (B, S, 2H), keys (B, S, A), mask
-    # (B, S), context (B, 4H); with a shortlist also output_bias (B, C).
+    # The step graph's memory inputs by name, one row per sentence: enc_out (B, S, 2H), keys (B, S, A),
+    # mask (B, S), context (B, 4H); with a shortlist also output_bias (B, C). A step's N rows are
+    # R = N / B consecutive rows per sentence (seq2seq.model.decoder).
     rows: dict[str, np.ndarray]
     # With a shortlist, the output layer's arrays for this batch's columns, column last: e.g.
     # output_weight (E, C), never (C,); else empty (the plain step graph holds its output layer).
@@ -81,6 +82,9 @@ class ExportMeta:
     tgt_vocab_size: int
     output_ids: tuple[int, ...] | None  # the output vocabulary, ascending: the id of each column of the step graph's logits (None: every id)
     shortlist: str | None  # the shortlist's file (seq2seq.export.shortlist), or None
+    # True: the step graph reads one memory row per sentence for its N = B·R rows (format 4 on);
+    # False: one per row, as formats 2 and 3 were written, so the runtime repeats each sentence's.
+    memory_per_sentence: bool
     max_len: int  # source tokens per piece: longer sentences are translated in pieces, as the torch path does
     source_weights_sha256: str  # model.safetensors of the model directory that was exported
 
@@ -94,6 +98,8 @@ class ExportMeta:
         names = {f.name for f in fields(cls)}
         if flat.get("export_format_version") == 2:
             flat = {"shortlist": None, **flat}  # format 2 had no shortlist
+        if flat.get("export_format_version") in (2, 3):
+            flat = {"memory_per_sentence": False, **flat}
         missing = sorted(names - set(flat))
         if missing:
             raise CheckpointError(f"{where} lacks {', '.join(missing)}; it was not written by seq2seq-export (export the model directory again)")
@@ -200,7 +206,10 @@ class ExportedModel:
     def _run(self, outputs: list[str], y: np.ndarray, state: State, memory: Memory, k: int) -> list[np.ndarray]:
         # A memory carries output-layer columns only when start() took them from the shortlist.
         steps = self.shortlisted.steps if memory.output and self.shortlisted is not None else self.steps
-        feeds = {"y": y, **state, **memory.rows, **memory.output, "k": np.array(k, dtype=np.int64)}
+        rows = memory.rows
+        if not self.meta.memory_per_sentence:  # a format 2 or 3 graph: each of the N rows needs its own copy
+            rows = {name: np.repeat(v, y.shape[0] // v.shape[0], axis=0) for name, v in rows.items()}
+        feeds = {"y": y, **state, **rows, **memory.output, "k": np.array(k, dtype=np.int64)}
         return steps.run(outputs + self._next_state, feeds, y.shape[0])
 
     def reorder_state(self, state: State, index: np.ndarray) -> State:
@@ -209,7 +218,7 @@ class ExportedModel:
 
     @staticmethod
     def select_memory(memory: Memory, index: np.ndarray) -> Memory:
-        """Pick rows of the memory: index (N',); the output layer's columns stay."""
+        """Pick sentences of the memory: index (B',); the output layer's columns stay."""
         return Memory({k: v[index] for k, v in memory.rows.items()}, memory.output, memory.ids)
 
 

@@ -2,6 +2,11 @@
 
 The decoder keeps no state of its own between calls: `step(y_prev, state, memory)` returns the
 next state, which beam search reorders with `reorder_state` and `select_memory`.
+
+A step's N rows may be R rows for each of the memory's B sentences (N = B·R, a sentence's rows
+consecutive), so that a sentence's K hypotheses can read one copy of its memory and attention
+scores their K queries in one product. The exported step graph is built so
+(seq2seq.export.exporter); the torch search gives each row a copy (R = 1: torch_search._start says why).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ def select_memory(memory: Memory, index: torch.Tensor) -> Memory:
         memory.mask.index_select(0, index),
         memory.context.index_select(0, index),
     )
+
+
+def _per_row(context: torch.Tensor, n: int) -> torch.Tensor:
+    """A sentence's context vector for each of its rows: (B, C) → (N, C), N = B·R."""
+    return context.unsqueeze(1).expand(-1, n // context.size(0), -1).reshape(n, -1)
 
 
 class Decoder(nn.Module):
@@ -143,15 +153,16 @@ class Decoder(nn.Module):
         return F.pad(out, (0, 0, 0, tgt_in.size(1) - steps)), state
 
     def step_features(self, y_prev: torch.Tensor, state: DecoderState, memory: Memory) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """One step: y_prev (B,) → features (B, E), next state, attention weights (B, S) or None."""
-        emb = self.emb_dropout(self.embed(y_prev))  # (B, E)
+        """One step: y_prev (N,) → features (N, E), next state, attention weights (N, S) or None.
+        The state has N rows, the memory B: R = N / B consecutive rows per sentence (module docstring)."""
+        emb = self.emb_dropout(self.embed(y_prev))  # (N, E)
         if self.input_feeding:
             emb = torch.cat([emb, state.feed], dim=-1)
         elif self.attention is None:
-            emb = torch.cat([emb, memory.context], dim=-1)
-        out, state = self._run_rnn(emb.unsqueeze(1), state)  # (B, 1, D)
+            emb = torch.cat([emb, _per_row(memory.context, emb.size(0))], dim=-1)
+        out, state = self._run_rnn(emb.unsqueeze(1), state)  # (N, 1, D)
         attentional, weights = self._attend(out, memory)
-        attentional = attentional.squeeze(1)  # (B, D)
+        attentional = attentional.squeeze(1)  # (N, D)
         if self.input_feeding:
             state = state._replace(feed=attentional)
         return self._features(attentional), state, None if weights is None else weights.squeeze(1)
@@ -199,11 +210,15 @@ class Decoder(nn.Module):
         return weight[rows], bias[rows], self.output_mask.cumsum(0) - 1
 
     def _attend(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """LSTM outputs (B, T, D) → attentional hidden states (B, T, D), attention weights (B, T, S) or None."""
+        """LSTM outputs (N, T, D) → attentional hidden states (N, T, D), attention weights (N, T, S) or
+        None; N = B·R for the memory's B sentences (R is 1 in training)."""
         if self.attention is None:
             return out, None
-        context, weights = self.attention(out, memory.keys, memory.enc_out, memory.mask)
-        return torch.tanh(self.combine(torch.cat([out, context], dim=-1))), weights
+        N, T, D = out.shape
+        query = out.reshape(memory.mask.size(0), -1, D)  # (B, R·T, D): a sentence's rows share its memory
+        context, weights = self.attention(query, memory.keys, memory.enc_out, memory.mask)
+        attentional = torch.tanh(self.combine(torch.cat([query, context], dim=-1)))
+        return attentional.reshape(N, T, D), weights.reshape(N, T, -1)
 
     def _features(self, attentional: torch.Tensor) -> torch.Tensor:
         """(..., D) → (..., E): the bottleneck that lets the generator share the embedding matrix."""

@@ -137,6 +137,29 @@ def test_exported_gru_is_byte_identical_to_torch(gru_dirs, five_hundred):
     assert onnx_gru.translate(sentences, options, batch_size=1) == expected
 
 
+@pytest.fixture(scope="module")
+def context_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
+    """A tiny model without attention (the context vector alone), trained as gru_dirs, and its export."""
+    from seq2seq.training.loop import train
+
+    root = tmp_path_factory.mktemp("context")
+    model_dir = train(tiny_config(root / "run", demo_dir, "model.attention=none", "train.epochs=2", "train.lr=0.01", "train.valid_beam_size=2"))
+    assert export_main(["--model", str(model_dir), "--output", str(root / "onnx"), "--quiet"]) == 0
+    return model_dir, root / "onnx"
+
+
+def test_exported_context_vector_model_is_byte_identical_to_torch(context_dirs, five_hundred):
+    """Its step graph gives each sentence's context vector to the sentence's K rows."""
+    model_dir, exported = context_dirs
+    assert json.loads((exported / "export.json").read_text())["memory_names"] == ["context"]
+    torch_model, onnx_model = Translator.from_pretrained(model_dir, device="cpu"), Translator.from_pretrained(exported, threads=1)
+    sentences, options = five_hundred[:150], SearchOptions(beam_size=5)
+    expected = torch_model.translate(sentences, options, batch_size=64)
+    assert len(set(expected)) > 20
+    assert onnx_model.translate(sentences, options, batch_size=64) == expected
+    assert onnx_model.translate(sentences, options, batch_size=1) == expected
+
+
 @pytest.mark.parametrize("vocabulary", ["whole", "target"])
 def test_the_step_graphs_top_k_and_log_norm_are_the_searchs(vocabulary, exported, target_dirs, five_hundred):
     """On real decoder steps the graph's top k equals `_topk` of the logits with PAD and BOS forbidden
@@ -316,6 +339,25 @@ def test_small_steps_run_in_a_one_thread_session(exported, five_hundred):
     assert calls and SearchOptions().beam_size <= SMALL_STEP_ROWS
 
 
+def test_the_step_graph_reads_a_sentences_memory_once_and_older_formats_once_per_row(exported, tmp_path, five_hundred):
+    """Format 4's step graph reads one memory row per sentence for its K rows; a format 3 directory's
+    graph, one per row, is given a copy for each row, and translates alike."""
+    older = tmp_path / "format-3"
+    shutil.copytree(exported, older)
+    meta = json.loads((older / "export.json").read_text())
+    del meta["memory_per_sentence"]
+    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 3}))
+    shapes, got = {}, {}
+    for name, directory in (("now", exported), ("older", older)):
+        translator = Translator.from_pretrained(directory, threads=1)
+        session, seen = translator.model.steps.large, shapes.setdefault(name, set())
+        session.run = lambda outputs, feeds, real=session.run, seen=seen: seen.add((len(feeds["y"]), len(feeds["mask"]))) or real(outputs, feeds)
+        got[name] = texts(translator.translate_nbest(five_hundred[:40], SearchOptions(beam_size=5, nbest=2), batch_size=20))
+    assert got["now"] == got["older"]
+    assert (100, 20) in shapes["now"] and all(rows in (sentences, 5 * sentences) for rows, sentences in shapes["now"])
+    assert all(rows == sentences for rows, sentences in shapes["older"]) and (100, 100) in shapes["older"]
+
+
 def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, translator):
     out = tmp_path / "int8"
     assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quantize", "int8", "--shortlist", "--quiet"]) == 0
@@ -362,12 +404,12 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
     newer = broken("newer")
     meta = json.loads((newer / "export.json").read_text())
     (newer / "export.json").write_text(json.dumps({**meta, "export_format_version": 99}))
-    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 3: upgrade the package"):
+    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 4: upgrade the package"):
         Translator.from_pretrained(newer)
     older = broken("older")  # format 1's step graph has no log_norm or top k
     (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 1}))
     with pytest.raises(
-        CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 3: run seq2seq-export on the model directory again"
+        CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 4: run seq2seq-export on the model directory again"
     ):
         Translator.from_pretrained(older)
 
