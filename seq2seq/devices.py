@@ -23,11 +23,13 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     raise ValueError(f"{key} must be one of auto, cpu, cuda, cuda:N; got {name!r}")
 
 
-# Primitives oneDNN may keep. With the shape ladder, the en-de recipe compiled 713 distinct
-# primitives in 600 steps and OpenNMT-py's architecture 596 in 400 (none new after ~150 steps;
-# tools/profile_training.py --primitives); 4,096 leaves room for recipes with longer sentences or
-# larger batches, whose extra ladder sizes multiply the shapes. An entry exists only for a shape met.
-ONEDNN_CACHE_CAPACITY = 4096
+# Primitives oneDNN may keep, least recently used dropped first. A real en-de run (subword sampling,
+# joined pairs, a validation each epoch) used 1,327–1,475 distinct primitives per epoch, and met
+# 20–200 new ones in every later epoch: rare long batches, and the validation search's row counts
+# (ONEDNN_VERBOSE=2, docs/speed.md). A cache that keeps each one grows all run (about 0.2 MB an
+# entry); 2,048 holds an epoch's working set with a third to spare and stops growing after a few
+# epochs. An entry exists only for a shape met.
+ONEDNN_CACHE_CAPACITY = 2048
 
 
 def size_onednn_cache() -> None:
@@ -35,10 +37,10 @@ def size_onednn_cache() -> None:
 
     On the CPU, torch runs LSTMs and bf16 products through oneDNN, which compiles a primitive per
     shape and caches up to ONEDNN_PRIMITIVE_CACHE_CAPACITY of them (1,024 by default). Batches
-    kept to the shape ladder (seq2seq.data.batching.LADDER_STEPS) take few shapes, so every step
-    after the first epoch finds its primitives compiled; before the ladder, hundreds of shapes made
-    the cache grow all run, and capacity 0 (no cache) compiled anew at every call, which cost 12–40% of the
-    speed on CPUs that JIT-compile AMX kernels (docs/logs/2026-12-06-onednn-shapes.md). oneDNN reads
+    kept to the shape ladder (seq2seq.data.batching.LADDER_STEPS) take few shapes, so after the
+    first epoch nearly every step finds its primitives compiled; before the ladder, hundreds of
+    shapes made the cache grow all run, and capacity 0 (no cache) compiled anew at every call, which
+    cost 12–40% of the speed on CPUs that JIT-compile AMX kernels (docs/logs/2026-12-06-onednn-shapes.md). oneDNN reads
     the variable when it first builds a primitive: seq2seq-train calls this before the first step.
     Translation keeps oneDNN's default (its fp32 search compiles tens of primitives per thousand
     sentences, and the default bounds a server's memory); it pads source lengths to the same ladder.

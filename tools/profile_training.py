@@ -18,7 +18,9 @@ here on 2048² products), this says how close training comes to the CPU's limit.
 `--primitives` counts instead how many primitives oneDNN creates (compiles, or takes from its cache)
 at each step: it runs the steps again in a child process with ONEDNN_VERBOSE=2, which logs every
 creation as a cache hit or miss, and prints the misses per step by stretches of steps, and the
-distinct primitives. The cache's capacity is what seq2seq-train sets
+distinct primitives. Its steps are drawn epoch after epoch as seq2seq-train draws them (subword
+sampling and joined pairs change the lengths every epoch); validation, which adds shapes of its
+own, is not run. The cache's capacity is what seq2seq-train sets
 (seq2seq.devices.size_onednn_cache) unless ONEDNN_PRIMITIVE_CACHE_CAPACITY is set;
 `--exact-shapes` cuts batches by tokens alone and pads them to their longest sentence only, as before
 the shape ladder.
@@ -46,6 +48,7 @@ from seq2seq.config import load_config
 from seq2seq.data.batching import collate_pairs, make_batches
 from seq2seq.devices import size_onednn_cache
 from seq2seq.training.distributed import Dist
+from seq2seq.training.loop import epoch_batches
 from seq2seq.training.loss import token_loss
 from seq2seq.training.schedules import new_optimizer
 from seq2seq.training.setup import keep_freed_memory, new_model, prepare_data, resolve_bf16, seed_everything
@@ -89,7 +92,10 @@ def main() -> None:
     model.train()
 
     def step(indices: np.ndarray) -> None:
-        batch = collate_pairs([split.src[i] for i in indices], [split.tgt[i] for i in indices], ladder=not args.exact_shapes)
+        pairs([split.src[i] for i in indices], [split.tgt[i] for i in indices])
+
+    def pairs(srcs: list[np.ndarray], tgts: list[np.ndarray]) -> None:
+        batch = collate_pairs(srcs, tgts, ladder=not args.exact_shapes)
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             features = model(batch.src, batch.src_len, batch.tgt_in, tc.teacher_forcing)
@@ -99,10 +105,12 @@ def main() -> None:
         optimizer.step()
 
     if args.mark_steps:
-        # Epoch after epoch, as training draws them: the shapes a long run meets.
-        every = (indices for epoch in itertools.count(1) for indices in make_batches(*lens, tc.batch_tokens, config.seed, epoch, ladder=not args.exact_shapes))
-        for indices in itertools.islice(every, args.steps):
-            step(indices)
+        # Epoch after epoch, as training draws them (subword sampling and joined pairs included): the
+        # shapes a long run meets. Validation is left out; its search brings shapes of its own.
+        ladder = not args.exact_shapes
+        every = (batch for epoch in itertools.count(1) for batch in epoch_batches(config, data, epoch, 0, ladder=ladder)[1])
+        for srcs, tgts in itertools.islice(every, args.steps):
+            pairs(srcs, tgts)
             print(STEP_MARK, flush=True)
         return
     for indices in batches[: args.warmup]:

@@ -21,6 +21,11 @@ import torch
 # and the product still runs at full speed (measured forward + backward for 3,400 rows and 5,575
 # outputs under bf16: 120 ms at 128 rows, 121 at 64, 124 at 192, 144 at 256).
 _CHUNK_ROWS = 128
+# Every product runs on whole chunks: x gets zero rows up to a multiple of _CHUNK_ROWS, which no loss
+# or gradient reads. A batch's token count differs from batch to batch, and on the CPU oneDNN compiles
+# (and caches) a primitive for each shape it meets: with a last chunk of N mod 128 rows and weight
+# gradients over N rows, every epoch brought new ones (260 of the 631 compiled in epochs 3 to 7 of the
+# en-de recipe), and its cache grew all run (docs/speed.md).
 # Below this, p_t has lost too many digits to give lse: those rows take a log-sum-exp of their own.
 _TINY = 1e-30
 
@@ -30,18 +35,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-        x, w, b = x.to(dtype), weight.to(dtype), bias.float()
-        N, V = x.size(0), w.size(0)
+        N, V = x.size(0), weight.size(0)
+        x, w, b = _whole_chunks(x.to(dtype)), weight.to(dtype), bias.float()  # x (N', E), N' ≥ N
         need_grad = any(ctx.needs_input_grad[:3])
-        grad_logits = torch.empty(N, V, dtype=dtype, device=x.device) if need_grad else None
+        grad_logits = torch.empty(x.size(0), V, dtype=dtype, device=x.device) if need_grad else None  # (N', V)
         grad_bias = torch.zeros(V, device=x.device) if need_grad else None
         loss = torch.zeros((), device=x.device)
         target_step = torch.full((min(N, _CHUNK_ROWS), 1), -(1 - smoothing), dtype=dtype, device=x.device)  # the −(1 − ε)·onehot
         with torch.autocast(device, enabled=False):
             for start in range(0, N, _CHUNK_ROWS):
-                rows = slice(start, start + _CHUNK_ROWS)
+                rows = slice(start, min(start + _CHUNK_ROWS, N))
                 # The bias joins in fp32: addmm would first copy it, broadcast, into every row.
-                z = torch.mm(x[rows], w.t()).float().add_(b)  # (n, V)
+                z = torch.mm(x[start : start + _CHUNK_ROWS], w.t())[: rows.stop - start].float().add_(b)  # (n, V)
                 t = target[rows, None]  # (n, 1)
                 z_t = z.gather(1, t).squeeze(1)  # (n,)
                 p = torch.softmax(z, dim=1)  # (n, V)
@@ -57,19 +62,26 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     g = torch.sub(p, smoothing / V, out=grad_logits[rows])
                     g.scatter_add_(1, t, target_step[: t.size(0)])
         if need_grad:
+            grad_logits[N:].zero_()  # the zero rows' share of the weight gradient
             grad_bias -= N * smoothing / V
             grad_bias.index_add_(0, target, torch.full(target.shape, -(1 - smoothing), device=x.device))
         ctx.save_for_backward(x, w, grad_logits, grad_bias)
-        ctx.param_dtypes = (weight.dtype, bias.dtype)
+        ctx.param_dtypes, ctx.rows = (weight.dtype, bias.dtype), N
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         x, w, grad_logits, grad_bias = ctx.saved_tensors
         weight_dtype, bias_dtype = ctx.param_dtypes
-        grad_x = (grad_logits @ w) * grad_loss.to(x.dtype)  # (N, E)
+        grad_x = (grad_logits @ w)[: ctx.rows] * grad_loss.to(x.dtype)  # (N, E)
         grad_w = (grad_logits.t() @ x).to(weight_dtype) * grad_loss  # (V, E)
         return grad_x, grad_w, (grad_bias * grad_loss).to(bias_dtype), None, None
+
+
+def _whole_chunks(x: torch.Tensor) -> torch.Tensor:
+    """x (N, E) → (N', E): zero rows appended up to a multiple of _CHUNK_ROWS."""
+    extra = -x.size(0) % _CHUNK_ROWS
+    return torch.cat([x, x.new_zeros(extra, x.size(1))]) if extra else x
 
 
 def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:

@@ -63,3 +63,26 @@ def test_fused_loss_without_gradients_skips_the_gradient_buffer():
     with torch.inference_mode():
         got = linear_cross_entropy(x, weight, bias, target, 0.0)
     torch.testing.assert_close(got, reference(x, weight, bias, target, 0.0))
+
+
+def test_every_product_runs_on_whole_chunks_whatever_the_token_count(monkeypatch):
+    """oneDNN compiles a primitive for each shape it meets: the products' row counts stay multiples
+    of the chunk, so batches of other token counts bring no new ones."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    monkeypatch.setattr(loss_module, "_CHUNK_ROWS", 4)
+    E, V, shapes = 6, 13, []
+
+    class Products(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.mm.default:
+                shapes.append((*args[0].shape, args[1].shape[1]))
+            return func(*args, **(kwargs or {}))
+
+    for n in (5, 7, 11):
+        x, weight, bias = torch.randn(n, E, requires_grad=True), torch.randn(V, E, requires_grad=True), torch.zeros(V, requires_grad=True)
+        with Products():
+            linear_cross_entropy(x, weight, bias, torch.randint(0, V, (n,)), 0.1).backward()
+        assert x.grad.shape == (n, E)
+    assert len(shapes) == 2 + 2 + 3 + 3 * 2  # forward chunks, then two products backward per call
+    assert all(dim in (E, V) or dim % 4 == 0 for shape in shapes for dim in shape)
