@@ -21,8 +21,8 @@ constants, which onnxruntime prepacks (as inputs they cost a third of a beam-5 s
 
 A batch's columns are the union of its sentences' shortlists, and each sentence scores its own
 shortlist alone: the bias gets one row per sentence, −inf in the columns its shortlist leaves out,
-and follows the beams with the rest of the memory. A sentence's log-probabilities are thus
-normalised over its own shortlist, whatever it is batched with.
+which the step graph adds to the sentence's K rows, as it reads the rest of its memory. A sentence's
+log-probabilities are thus normalised over its own shortlist, whatever it is batched with.
 """
 
 from __future__ import annotations

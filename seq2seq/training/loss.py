@@ -62,7 +62,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     g = torch.sub(p, smoothing / V, out=grad_logits[rows])
                     g.scatter_add_(1, t, target_step[: t.size(0)])
         if need_grad:
-            grad_logits[N:].zero_()  # the zero rows' share of the weight gradient
+            grad_logits[N:].zero_()  # so that the zero rows add nothing to the weight gradient
             grad_bias -= N * smoothing / V
             grad_bias.index_add_(0, target, torch.full(target.shape, -(1 - smoothing), device=x.device))
         ctx.save_for_backward(x, w, grad_logits, grad_bias)

@@ -113,51 +113,50 @@ def test_exported_no_repeat_ngram_matches_torch_up_to_ties(translator, runtime, 
         assert len(set(bigrams)) == len(bigrams), h.tokens
 
 
-@pytest.fixture(scope="module")
-def gru_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
-    """A tiny GRU model directory (trained as the LSTM fixture, at a higher learning rate so that it
-    outputs words after two epochs) and its export."""
+def tiny_export(tmp_path_factory, demo_dir, name: str, override: str) -> tuple[Path, Path]:
+    """A tiny model directory trained as the LSTM fixture with `override` (at a higher learning rate,
+    so that it outputs words after two epochs), and its export."""
     from seq2seq.training.loop import train
 
-    root = tmp_path_factory.mktemp("gru")
-    model_dir = train(tiny_config(root / "run", demo_dir, "model.cell=gru", "train.epochs=2", "train.lr=0.01", "train.valid_beam_size=2"))
+    root = tmp_path_factory.mktemp(name)
+    model_dir = train(tiny_config(root / "run", demo_dir, override, "train.epochs=2", "train.lr=0.01", "train.valid_beam_size=2"))
     assert export_main(["--model", str(model_dir), "--output", str(root / "onnx"), "--quiet"]) == 0
     return model_dir, root / "onnx"
+
+
+def assert_translates_as_torch(model_dir: Path, exported: Path, sentences: list[str]) -> None:
+    """Beam 5, at batch 64 and alone: the exported directory's translations are torch's."""
+    torch_model, onnx_model = Translator.from_pretrained(model_dir, device="cpu"), Translator.from_pretrained(exported, threads=1)
+    options = SearchOptions(beam_size=5)
+    expected = torch_model.translate(sentences, options, batch_size=64)
+    assert len(set(expected)) > 20  # it translates, differently for different sentences
+    assert onnx_model.translate(sentences, options, batch_size=64) == expected
+    assert onnx_model.translate(sentences, options, batch_size=1) == expected
+
+
+@pytest.fixture(scope="module")
+def gru_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
+    return tiny_export(tmp_path_factory, demo_dir, "gru", "model.cell=gru")
 
 
 def test_exported_gru_is_byte_identical_to_torch(gru_dirs, five_hundred):
     model_dir, exported = gru_dirs
     state = list(json.loads((exported / "export.json").read_text())["state_batch_axes"])
     assert state == ["h"]  # a GRU has no cell state c (input feeding is off in the demo recipe)
-    torch_gru, onnx_gru = Translator.from_pretrained(model_dir, device="cpu"), Translator.from_pretrained(exported, threads=1)
-    sentences, options = five_hundred[:150], SearchOptions(beam_size=5)
-    expected = torch_gru.translate(sentences, options, batch_size=64)
-    assert len(set(expected)) > 20  # it translates, differently for different sentences
-    assert onnx_gru.translate(sentences, options, batch_size=64) == expected
-    assert onnx_gru.translate(sentences, options, batch_size=1) == expected
+    assert_translates_as_torch(model_dir, exported, five_hundred[:150])
 
 
 @pytest.fixture(scope="module")
 def context_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
-    """A tiny model without attention (the context vector alone), trained as gru_dirs, and its export."""
-    from seq2seq.training.loop import train
-
-    root = tmp_path_factory.mktemp("context")
-    model_dir = train(tiny_config(root / "run", demo_dir, "model.attention=none", "train.epochs=2", "train.lr=0.01", "train.valid_beam_size=2"))
-    assert export_main(["--model", str(model_dir), "--output", str(root / "onnx"), "--quiet"]) == 0
-    return model_dir, root / "onnx"
+    return tiny_export(tmp_path_factory, demo_dir, "context", "model.attention=none")
 
 
 def test_exported_context_vector_model_is_byte_identical_to_torch(context_dirs, five_hundred):
-    """Its step graph gives each sentence's context vector to the sentence's K rows."""
+    """Without attention (the context vector alone) the step graph gives each sentence's context
+    vector to the sentence's K rows."""
     model_dir, exported = context_dirs
     assert json.loads((exported / "export.json").read_text())["memory_names"] == ["context"]
-    torch_model, onnx_model = Translator.from_pretrained(model_dir, device="cpu"), Translator.from_pretrained(exported, threads=1)
-    sentences, options = five_hundred[:150], SearchOptions(beam_size=5)
-    expected = torch_model.translate(sentences, options, batch_size=64)
-    assert len(set(expected)) > 20
-    assert onnx_model.translate(sentences, options, batch_size=64) == expected
-    assert onnx_model.translate(sentences, options, batch_size=1) == expected
+    assert_translates_as_torch(model_dir, exported, five_hundred[:150])
 
 
 @pytest.mark.parametrize("vocabulary", ["whole", "target"])
