@@ -189,9 +189,10 @@ def _search(
         done = (n_finished >= K) | ~torch.isfinite(scores).any(1)  # (B,)
         if early_stop:  # candidates come best first from _select_topk
             done |= ended[:, 0] & (n_finished >= nbest)
-        keep = (~done).nonzero().squeeze(1)  # (B',)
-        if keep.numel() == 0:
+        if bool(done.all()):
             break
+        scores = scores.masked_fill(done.unsqueeze(1), NEG_INF)  # a done sentence kept as a spare row adds nothing
+        keep = _kept_rows(done, ladder=src.device.type == "cpu")  # (B',)
         state = model.reorder_state(step.state, _rows(keep, origin[keep], K))
         if keep.numel() < done.numel():
             memory = model.select_memory(memory, _rows(keep, torch.arange(K, device=keep.device).expand(keep.numel(), K), K))
@@ -199,6 +200,20 @@ def _search(
             attn = None if attn is None else attn[keep]
         y = y_k[keep].flatten()
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def _kept_rows(done: torch.Tensor, *, ladder: bool) -> torch.Tensor:
+    """The sentences that stay in the batch, done (B,) → (B',) their rows, in order: those not done,
+    and with `ladder` (the CPU) as many done ones as bring B' up to the shape ladder
+    (seq2seq.data.batching), so that oneDNN meets few batch sizes as sentences finish (issue 34:
+    each new size compiled new primitives at every validation). A kept done sentence has no live
+    hypothesis left, so it sets nothing aside; rows do not mix, so its neighbours' results are
+    unchanged."""
+    live = ~done
+    if ladder:
+        n_live = int(live.sum())
+        live |= done & (done.cumsum(0) <= ladder_size(n_live) - n_live)
+    return live.nonzero().squeeze(1)
 
 
 def _start(

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from seq2seq.config import ModelConfig
-from seq2seq.data.batching import pad_sources
+from seq2seq.data.batching import ladder_size, pad_sources
+from seq2seq.decoding import torch_search
 from seq2seq.decoding.torch_search import Hypothesis, beam_search, decode_sources, greedy_search, sample, search
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.options import SearchOptions
@@ -301,8 +302,11 @@ def _count_steps(model: Seq2Seq) -> list[int]:
     return calls
 
 
-def test_early_stop_saves_steps_and_loses_nothing_without_length_penalty() -> None:
+def test_early_stop_saves_steps_and_loses_nothing_without_length_penalty(monkeypatch: pytest.MonkeyPatch) -> None:
     model = trained_model()
+    # Finished sentences leave the batch at once, as on a GPU; on the CPU they may stay as spare rows (below).
+    kept_rows = torch_search._kept_rows
+    monkeypatch.setattr(torch_search, "_kept_rows", lambda done, ladder: kept_rows(done, ladder=False))
     src, src_len = pad_sources(random_sentences(16, seed=5))
     calls = _count_steps(model)
     full = beam_search(model, src, src_len, SearchOptions(beam_size=4, nbest=4, length_penalty=0.0, early_stop=False))
@@ -338,3 +342,30 @@ def test_decode_sources_answers_in_input_order_whatever_the_batch_size() -> None
         assert tokens(decode_sources(model, sentences, cpu, SearchOptions(mode="sample", nbest=2, seed=2), 7)) != tokens(drawn)
         with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
             decode_sources(model, sentences, cpu, options, 0)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_on_the_cpu_finished_sentences_leave_in_ladder_steps(beam_size: int) -> None:
+    """As sentences finish, the batch shrinks only to sizes on the shape ladder (a done sentence
+    stays as a spare row until then), so oneDNN meets few batch sizes; the spare rows change no result."""
+    model = trained_model()
+    sentences = random_sentences(64, seed=11)
+    options = SearchOptions(beam_size=beam_size, nbest=beam_size)
+    rows: list[int] = []
+    step = model.step
+
+    def recording(y, state, memory):
+        rows.append(y.size(0) // beam_size)
+        return step(y, state, memory)
+
+    with torch.inference_mode():
+        alone = [beam_search(model, *pad_sources([s]), options)[0] for s in sentences[:8]]
+        model.step = recording
+        try:
+            batched = beam_search(model, *pad_sources(sentences), options)
+        finally:
+            del model.step
+    assert rows[0] == 64 and len(set(rows)) > 3  # sentences did finish over the steps
+    assert all(ladder_size(b) == b for b in rows), sorted(set(rows))
+    assert [[h.tokens for h in hyps] for hyps in batched[:8]] == [[h.tokens for h in hyps] for hyps in alone]
+    assert all(len(hyps) == beam_size for hyps in batched)
