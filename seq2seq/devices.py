@@ -24,11 +24,11 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
 
 
 # Primitives oneDNN may keep, least recently used dropped first. A real en-de run (subword sampling,
-# joined pairs, a validation each epoch) used 1,327–1,475 distinct primitives per epoch, and met
-# 20–200 new ones in every later epoch: rare long batches, and the validation search's row counts
-# (ONEDNN_VERBOSE=2, docs/speed.md). A cache that keeps each one grows all run (about 0.2 MB an
-# entry); 2,048 holds an epoch's working set with a third to spare and stops growing after a few
-# epochs. An entry exists only for a shape met.
+# joined pairs, a validation each epoch) used 1,059–1,088 distinct primitives per epoch and
+# met a few tens of new ones in each later epoch, rare combinations of lengths (ONEDNN_VERBOSE=2,
+# docs/speed.md). A cache that keeps each one grows all run (about 0.2 MB an entry); 2,048 holds an
+# epoch's working set nearly twice over, and once full the rare ones take the place of the least
+# recently used. An entry exists only for a shape met.
 ONEDNN_CACHE_CAPACITY = 2048
 
 
@@ -43,6 +43,7 @@ def size_onednn_cache() -> None:
     cost 12–40% of the speed on CPUs that JIT-compile AMX kernels (docs/logs/2026-12-06-onednn-shapes.md). oneDNN reads
     the variable when it first builds a primitive: seq2seq-train calls this before the first step.
     Translation keeps oneDNN's default (its fp32 search compiles tens of primitives per thousand
-    sentences, and the default bounds a server's memory); it pads source lengths to the same ladder.
+    sentences, and the default bounds a server's memory); it pads source lengths, and keeps its
+    search's rows, on the same ladder (seq2seq.decoding.torch_search).
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
