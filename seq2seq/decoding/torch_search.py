@@ -5,7 +5,8 @@ with one decoder step per time step. Beam search and sampling differ only in how
 hypotheses are chosen (`_select_topk`, `_select_sample`); both first pass the step's scores
 through `constrain`, the one function that says which tokens may come next (length limits,
 decoding controls, forced prefixes). Hypotheses that choose EOS are set aside; sentences that are
-done leave the batch, so a long sentence does not keep its finished neighbours computing.
+done leave the batch, so a long sentence does not keep its finished neighbours computing (on the
+CPU in steps of the shape ladder, `_kept_rows`).
 """
 
 from __future__ import annotations
