@@ -93,3 +93,18 @@ def test_tokenizer_round_trips_text_in_its_alphabet(tokenizer, demo_dir, data):
 def corpus_alphabet(demo_dir) -> list[str]:
     """The characters of the training corpus: with character_coverage=1.0 the tokenizer has a piece for each."""
     return sorted({ch for line in read_lines(demo_dir / "train.de.gz") + read_lines(demo_dir / "train.en.gz") for ch in line} - {" "})
+
+
+def test_short_lists_are_coded_in_one_thread(tokenizer, monkeypatch):
+    """SentencePiece starts a thread per CPU on each call with a list unless told otherwise, which
+    cost more than translating a sentence: a sentence or a batch is coded in one thread."""
+    from seq2seq.tokenizer import POOL_FROM
+
+    asked = []
+    for name in ("encode", "decode"):
+        real = getattr(tokenizer.src, name)
+        monkeypatch.setattr(tokenizer.src, name, lambda *a, real=real, **k: asked.append(k.get("num_threads")) or real(*a, **k))
+    ids = tokenizer.encode_src(["Der Hund."] * 3)
+    assert tokenizer.decode_tgt(ids) == ["Der Hund."] * 3
+    tokenizer.encode_src(["Der Hund."] * POOL_FROM)
+    assert asked == [1, 1, -1]
