@@ -29,22 +29,38 @@ class Hypothesis:
 
 
 def in_length_batches(
-    sources: Sequence[Any], batch_size: int, prefixes: Sequence[Any] | None, search_batch: Callable[[list[Any], list[Any] | None], list[list[Hypothesis]]]
+    sources: Sequence[Any],
+    batch_size: int,
+    prefixes: Sequence[Any] | None,
+    search_batch: Callable[[list[Any], list[Any] | None], list[list[Hypothesis]]],
+    *,
+    workers: int = 1,
 ) -> list[list[Hypothesis]]:
     """Search each source (token ids without EOS) in batches of similar length, longest first;
     results in input order. Both searches, torch's and the exported runtime's, batch this way.
 
     search_batch(sources, prefixes or None) searches one batch. Sorting by length keeps padding low;
-    a sentence's result never depends on its batch. prefixes: None, or one per source.
+    a sentence's result never depends on its batch. prefixes: None, or one per source. workers: how
+    many batches to search at once, in threads (search_batch must then release the GIL to gain).
     """
     check_batch_size(batch_size)
     check_prefixes(prefixes, len(sources))
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
+    chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+    def search_chunk(chunk: list[int]) -> list[list[Hypothesis]]:
+        return search_batch([sources[i] for i in chunk], None if prefixes is None else [prefixes[i] for i in chunk])
+
+    if workers > 1 and len(chunks) > 1:
+        from concurrent.futures import ThreadPoolExecutor  # only here: the translation path imports little
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="seq2seq-batch") as pool:
+            found = list(pool.map(search_chunk, chunks))
+    else:
+        found = [search_chunk(chunk) for chunk in chunks]
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        found = search_batch([sources[i] for i in chunk], None if prefixes is None else [prefixes[i] for i in chunk])
-        for i, hyps in zip(chunk, found):
+    for chunk, hyps_of_chunk in zip(chunks, found):
+        for i, hyps in zip(chunk, hyps_of_chunk):
             results[i] = hyps
     return results
 

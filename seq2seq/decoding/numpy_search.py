@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seq2seq.decoding.hypotheses import Hypothesis, check_prefixes, in_length_batches
+from seq2seq.decoding.hypotheses import Hypothesis, check_batch_size, check_prefixes, in_length_batches
 from seq2seq.decoding.numpy_constraints import NEG_INF, Prefix, constrain, only_pad_and_bos, sentence_limits
 from seq2seq.decoding.protocol import Step
 from seq2seq.options import BATCH_SIZE, SearchOptions
@@ -59,13 +59,20 @@ def decode_sources(
     model: ExportedModel, sources: list[np.ndarray], options: SearchOptions, batch_size: int = BATCH_SIZE, *, prefixes: Sequence[Prefix] | None = None
 ) -> list[list[Hypothesis]]:
     """Search for each source (token ids without EOS) in batches of similar length; results in input
-    order (seq2seq.decoding.hypotheses.in_length_batches), as seq2seq.decoding.torch_search.decode_sources does."""
+    order (seq2seq.decoding.hypotheses.in_length_batches), as seq2seq.decoding.torch_search.decode_sources does.
+
+    Several batches are searched model.workers at once, each on one thread (model.one_thread): the
+    sessions run without the GIL, and a sentence's result does not depend on its batch or its thread.
+    """
+    check_batch_size(batch_size)
+    workers = min(model.workers, -(-len(sources) // batch_size))
+    searcher = model.one_thread if workers > 1 and model.one_thread is not None else model
 
     def search_batch(batch: list[np.ndarray], batch_prefixes: list[Prefix | None] | None) -> list[list[Hypothesis]]:
         src, src_len = pad_with_eos(batch)
-        return search(model, src, src_len, options, prefixes=batch_prefixes)
+        return search(searcher, src, src_len, options, prefixes=batch_prefixes)
 
-    return in_length_batches(sources, batch_size, prefixes, search_batch)
+    return in_length_batches(sources, batch_size, prefixes, search_batch, workers=workers)
 
 
 def search(

@@ -28,6 +28,7 @@ log-probabilities are thus normalised over its own shortlist, whatever it is bat
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -139,19 +140,38 @@ class Shortlisted:
     output: dict[str, np.ndarray]
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class ExportedModel:
     """The onnxruntime sessions, offering what the search needs (seq2seq.decoding.protocol.Searchable: start,
     step, reorder_state, select_memory) and `step_top`, a step that returns only the k best tokens.
 
     steps: the step graph's sessions. shortlisted: score only the shortlist's columns for each batch
-    (None: every column).
+    (None: every column). one_thread: the same graphs in sessions of one thread each, which
+    seq2seq.decoding.numpy_search.decode_sources searches `workers` batches with at once, each batch on
+    its own thread (None where the sessions have one thread already, and workers is 1).
     """
 
-    def __init__(self, encoder: onnxruntime.InferenceSession, steps: StepSessions, meta: ExportMeta, shortlisted: Shortlisted | None = None):
+    def __init__(
+        self,
+        encoder: onnxruntime.InferenceSession,
+        steps: StepSessions,
+        meta: ExportMeta,
+        shortlisted: Shortlisted | None = None,
+        *,
+        one_thread: ExportedModel | None = None,
+        workers: int = 1,
+    ):
+        assert (one_thread is None) == (workers == 1), "batches searched at once need the one-thread sessions"
         self.encoder = encoder
         self.steps = steps
         self.shortlisted = shortlisted
         self.meta = meta
+        self.one_thread = one_thread
+        self.workers = workers
         self._state_names = tuple(meta.state_batch_axes)
         self._encoder_outputs = [o.name for o in encoder.get_outputs()]
         self._next_state = [f"next_{name}" for name in self._state_names]
@@ -261,9 +281,13 @@ def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:
 
 
 def load_exported(directory: str | Path, threads: int = 0, *, shortlist: bool = True) -> tuple[ExportedModel, Tokenizer, ModelMeta, ExportMeta]:
-    """Load an exported directory: (model, tokenizer, meta.json, export.json). threads: onnxruntime's
-    intra-op threads (0: its default, one per physical core). shortlist: score the directory's
-    shortlist of columns (when it has one: seq2seq-export --shortlist); False: the whole vocabulary."""
+    """Load an exported directory: (model, tokenizer, meta.json, export.json). shortlist: score the
+    directory's shortlist of columns (when it has one: seq2seq-export --shortlist); False: the whole vocabulary.
+
+    threads: the CPU threads to use (0: every CPU this process may use). A lone batch runs in sessions
+    of that many threads (0: onnxruntime's default, one per physical core); several batches are
+    searched that many at once, each on one thread. On 2 cores (docs/logs/2026-12-07-runtime-workers.md)
+    two batches of one thread each translated 1.4x the sentences/s of one batch after another with two."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -286,6 +310,7 @@ def load_exported(directory: str | Path, threads: int = 0, *, shortlist: bool = 
     def steps(name: str) -> StepSessions:
         return StepSessions(session(name, threads), session(name, 1) if threads != 1 else None)
 
+    workers = threads or usable_cpus()
     try:
         encoder, plain = session(ENCODER_GRAPH, threads), steps(STEP_GRAPH)
         shortlisted = None
@@ -293,6 +318,16 @@ def load_exported(directory: str | Path, threads: int = 0, *, shortlist: bool = 
             with np.load(directory / OUTPUT_LAYER) as arrays:
                 output = {name: arrays[name] for name in arrays.files}
             shortlisted = Shortlisted(Shortlist.load(directory / meta.shortlist), steps(SHORTLIST_STEP_GRAPH), output)
+        one_thread = None
+        if workers > 1:  # the step graphs' one-thread sessions serve both small steps and batches searched at once
+            alone = shortlisted and Shortlisted(shortlisted.shortlist, StepSessions(_small(shortlisted.steps), None), shortlisted.output)
+            one_thread = ExportedModel(session(ENCODER_GRAPH, 1), StepSessions(_small(plain), None), meta, alone)
     except Exception as err:  # onnxruntime raises its own exception types for a damaged or too-new graph
         raise CheckpointError(f"{directory}: onnxruntime cannot load the graphs ({err}); export the model again, or upgrade onnxruntime") from None
-    return ExportedModel(encoder, plain, meta, shortlisted), tokenizer, model_meta, meta
+    model = ExportedModel(encoder, plain, meta, shortlisted, one_thread=one_thread, workers=workers if one_thread else 1)
+    return model, tokenizer, model_meta, meta
+
+
+def _small(steps: StepSessions) -> onnxruntime.InferenceSession:
+    assert steps.small is not None, "sessions of several threads come with a one-thread twin"
+    return steps.small

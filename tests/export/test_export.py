@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -336,6 +337,32 @@ def test_small_steps_run_in_a_one_thread_session(exported, five_hundred):
     several.model.steps.small.run = lambda *a, real=several.model.steps.small.run: calls.append(1) or real(*a)
     assert several.translate(five_hundred[:20], batch_size=1) == one.translate(five_hundred[:20], batch_size=1)
     assert calls and SearchOptions().beam_size <= SMALL_STEP_ROWS
+
+
+def test_several_batches_are_searched_at_once_each_on_one_thread(exported, five_hundred):
+    """threads=2: batches go two at a time to the one-thread sessions, from two threads, and every
+    sentence translates as with one thread; a lone batch keeps the sessions of two threads."""
+    several, one = Translator.from_pretrained(exported, threads=2), Translator.from_pretrained(exported, threads=1)
+    assert several.model.workers == 2 and one.model.workers == 1 and one.model.one_thread is None
+    twin = several.model.one_thread
+    # Both searches must be in a step at the same time to pass the barrier; one after the other, it times out.
+    barrier, callers = threading.Barrier(2, timeout=30), set()
+
+    def step(outputs, feeds, real=twin.steps.large.run):
+        if threading.get_ident() not in callers:
+            callers.add(threading.get_ident())
+            barrier.wait()
+        return real(outputs, feeds)
+
+    twin.steps.large.run = step
+    options = SearchOptions(beam_size=3, nbest=2)
+    assert texts(several.translate_nbest(five_hundred[:60], options, batch_size=10)) == texts(one.translate_nbest(five_hundred[:60], options, batch_size=10))
+    assert len(callers) == 2 and threading.get_ident() not in callers
+    del twin.steps.large.run
+    callers.clear()
+    several.model.steps.large.run = lambda outputs, feeds, real=several.model.steps.large.run: callers.add("wide") or real(outputs, feeds)
+    several.translate(five_hundred[:10], batch_size=10)
+    assert callers == {"wide"}
 
 
 def test_the_step_graph_reads_a_sentences_memory_once_and_older_formats_once_per_row(exported, tmp_path, five_hundred):
