@@ -80,7 +80,7 @@ def train_throughput(recipe: str, overrides: list[str], steps: int, log_every: i
             "data.max_valid_sentences=100",
         ]
         start = time.perf_counter()
-        samples = run_sampling_rss(command)
+        samples, log = run_sampling_rss(command)
         wall = time.perf_counter() - start
         records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
     train_records = [r for r in records if r["type"] == "train"]
@@ -88,9 +88,11 @@ def train_throughput(recipe: str, overrides: list[str], steps: int, log_every: i
     if not rates:
         raise SystemExit(f"--train-steps {steps} gives fewer than two log intervals of {log_every} steps; raise it")
     half = next(rss for t, rss in samples if t >= samples[-1][0] / 2)
+    allocator = next((line.split("allocator: ", 1)[1] for line in log.splitlines() if "allocator: " in line), "not said")
     return {
         "recipe": recipe,
         "overrides": overrides,
+        "allocator": allocator,  # seq2seq-train's log line (seq2seq.training.allocator): tcmalloc where installed
         "steps": train_records[-1]["step"],
         "wall_s": round(wall, 1),
         "tgt_tokens_per_s": round(statistics.median(rates), 1),
@@ -104,8 +106,8 @@ def train_throughput(recipe: str, overrides: list[str], steps: int, log_every: i
     }
 
 
-def run_sampling_rss(command: list[str], every_s: float = 5.0) -> list[tuple[float, int]]:
-    """Run a command to its end; its resident memory (KiB) every `every_s` seconds as (seconds, KiB)."""
+def run_sampling_rss(command: list[str], every_s: float = 5.0) -> tuple[list[tuple[float, int]], str]:
+    """Run a command to its end; its resident memory (KiB) every `every_s` seconds as (seconds, KiB), and its stderr."""
     samples: list[tuple[float, int]] = []
     start = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
@@ -121,7 +123,7 @@ def run_sampling_rss(command: list[str], every_s: float = 5.0) -> list[tuple[flo
         reader.join()
     if proc.returncode:
         raise SystemExit(f"training failed ({proc.returncode}): {b''.join(err).decode(errors='replace')[-2000:]}")
-    return samples or [(0.0, 0)]
+    return samples or [(0.0, 0)], b"".join(err).decode(errors="replace")
 
 
 def resident_kib(pid: int) -> int:
@@ -162,7 +164,7 @@ def main() -> None:
         results["training"] = train_throughput(args.train_recipe, args.overrides, args.train_steps, args.log_every, args.train_minutes)
         t = results["training"]
         print(
-            f"training {t['recipe']} {' '.join(t['overrides'])}: {t['tgt_tokens_per_s']} target tokens/s, the median of "
+            f"training {t['recipe']} {' '.join(t['overrides'])} (allocator: {t['allocator']}): {t['tgt_tokens_per_s']} target tokens/s, the median of "
             f"{t['intervals']} intervals ({t['tgt_tokens_per_s_min']}–{t['tgt_tokens_per_s_max']}) over {t['steps']} steps, "
             f"peak resident memory {t['peak_rss_mib']} MiB; resident {t['rss_halfway_mib']} MiB halfway, {t['rss_end_mib']} MiB at the end "
             f"({t['wall_s']} s)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from seq2seq.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, setup_logging
@@ -24,7 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         sys.stdout.write(dump_yaml(config))
         return EXIT_OK
+    allocator = None
+    if argv is None:  # the command itself, not main() called from Python: it may execute itself again
+        from seq2seq.training.allocator import run_with_tcmalloc
+
+        try:
+            allocator = run_with_tcmalloc(config.train.device)
+        except ValueError as err:
+            return fail(str(err), EXIT_USAGE)
     setup_logging()
+    if allocator:
+        logging.getLogger("seq2seq").info(allocator)
     from seq2seq.data.corpus import DataError
     from seq2seq.training.loop import train
     from seq2seq.training.resume import ResumeError, TrainingInterrupted

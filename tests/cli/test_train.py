@@ -3,10 +3,13 @@
 import logging
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 from commands import BIN, ENV, wait_for
+
+from seq2seq.training.allocator import find_tcmalloc
 
 from conftest import TINY
 
@@ -62,6 +65,8 @@ def test_sigint_saves_state_and_exits_130_and_resume_refuses_a_changed_model(tmp
         metrics = run_dir / "metrics.jsonl"
         wait_for(lambda: (metrics.is_file() and metrics.read_text().count("\n") >= 1) or proc.poll() is not None, 120, "no step logged")
         assert proc.poll() is None, proc.stderr.read().decode()
+        # The command ran itself again with tcmalloc where it is installed (seq2seq.training.allocator), in the same process.
+        mapped = Path(f"/proc/{proc.pid}/maps").read_text()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -69,6 +74,10 @@ def test_sigint_saves_state_and_exits_130_and_resume_refuses_a_changed_model(tmp
     assert proc.returncode == 130, err.decode()
     err = err.decode()
     assert "stopped by SIGINT after step" in err and "Traceback" not in err
+    if find_tcmalloc():
+        assert "allocator: tcmalloc (preloaded)" in err and "libtcmalloc" in mapped
+    else:
+        assert "tcmalloc is not installed" in err and "libtcmalloc" not in mapped
     step = int(err.split("stopped by SIGINT after step ")[1].split(";")[0])
     state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
     assert state["progress"]["step"] == step >= 1
