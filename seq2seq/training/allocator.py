@@ -10,8 +10,9 @@ the command executes itself again with LD_PRELOAD set, as torch.backends.xeon.ru
 libtcmalloc-minimal4.
 
 SEQ2SEQ_ALLOCATOR chooses: `tcmalloc` (the default: preload it where found, else keep glibc's and
-say so) or `system` (never preload). Runs whose device is CUDA keep the system's allocator: the
-measurements were of CPU runs. Imports no torch: it runs before anything heavy is imported.
+say so) or `system` (never preload). CUDA runs keep the system's allocator, the measurements being
+of CPU runs: a recipe's device cuda, or auto on a machine with an NVIDIA driver (judged by its
+device file, as torch is not imported yet). Imports no torch: it runs before anything heavy is imported.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ALLOCATOR_VARIABLE = "SEQ2SEQ_ALLOCATOR"
 TCMALLOC_NAMES = ("tcmalloc_minimal", "tcmalloc")
 # tcmalloc's own settings, unless the user set them: keep freed pages (release rate 0), and do not
 # print a line to stderr for every allocation above 1 GiB (its default report threshold).
+NVIDIA_DEVICE = "/dev/nvidiactl"  # present where NVIDIA's driver is loaded
 TCMALLOC_SETTINGS = {"TCMALLOC_RELEASE_RATE": "0", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
 
 
@@ -70,7 +72,7 @@ def run_with_tcmalloc(device: str) -> str:
         return "allocator: tcmalloc (preloaded)"
     if choice == "system":
         return f"allocator: the system's ({ALLOCATOR_VARIABLE}=system)"
-    if device.startswith("cuda"):
+    if device.startswith("cuda") or (device == "auto" and os.path.exists(NVIDIA_DEVICE)):
         return "allocator: the system's (a CUDA run)"
     library = find_tcmalloc()
     if library is None:

@@ -27,6 +27,7 @@ def test_the_environment_preloads_tcmalloc_first_and_keeps_the_users_settings():
     [
         ({"SEQ2SEQ_ALLOCATOR": "system"}, "cpu", "libtcmalloc_minimal.so.4", "SEQ2SEQ_ALLOCATOR=system"),
         ({}, "cuda:0", "libtcmalloc_minimal.so.4", "a CUDA run"),
+        ({"NVIDIA": "yes"}, "auto", "libtcmalloc_minimal.so.4", "a CUDA run"),
         ({}, "auto", None, "apt install libtcmalloc-minimal4"),
         ({"LD_PRELOAD": "libtcmalloc_minimal.so.4"}, "cpu", "libtcmalloc_minimal.so.4", "tcmalloc (preloaded)"),
     ],
@@ -36,6 +37,7 @@ def test_where_the_command_keeps_its_allocator_it_says_why(monkeypatch, env, dev
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(allocator, "NVIDIA_DEVICE", __file__ if "NVIDIA" in env else "/nonexistent/nvidiactl")
     monkeypatch.setattr(allocator, "find_tcmalloc", lambda: found)
     monkeypatch.setattr(allocator.os, "execve", lambda *a: pytest.fail(f"executed itself again: {a}"))
     assert says in run_with_tcmalloc(device)
@@ -45,6 +47,7 @@ def test_with_tcmalloc_found_the_command_executes_itself_with_it_preloaded(monke
     monkeypatch.delenv("SEQ2SEQ_ALLOCATOR", raising=False)
     monkeypatch.setenv("LD_PRELOAD", "")
     monkeypatch.setattr(allocator, "find_tcmalloc", lambda: "libtcmalloc_minimal.so.4")
+    monkeypatch.setattr(allocator, "NVIDIA_DEVICE", "/nonexistent/nvidiactl")
     monkeypatch.setattr(allocator.sys, "orig_argv", ["python3", "/venv/bin/seq2seq-train", "recipes/en-de.yaml", "train.epochs=1"])
     executed = []
 
