@@ -11,7 +11,10 @@ translation never depends on the batch it was in, so the answers are those of se
 
 With several workers (`workers`), they take turns at collecting: one gathers the next batch while
 the others translate theirs, each with the model's threads (a translator keeps no state between
-calls, and onnxruntime and torch release the GIL while they compute).
+calls, and onnxruntime and torch release the GIL while they compute). A worker that collects while
+others are idle takes only its share of what waits (the sentences over the idle workers), so that
+the others get work: 64 clients with a sentence each would otherwise go to one worker in one batch,
+and their next 64 to the other, one worker busy at a time.
 
 Cancelled tickets (the client went away, or the deadline passed) leave their sentences in the
 queue; a worker drops them when it reaches them. Other work that needs the model (warm-up, an
@@ -108,6 +111,7 @@ class Batcher:
         self._items: collections.deque[_Sentence | _Call] = collections.deque()
         self._cond = threading.Condition()
         self._collecting = threading.Lock()  # held by the one worker gathering a batch
+        self._busy = 0  # workers translating a batch (under _cond)
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._rate = 0.0  # sentences/s of recent batches, all workers together, for Retry-After
@@ -165,7 +169,11 @@ class Batcher:
             if isinstance(taken, _Call):
                 self._run_call(taken)
             elif taken:
-                self._translate(taken)
+                try:
+                    self._translate(taken)
+                finally:
+                    with self._cond:
+                        self._busy -= 1  # counted by _take as it handed the batch over
 
     def _take(self) -> list[_Sentence] | _Call | None:
         """The next call, or sentences up to the token budget or the wait; None when stopped and empty."""
@@ -178,6 +186,7 @@ class Batcher:
                 return self._items.popleft()
             batch: list[_Sentence] = []
             tokens, until = 0, time.monotonic() + self.max_wait
+            idle = self.workers - self._busy  # this one among them
             try:
                 while True:
                     while self._items and not isinstance(self._items[0], _Call):
@@ -186,8 +195,8 @@ class Batcher:
                             self._items.popleft()
                             self.metrics.dropped.labels(item.ticket.cancelled).inc()
                             continue
-                        if batch and tokens + item.tokens > self.max_tokens:
-                            return batch
+                        if batch and (tokens + item.tokens > self.max_tokens or len(batch) * idle >= len(batch) + len(self._items)):
+                            return batch  # the budget is full, or this worker has its share
                         batch.append(self._items.popleft())
                         tokens += item.tokens
                         if tokens >= self.max_tokens:
@@ -201,6 +210,8 @@ class Batcher:
                     self._cond.wait(remaining)
             finally:
                 self.metrics.queue_depth.set(len(self._items))
+                if batch:  # busy from now, before the next worker collects and counts the idle ones
+                    self._busy += 1
 
     def _expected_arrivals(self, now: float, seconds: float) -> float:
         """Requests expected in the next `seconds`, at the rate they came in over the last second."""

@@ -201,6 +201,31 @@ def test_workers_translate_their_batches_at_the_same_time_and_answers_keep_their
     assert sorted(calls) == [["a"], ["b"], ["c"], ["d"]]
 
 
+def test_a_worker_leaves_idle_workers_their_share_of_what_waits():
+    """Four sentences queued at once, two idle workers, room for all four in one batch: each takes two,
+    and both translate at once (each batch waits at a barrier for the other)."""
+
+    class Paired(Echo):
+        def __init__(self):
+            super().__init__()
+            self.barrier = threading.Barrier(2, timeout=10)
+
+        def translate_nbest(self, texts, options, *, batch_size):
+            self.barrier.wait()
+            return super().translate_nbest(texts, options, batch_size=batch_size)
+
+    async def main():
+        paired = Paired()
+        batcher = Batcher(paired, new_metrics(), max_tokens=100, max_wait=0.0, batch_size=64, workers=2)
+        ticket = batcher.submit(["a", "b", "c", "d", "e"], SearchOptions())
+        batcher.start()
+        results = await asyncio.wait_for(ticket.future, 20)
+        await asyncio.to_thread(batcher.stop)
+        return texts_of(results), sorted(texts for texts, _ in paired.calls)
+
+    assert asyncio.run(main()) == (["A", "B", "C", "D", "E"], [["a", "b", "c"], ["d", "e"]])
+
+
 def test_stop_finishes_what_is_queued():
     async def main():
         echo = Echo(delay=0.01)
