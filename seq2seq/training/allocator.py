@@ -3,7 +3,7 @@
 glibc's malloc, even told to keep freed memory (seq2seq.training.setup.keep_freed_memory),
 fragments over a long CPU run: on the en-de recipe resident memory climbed in steps of 22-98 MiB,
 +11.6% from minute 5 to minute 25. With gperftools' tcmalloc preloaded and TCMALLOC_RELEASE_RATE=0
-(it keeps freed pages, as glibc is told to) the same run grew +4.9%, from 270 MiB lower, to the
+(it keeps freed pages, as glibc is told to) the same run grew +4.9%, from 330 MiB lower, to the
 same BLEU (docs/logs/2026-12-07-allocator.md). A process's allocator is fixed before it starts, so
 the command executes itself again with LD_PRELOAD set, as torch.backends.xeon.run_cpu
 --enable-tcmalloc does for its launcher; on Debian and Ubuntu the library is the package
