@@ -3,14 +3,18 @@
     flock /tmp/seq2seq-bench.lock python tools/benchmark_serve.py --model runs/en-de/best \\
         --src ../shared/data/multi30k/test_2016_flickr.en.gz [--concurrency 1 8 64] [--json out.json]
 
-1. `seq2seq-translate --batch-size 64` on the file, `--command-runs` times (3): the median of its own
-   "translated N lines in S s" (the model loaded, start-up left out; one pass over 1,000 lines takes
-   2-3 s and moved ±10% from run to run), and its output, which every server answer is checked against.
+1. `seq2seq-translate --batch-size 64` on the file, `--command-runs` times (3): the median of the
+   lines/s it reports (the model loaded, start-up left out; one pass over 1,000 lines takes 1-3 s and
+   moved ±10% from run to run), and its output, which every server answer is checked against.
 2. In process, each sentence alone through `Translator.translate`: the latency a server answering
    one sentence at a time cannot beat.
 3. `seq2seq-serve` (default settings) on a free loopback port; for each concurrency C, C client
    threads with a keep-alive connection each send the sentences as one-sentence LibreTranslate
    requests (POST /translate): sentences/s over the whole file, and p50/p95/p99 request latency.
+   Also the CPU time each side spent per sentence (the clients': this process's; the server's: its
+   /proc/PID/stat, Linux only), against the command's cores' worth (threads ÷ its sentences/s):
+   the clients share the server's cores, so what they and HTTP take is what the server lacks. And
+   the mean sentences per batch its workers took (from /metrics).
 
 All three use the decoding defaults (beam 5) and `--threads` CPU threads for the model (default 1:
 on a small shared machine more threads mostly wait on one another), and the clients run on the
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -64,9 +69,9 @@ def command_rate(model: str, sentences: list[str], threads: int, shortlist: bool
     )
     wall = time.perf_counter() - start
     Path(f.name).unlink()
-    found = re.search(r"translated (\d+) lines in ([\d.]+) s", done.stderr.decode())
+    found = re.search(r"translated \d+ lines in [\d.]+ s \(([\d.]+) lines/s\)", done.stderr.decode())
     assert found is not None, done.stderr.decode()
-    return int(found[1]) / float(found[2]), wall, done.stdout.decode("utf-8").split("\n")[:-1]
+    return float(found[1]), wall, done.stdout.decode("utf-8").split("\n")[:-1]
 
 
 def in_process_latencies(model: str, sentences: list[str], threads: int, shortlist: bool) -> list[float]:
@@ -109,6 +114,25 @@ def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
         time.sleep(0.2)
     proc.kill()
     raise SystemExit("seq2seq-serve was not ready within 300 s")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` and its threads so far, from /proc (None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
+def batches_so_far(port: int) -> tuple[float, float]:
+    """(batches, sentences) the server's workers have taken so far, from its /metrics."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    found = {name: float(value) for name, value in re.findall(r"^seq2seq_batch_sentences_(count|sum) ([\d.e+]+)$", text, re.M)}
+    return found.get("count", 0.0), found.get("sum", 0.0)
 
 
 def load(port: int, sentences: list[str], concurrency: int) -> tuple[float, list[float], list[str]]:
@@ -200,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load(port, sentences[:16], 4)  # warm the connections and the allocator
         for c in args.concurrency:
-            rows.append(measure(port, sentences, c, expected, rate, alone_p50))
+            rows.append(measure(port, server.pid, sentences, c, expected, rate, alone_p50))
             print(json.dumps(rows[-1]), flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -210,10 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if code == 0 and all(r["answers_unlike_command"] == 0 for r in rows) else 1
 
 
-def measure(port: int, sentences: list[str], concurrency: int, expected: list[str], rate: float, alone_p50: float) -> dict:
-    """One load at `concurrency` clients: sentences/s (and × the command's), latency percentiles, and
-    how many answers differ from seq2seq-translate's."""
+def measure(port: int, server_pid: int, sentences: list[str], concurrency: int, expected: list[str], rate: float, alone_p50: float) -> dict:
+    """One load at `concurrency` clients: sentences/s (and × the command's), latency percentiles, the
+    CPU milliseconds per sentence of the clients and of the server, and how many answers differ from
+    seq2seq-translate's."""
+    server_before, clients_before, batches_before = cpu_seconds(server_pid), time.process_time(), batches_so_far(port)
     seconds, latencies, answers = load(port, sentences, concurrency)
+    clients_cpu, server_after, batches_after = time.process_time() - clients_before, cpu_seconds(server_pid), batches_so_far(port)
+    server_cpu = None if server_before is None or server_after is None else server_after - server_before
     return {
         "concurrency": concurrency,
         "sentences_per_s": round(len(sentences) / seconds, 1),
@@ -222,6 +250,9 @@ def measure(port: int, sentences: list[str], concurrency: int, expected: list[st
         "p95_ms": round(1000 * percentile(latencies, 95), 1),
         "p99_ms": round(1000 * percentile(latencies, 99), 1),
         "p50_vs_in_process": round(percentile(latencies, 50) / alone_p50, 2),
+        "sentences_per_batch": round((batches_after[1] - batches_before[1]) / max(batches_after[0] - batches_before[0], 1), 1),
+        "client_cpu_ms_per_sentence": round(1000 * clients_cpu / len(sentences), 2),
+        "server_cpu_ms_per_sentence": None if server_cpu is None else round(1000 * server_cpu / len(sentences), 2),
         "answers_unlike_command": sum(a != e for a, e in zip(answers, expected)),
     }
 
@@ -232,13 +263,21 @@ def report(args: argparse.Namespace, n: int, rate: float, alone_p50: float, code
         f"\n{n} sentences of {args.src}; seq2seq-translate --batch-size 64: {rate:.1f} sentences/s; "
         f"in process one at a time: p50 {1000 * alone_p50:.1f} ms; server exit code after SIGTERM: {code}\n"
     )
-    print("| concurrency | sentences/s | × command | p50 ms | p95 ms | p99 ms | p50 × in-process | answers unlike the command |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    cores = os.cpu_count() or 1
+    print(
+        "| concurrency | sentences/s | × command | p50 ms | p95 ms | p99 ms | p50 × in-process | sentences per batch | "
+        "CPU ms per sentence: clients | server | answers unlike the command |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['concurrency']} | {r['sentences_per_s']} | {r['vs_command']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-            f"{r['p50_vs_in_process']} | {r['answers_unlike_command']} |"
+            f"{r['p50_vs_in_process']} | {r['sentences_per_batch']} | {r['client_cpu_ms_per_sentence']} | {r['server_cpu_ms_per_sentence']} | {r['answers_unlike_command']} |"
         )
+    print(
+        f"\nThe command at {rate:.1f} sentences/s on {args.threads or cores} thread(s) of {cores} CPU(s): at most "
+        f"{1000 * (args.threads or cores) / rate:.2f} CPU ms per sentence, all of it translation."
+    )
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -246,6 +285,7 @@ def report(args: argparse.Namespace, n: int, rate: float, alone_p50: float, code
                     "sentences": n,
                     "command_sentences_per_s": round(rate, 1),
                     "in_process_p50_ms": round(1000 * alone_p50, 1),
+                    "cpus": os.cpu_count(),
                     "server_exit_code": code,
                     "rows": rows,
                 },
