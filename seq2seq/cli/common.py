@@ -47,7 +47,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str = MO
         help="bf16: bfloat16 weights and activations, for GPUs and CPUs with bf16 instructions (whether it is faster "
         "depends on the hardware: measure it, docs/guides/decoding.md#precision); int8: dynamic quantization, CPU only",
     )
-    group.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's or onnxruntime's default)")
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads (0: torch's default; for an exported directory every CPU, and it searches up to that many batches at once, one thread each)",
+    )
     group.add_argument(
         "--no-shortlist",
         dest="shortlist",
