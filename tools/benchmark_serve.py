@@ -263,7 +263,10 @@ def report(args: argparse.Namespace, n: int, rate: float, alone_p50: float, code
         f"\n{n} sentences of {args.src}; seq2seq-translate --batch-size 64: {rate:.1f} sentences/s; "
         f"in process one at a time: p50 {1000 * alone_p50:.1f} ms; server exit code after SIGTERM: {code}\n"
     )
-    cores = os.cpu_count() or 1
+    from seq2seq.export.runtime import usable_cpus
+
+    cores = usable_cpus()
+    threads = args.threads or cores  # the command's: 0 takes every usable CPU
     print(
         "| concurrency | sentences/s | × command | p50 ms | p95 ms | p99 ms | p50 × in-process | sentences per batch | "
         "CPU ms per sentence: clients | server | answers unlike the command |"
@@ -275,8 +278,8 @@ def report(args: argparse.Namespace, n: int, rate: float, alone_p50: float, code
             f"{r['p50_vs_in_process']} | {r['sentences_per_batch']} | {r['client_cpu_ms_per_sentence']} | {r['server_cpu_ms_per_sentence']} | {r['answers_unlike_command']} |"
         )
     print(
-        f"\nThe command at {rate:.1f} sentences/s on {args.threads or cores} thread(s) of {cores} CPU(s): at most "
-        f"{1000 * (args.threads or cores) / rate:.2f} CPU ms per sentence, all of it translation."
+        f"\nThe command at {rate:.1f} sentences/s on {threads} thread(s) of {cores} CPU(s): at most "
+        f"{1000 * threads / rate:.2f} CPU ms per sentence, all of it translation."
     )
     if args.json:
         Path(args.json).write_text(
@@ -285,7 +288,7 @@ def report(args: argparse.Namespace, n: int, rate: float, alone_p50: float, code
                     "sentences": n,
                     "command_sentences_per_s": round(rate, 1),
                     "in_process_p50_ms": round(1000 * alone_p50, 1),
-                    "cpus": os.cpu_count(),
+                    "cpus": cores,
                     "server_exit_code": code,
                     "rows": rows,
                 },

@@ -11,7 +11,6 @@ import argparse
 import importlib.util
 import json
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,12 +104,12 @@ def workers_and_threads(models: list[str], workers: int, threads: int) -> tuple[
     that served 1.5x one worker of two threads, and the same at one client:
     docs/logs/2026-12-06-serving-workers.md); anything else one worker. Given values are kept."""
     from seq2seq.export import is_exported_dir
+    from seq2seq.export.runtime import usable_cpus
 
     if workers:
         return workers, threads
     if threads == 0 and len(models) == 1 and is_exported_dir(Path(models[0])):
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return cpus, 1
+        return usable_cpus(), 1
     return 1, threads
 
 
