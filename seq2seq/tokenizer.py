@@ -63,6 +63,8 @@ class Tokenizer:
         return _encode(self.tgt, texts, alpha)
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
+        if len(ids) < LIST_FROM:
+            return [self.tgt.decode(one) for one in ids]
         return self.tgt.decode(ids, num_threads=_threads(len(ids)))
 
     def src_pieces(self, text: str) -> list[str]:
@@ -77,6 +79,11 @@ class Tokenizer:
 # exported runtime takes to translate it, and 3 ms to encode one. A pool paid off only from lists
 # of thousands (29,000 sentences: 87 ms in one thread, 73 ms in two; 1,000: 6.4 ms and 6.9).
 POOL_FROM = 10_000
+# Even in one thread, a call with a list costs about 80 µs before its first text (encoding one
+# sentence alone takes 2 µs), so short lists go one text per call: 64 sentences encoded in 0.15 ms
+# rather than 0.21, decoded in 0.12 rather than 0.15; from about 100 texts the list call is faster
+# (256: 0.51 ms against 0.62). A server's one-sentence request paid 50 µs of its event loop's time.
+LIST_FROM = 100
 
 
 def _threads(texts: int) -> int:
@@ -88,6 +95,8 @@ def _encode(sp: spm.SentencePieceProcessor, texts: list[str], alpha: float) -> l
     if alpha > 0:
         # One thread: with several, which sentence gets which random draw would vary run to run.
         return sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
+    if len(texts) < LIST_FROM:
+        return [sp.encode(text) for text in texts]
     return sp.encode(texts, num_threads=_threads(len(texts)))
 
 

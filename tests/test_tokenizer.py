@@ -95,16 +95,22 @@ def corpus_alphabet(demo_dir) -> list[str]:
     return sorted({ch for line in read_lines(demo_dir / "train.de.gz") + read_lines(demo_dir / "train.en.gz") for ch in line} - {" "})
 
 
-def test_short_lists_are_coded_in_one_thread(tokenizer, monkeypatch):
-    """SentencePiece starts a thread per CPU on each call with a list unless told otherwise, which
-    cost more than translating a sentence: a sentence or a batch is coded in one thread."""
-    from seq2seq.tokenizer import POOL_FROM
+def test_short_lists_are_coded_text_by_text_and_long_ones_in_one_call(tokenizer, monkeypatch):
+    """SentencePiece's list call costs about 80 µs before its first text, and starts a thread per CPU
+    unless told otherwise: a short list goes one text per call, a batch in one call of one thread, and
+    only a corpus gets the pool. The ids are the same either way."""
+    from seq2seq.tokenizer import LIST_FROM, POOL_FROM
 
+    texts = [("Der Hund.", "Ein Mann.", "Die Frau.")[i % 3] for i in range(LIST_FROM)]
+    one_call = tokenizer.src.encode(texts, num_threads=1)
     asked = []
     for name in ("encode", "decode"):
         real = getattr(tokenizer.src, name)
-        monkeypatch.setattr(tokenizer.src, name, lambda *a, real=real, **k: asked.append(k.get("num_threads")) or real(*a, **k))
-    ids = tokenizer.encode_src(["Der Hund."] * 3)
-    assert tokenizer.decode_tgt(ids) == ["Der Hund."] * 3
+        monkeypatch.setattr(tokenizer.src, name, lambda x, real=real, **k: asked.append((type(x).__name__, k.get("num_threads"))) or real(x, **k))
+    ids = tokenizer.encode_src(texts[:3])
+    assert ids == one_call[:3] and tokenizer.decode_tgt(ids) == texts[:3]
+    assert asked == [("str", None)] * 3 + [("list", None)] * 3
+    asked.clear()
+    assert tokenizer.encode_src(texts) == one_call and tokenizer.decode_tgt(one_call) == texts
     tokenizer.encode_src(["Der Hund."] * POOL_FROM)
-    assert asked == [1, 1, -1]
+    assert asked == [("list", 1), ("list", 1), ("list", -1)]
