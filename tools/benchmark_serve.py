@@ -12,7 +12,7 @@
    threads with a keep-alive connection each send the sentences as one-sentence LibreTranslate
    requests (POST /translate): sentences/s over the whole file, and p50/p95/p99 request latency.
    Also the CPU time each side spent per sentence (the clients': this process's; the server's: its
-   /proc/PID/stat, Linux only), against the command's cores' worth (threads ÷ its sentences/s):
+   /proc/PID/stat and its worker processes', Linux only), against the command's cores' worth (threads ÷ its sentences/s):
    the clients share the server's cores, so what they and HTTP take is what the server lacks. And
    the mean sentences per batch its workers took (from /metrics).
 
@@ -117,12 +117,15 @@ def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process `pid` and its threads so far, from /proc (None elsewhere)."""
+    """User + system CPU seconds so far of process `pid`, its threads and its running children (the
+    server's worker processes), from /proc (None elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+    return own + sum(cpu_seconds(c) or 0.0 for c in children)
 
 
 def batches_so_far(port: int) -> tuple[float, float]:

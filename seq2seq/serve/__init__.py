@@ -6,7 +6,7 @@ OpenAPI document and /docs); routes.py: the endpoints, on an APIRouter; file_rou
 request limit and a request's fields, as FastAPI dependencies; inputs.py: request bodies → typed,
 checked values; detection.py: /detect and source auto; limits.py: the per-minute request limit;
 downloads.py: the translated files' store; openapi.py: the contract's schemas and the docs page;
-batcher.py: the queue and the one inference worker (no web framework); metrics.py: the Prometheus
-metrics. The command is seq2seq/cli/serve.py.
+batcher.py: the queue and its inference workers (no web framework); processes.py: workers in
+processes of their own, each with its model; metrics.py: the Prometheus metrics. The command is seq2seq/cli/serve.py.
 Nothing on the translation path imports this package.
 """

@@ -46,7 +46,15 @@ DOWNLOADS = "/download_file/"
 
 def create_app(translator: Translator, settings: Settings) -> FastAPI:
     metrics = new_metrics()
-    batcher = Batcher(translator, metrics, max_tokens=settings.max_tokens, max_wait=settings.max_wait, batch_size=settings.batch_size, workers=settings.workers)
+    batcher = Batcher(
+        translator,
+        metrics,
+        max_tokens=settings.max_tokens,
+        max_wait=settings.max_wait,
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        processes=settings.processes,
+    )
     page = (importlib.resources.files("seq2seq.serve") / "page.html").read_bytes()
     app = FastAPI(
         title="seq2seq-serve",

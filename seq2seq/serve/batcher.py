@@ -9,6 +9,10 @@ for company that will not come, translates them with `Translator.translate_nbest
 its index: a request's sentences may go in several batches and still come back in order. A
 translation never depends on the batch it was in, so the answers are those of seq2seq-translate.
 
+With `processes` (a `ModelSource`), each worker thread hands its batches to a model of its own in
+a child process (seq2seq.serve.processes) and waits for them without the GIL, which the event loop
+then has to itself; else the worker threads share the server's `translator`.
+
 With several workers (`workers`), they take turns at collecting: one gathers the next batch while
 the others translate theirs, each with the model's threads (a translator keeps no state between
 calls, and onnxruntime and torch release the GIL while they compute). A worker that collects while
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from seq2seq.options import SearchOptions
 from seq2seq.serve.metrics import Metrics
+from seq2seq.serve.processes import ModelSource, WorkerProcess
 
 if TYPE_CHECKING:
     from seq2seq.inference.translator import Translation, Translator
@@ -101,8 +106,19 @@ class _Call:
 class Batcher:
     """The queue and its worker. `submit` and `call` are for the event loop's thread."""
 
-    def __init__(self, translator: Translator, metrics: Metrics, *, max_tokens: int, max_wait: float, batch_size: int, workers: int = 1):
+    def __init__(
+        self,
+        translator: Translator,
+        metrics: Metrics,
+        *,
+        max_tokens: int,
+        max_wait: float,
+        batch_size: int,
+        workers: int = 1,
+        processes: ModelSource | None = None,
+    ):
         self.translator = translator
+        self.processes = processes
         self.metrics = metrics
         self.max_tokens = max_tokens
         self.max_wait = max_wait
@@ -114,6 +130,7 @@ class Batcher:
         self._busy = 0  # workers translating a batch (under _cond)
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self._children: list[WorkerProcess] = []
         self._rate = 0.0  # sentences/s of recent batches, all workers together, for Retry-After
         self._arrivals: collections.deque[float] = collections.deque(maxlen=ARRIVALS_KEPT)  # monotonic times of recent submits
 
@@ -122,7 +139,18 @@ class Batcher:
         return len(self._items)
 
     def start(self) -> None:
-        self._threads = [threading.Thread(target=self._work, name=f"seq2seq-inference-{i}", daemon=True) for i in range(self.workers)]
+        """Start the workers (with `processes`, load their models first: WorkerError if one cannot)."""
+        engines: list[Translator | WorkerProcess] = [self.translator] * self.workers
+        if self.processes is not None:
+            self._children = [WorkerProcess(self.processes, name=f"seq2seq-worker-{i}") for i in range(self.workers)]
+            try:
+                for child in self._children:
+                    child.wait_ready()
+            except BaseException:
+                self._close_children()
+                raise
+            engines = list(self._children)
+        self._threads = [threading.Thread(target=self._work, args=(e,), name=f"seq2seq-inference-{i}", daemon=True) for i, e in enumerate(engines)]
         for thread in self._threads:
             thread.start()
 
@@ -133,6 +161,12 @@ class Batcher:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join()
+        self._close_children()
+
+    def _close_children(self) -> None:
+        for child in self._children:
+            child.close()
+        self._children = []
 
     def submit(self, texts: list[str], options: SearchOptions) -> Ticket:
         ticket = Ticket(len(texts), asyncio.get_running_loop())
@@ -160,7 +194,7 @@ class Batcher:
 
     # --- the worker thread -----------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, engine: Translator | WorkerProcess) -> None:
         while True:
             with self._collecting:
                 taken = self._take()
@@ -170,7 +204,7 @@ class Batcher:
                 self._run_call(taken)
             elif taken:
                 try:
-                    self._translate(taken)
+                    self._translate(taken, engine)
                 finally:
                     with self._cond:
                         self._busy -= 1  # counted by _take as it handed the batch over
@@ -220,7 +254,7 @@ class Batcher:
             return 0.0
         return (len(recent) - 1) / max(now - recent[0], 1e-3) * seconds
 
-    def _translate(self, batch: list[_Sentence]) -> None:
+    def _translate(self, batch: list[_Sentence], engine: Translator | WorkerProcess) -> None:
         start = time.perf_counter()
         groups: list[tuple[SearchOptions, list[_Sentence]]] = []  # SearchOptions compared with ==: a field may be unhashable
         for item in batch:
@@ -232,8 +266,8 @@ class Batcher:
                 groups.append((item.options, [item]))
         for options, members in groups:
             try:
-                results = self.translator.translate_nbest([m.text for m in members], options, batch_size=self.batch_size)
-            except Exception as err:  # a bug, not the input's fault: fail these requests (500), keep serving
+                results = engine.translate_nbest([m.text for m in members], options, batch_size=self.batch_size)
+            except Exception as err:  # a bug, or a worker process gone: not the input's fault; fail these requests (500), keep serving
                 log.exception("translating a batch of %d sentences failed", len(members))
                 for ticket in {id(m.ticket): m.ticket for m in members}.values():
                     ticket._fail(err)

@@ -20,6 +20,7 @@ from seq2seq.serve.downloads import TTL_S, FileStore
 from seq2seq.serve.inputs import InputError, Limits, Upload, api_key_of, parse_fields, read_body
 from seq2seq.serve.limits import RateLimiter
 from seq2seq.serve.metrics import Metrics
+from seq2seq.serve.processes import ModelSource
 
 if TYPE_CHECKING:
     from seq2seq.inference.translator import Translator
@@ -38,7 +39,8 @@ class Settings:
     req_limit: int = -1  # requests per minute per key or client address (--req-limit; -1: none)
     cors_origins: tuple[str, ...] = ()  # --cors: origins whose pages may call the API (none: no CORS headers)
     file_ttl: float = TTL_S  # seconds a translated file stays downloadable
-    workers: int = 1  # inference worker threads taking batches from the one queue (--workers)
+    workers: int = 1  # inference workers taking batches from the one queue (--workers)
+    processes: ModelSource | None = None  # the workers' models, each in a process of its own (--workers-as processes); None: threads sharing the translator
 
 
 @dataclass(frozen=True)

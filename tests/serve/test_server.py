@@ -87,7 +87,7 @@ def test_two_workers_answer_as_the_command(trained_model_dir, tmp_path, lines, c
             singles = list(pool.map(lambda line: post_json(two.url + "/translate", {"q": line, "source": "en", "target": "de"}), lines))
         assert [r.json()["translatedText"] for r in singles] == cli_text
         assert two.metric("seq2seq_batch_sentences_count") > 2
-        assert "2 inference workers, 1 thread each" in two.stderr()
+        assert "2 inference workers (threads), 1 thread each" in two.stderr()
 
 
 def test_paragraphs_come_back_sentence_by_sentence_with_their_spacing(server, lines, cli_text):
