@@ -193,12 +193,12 @@ class ExportedModel:
         """The memory of a batch that scores the union of its sentences' shortlists, each sentence its own."""
         shortlisted = self.shortlisted
         assert shortlisted is not None
-        own = [shortlisted.shortlist.ids(sentence, prefix if prefix is not None else ()) for sentence, prefix in zip(src, prefixes)]
-        union = np.unique(np.concatenate(own))
-        columns = self._column_of[union]
-        ids, columns = union[columns >= 0], columns[columns >= 0]  # (C,) ascending: the output vocabulary's ids among them
-        allowed = np.stack([np.isin(ids, sentence_ids) for sentence_ids in own])  # (B, C)
-        output = {k: np.ascontiguousarray(v[..., columns]) for k, v in shortlisted.output.items() if k != "output_bias"}
+        own = shortlisted.shortlist.masks(src, [prefix if prefix is not None else () for prefix in prefixes], self._column_of.size)  # (B, V)
+        ids = np.flatnonzero(own.any(axis=0) & (self._column_of >= 0))  # (C,) ascending: the output vocabulary's ids among them
+        columns = self._column_of[ids]
+        allowed = own[:, ids]  # (B, C)
+        # np.take rather than v[..., columns]: 0.3 ms against 1.3 for an int8 weight of 256 rows and 2,974 columns.
+        output = {k: np.take(v, columns, axis=-1) for k, v in shortlisted.output.items() if k != "output_bias"}
         rows = rows | {"output_bias": np.where(allowed, shortlisted.output["output_bias"][:, columns], np.float32(NEG_INF))}  # (B, C)
         return Memory(rows, output, ids)
 

@@ -55,6 +55,25 @@ class Shortlist:
         positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         return np.unique(np.concatenate([self.frequent, self.candidates[positions], np.fromiter(also, dtype=np.int64)]))
 
+    def masks(self, src: np.ndarray, also: Sequence[Iterable[int]], size: int) -> np.ndarray:
+        """src (B, S) source ids (any padding), also: () or B iterables of target ids (a forced prefix's)
+        → (B, size) bool: row b marks the ids that `ids(src[b:b + 1], also[b])` gives, for a target
+        vocabulary of `size` ids. One pass over the batch: calling `ids` per sentence cost the exported
+        runtime 2.7 ms for a batch of 18 sentences."""
+        B, n_sources = src.shape[0], self.offsets.size - 1
+        known = src < n_sources  # an id the shortlist never saw adds nothing
+        present = np.zeros((B, n_sources), dtype=bool)
+        present[np.nonzero(known)[0], src[known]] = True
+        rows, sources = np.nonzero(present)  # each sentence's distinct source ids
+        starts, lengths = self.offsets[sources], self.offsets[sources + 1] - self.offsets[sources]
+        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        mask = np.zeros((B, size), dtype=bool)
+        mask[:, self.frequent] = True
+        mask[np.repeat(rows, lengths), self.candidates[positions]] = True
+        for b, ids in enumerate(also):
+            mask[b, np.fromiter(ids, dtype=np.int64)] = True
+        return mask
+
     def save(self, path: Path) -> None:
         np.savez(path, frequent=self.frequent, offsets=self.offsets, candidates=self.candidates, per_source=np.int64(self.per_source))
 

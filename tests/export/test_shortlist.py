@@ -56,6 +56,16 @@ def test_a_batch_scores_the_frequent_ids_its_sources_candidates_and_the_extra_on
     assert got.tolist() == sorted(want)
     assert loaded.ids(np.array([[4, 99]])).tolist() == loaded.ids(np.array([[4]])).tolist()  # an id the shortlist never saw adds nothing
 
+    # masks: the same sets, each sentence its own, in one pass over the batch.
+    batch = np.array([[4, 9, 9, 3], [17, 3, 0, 0], [29, 5, 99, 3]])
+    also = [(57, 58), (), (4,)]
+    masks = loaded.masks(batch, also, 60)
+    assert masks.shape == (3, 60) and masks.dtype == bool
+    for row, extra, mask in zip(batch, also, masks):
+        assert np.flatnonzero(mask).tolist() == loaded.ids(row[None], also=extra).tolist()
+    for row, mask in zip(batch, loaded.masks(batch, (), 60)):
+        assert np.flatnonzero(mask).tolist() == loaded.ids(row[None]).tolist()
+
 
 def test_pairs_must_be_pairs():
     with pytest.raises(ValueError, match="learned from pairs: got 2 source and 1 target"):
