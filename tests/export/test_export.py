@@ -365,6 +365,30 @@ def test_several_batches_are_searched_at_once_each_on_one_thread(exported, five_
     assert callers == {"wide"}
 
 
+def test_a_batch_of_mixed_lengths_is_encoded_in_calls_of_similar_length(exported, five_hundred, monkeypatch):
+    """The encoder runs once per group of similar length (seq2seq.export.runtime.length_groups) and the
+    memory is put back in order, zero-padded: the same translations, tokens and scores as one call."""
+    import seq2seq.export.runtime as runtime_module
+
+    one = Translator.from_pretrained(exported, threads=1)
+    calls = []
+    one.model.encoder.run = lambda outputs, feeds, real=one.model.encoder.run: calls.append(feeds["src"].shape) or real(outputs, feeds)
+    mixed = sorted(five_hundred[:40], key=len)[::5] + [" ".join(five_hundred[:3])]  # short to long, and one much longer
+    options = SearchOptions(beam_size=3, nbest=2)
+
+    def records(batch_size: int) -> list:
+        return [[(h.text, h.tokens, h.score) for h in hyps] for hyps in one.translate_nbest(mixed, options, batch_size=batch_size)]
+
+    monkeypatch.setattr(runtime_module, "ENCODER_CALL_POSITIONS", 10**9)
+    whole = records(len(mixed))
+    assert len(calls) == 1
+    calls.clear()
+    monkeypatch.setattr(runtime_module, "ENCODER_CALL_POSITIONS", 0)  # a call is free: each distinct length gets its own
+    assert records(len(mixed)) == whole
+    assert len(calls) > 2 and max(shape[1] for shape in calls) > min(shape[1] for shape in calls)
+    assert [[h[:2] for h in hyps] for hyps in records(1)] == [[h[:2] for h in hyps] for hyps in whole]  # alone, as in the batch
+
+
 def test_the_step_graph_reads_a_sentences_memory_once_and_older_formats_once_per_row(exported, tmp_path, five_hundred):
     """Format 4's step graph reads one memory row per sentence for its K rows; a format 3 directory's
     graph, one per row, is given a copy for each row, and translates alike."""
