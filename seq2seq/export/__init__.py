@@ -12,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 # Bumped when the graphs' inputs or outputs or export.json change in a way older runtimes cannot read.
-EXPORT_FORMAT_VERSION = 4
+EXPORT_FORMAT_VERSION = 5
 # Format 1 (written until 2026-12-01) stepped to logits over the whole vocabulary alone; this runtime
 # needs the step graph's log-sum-exp and top k, so such a directory is refused with what to do.
 # Format 3 (2026-12-06) added the optional shortlist; a format 2 directory is read as having none.
 # Format 4 (2026-12-07) gives the step graph one memory row per sentence rather than per row; the
 # runtime repeats the memory of a format 2 or 3 graph for each row at every step.
+# Format 5 (2026-12-07) takes the step graph's top k over the raw logits (PAD and BOS included: the
+# runtime asks for two more and drops them) and has no `never` input or array; the runtime adds −inf
+# itself for a format 2 to 4 graph's way.
 OLDEST_FORMAT_VERSION = 2
 EXPORT_META = "export.json"
 ENCODER_GRAPH = "encoder.onnx"

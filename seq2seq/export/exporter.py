@@ -19,7 +19,7 @@ The step graph's logits are the output vocabulary's columns only (export.json's 
 ids for a model without the mask): torch computes the full vocabulary with −inf outside it, which
 here would be a third more work in the largest product of the step. With --shortlist a second step
 graph takes the output layer as inputs (output_layer.npz: the weight (E, V'), or with int8 its int8
-columns and their scales, the bias and `never`), so that the runtime can pass a batch's shortlisted
+columns and their scales, and the bias), so that the runtime can pass a batch's shortlisted
 columns (seq2seq.export.shortlist); the first keeps it as constants, which onnxruntime prepacks. The log-sum-exp and the top k
 are in the graph because numpy took a third of a beam search's time computing them (docs/logs/2026-12-01-export-benchmark.md).
 """
@@ -45,7 +45,7 @@ from seq2seq.export.shortlist import SHORTLIST_FILE, learn_shortlist
 from seq2seq.model import DecoderState, Memory, Seq2Seq
 from seq2seq.modeldir.checkpoint import load_model_dir
 from seq2seq.modeldir.meta import CARD, CONFIG, META, WEIGHTS, CheckpointError, ModelMeta
-from seq2seq.tokenizer import BOS_ID, PAD_ID, SPECIAL_IDS, Tokenizer, copy_model_files, model_files, tokenizer_sha256
+from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, copy_model_files, model_files, tokenizer_sha256
 
 if TYPE_CHECKING:
     from seq2seq.config import Config
@@ -114,24 +114,25 @@ class _StepGraph(nn.Module):
     (N, 1), top_values and top_columns (N, k), the next state fields.
 
     layer_as_inputs: the output layer comes after k as inputs rather than as constants:
-    output_weight (E, C), output_bias (B, C) and never (C,), for C columns the runtime picks (a
+    output_weight (E, C) and output_bias (B, C), for C columns the runtime picks (a
     shortlist's; a sentence's bias row is −inf where its own shortlist leaves a column out); the
     logits are then (N, C).
 
-    top_*: the k largest logits of each row with `never` added (−inf for PAD and BOS: the rule of
-    `constrain` that every step applies), largest first, ties to the lower column (onnxruntime's
-    TopK, as the runtime's `_topk`). The search uses them on the steps where no other rule applies.
+    top_*: the k largest logits of each row, largest first, ties to the lower column (onnxruntime's
+    TopK, as the runtime's `_topk`); the runtime asks for k plus the columns of PAD and BOS among them
+    and drops those (the rule of `constrain` that every step applies), and the search uses the rest on
+    the steps where no other rule applies. The largest is also the maximum the log-sum-exp subtracts:
+    one pass over the logits fewer than adding −inf for PAD and BOS and taking ReduceMax (format 5).
     """
 
     def __init__(self, model: Seq2Seq, memory_names: tuple[str, ...], state_names: dict[str, int], output_ids: torch.Tensor | None, *, layer_as_inputs: bool):
         super().__init__()
         self.model, self.memory_names, self.state_names, self.layer_as_inputs = model, memory_names, state_names, layer_as_inputs
         if not layer_as_inputs:
-            weight, bias, never = _output_layer(model, output_ids)
+            weight, bias = _output_layer(model, output_ids)
             # Buffers become the graph's initializers, which int8 quantization finds (it leaves constants alone).
             self.register_buffer("output_weight", weight)
             self.register_buffer("output_bias", bias)
-            self.register_buffer("never", never)
 
     def forward(self, y: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n, m = len(self.state_names), len(self.memory_names)
@@ -141,34 +142,31 @@ class _StepGraph(nn.Module):
         features, state, _ = self.model.decoder.step_features(y, state, memory)  # (N, E)
         k = inputs[n + m]
         if self.layer_as_inputs:
-            weight, bias, never = inputs[n + m + 1 :]
+            weight, bias = inputs[n + m + 1 :]
             logits = features @ weight  # (N, C)
             logits = (logits.reshape(bias.size(0), -1, logits.size(1)) + bias.unsqueeze(1)).reshape(logits.shape)  # each sentence's bias row
         else:
-            never = self.never
             logits = F.linear(features, self.output_weight, self.output_bias)  # (N, V')
+        top_values, top_columns = torch.topk(logits, k, dim=-1)  # (N, k) each; k >= 1
         # Written out: torch.logsumexp becomes ReduceLogSumExp, which took 4 ms a step at 320 rows (this
         # form under 1). Each row has a finite column (a shortlist holds EOS), so its maximum is finite.
-        top = logits.max(dim=-1, keepdim=True).values
+        top = top_values[:, :1]  # (N, 1) the row's maximum
         log_norm = top + (logits - top).exp().sum(dim=-1, keepdim=True).log()  # (N, 1)
-        top_values, top_columns = torch.topk(logits + never, k, dim=-1)  # (N, k) each
         return (logits, log_norm, top_values, top_columns, *_state_tuple(state, self.state_names))
 
 
-def _output_layer(model: Seq2Seq, output_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The output vocabulary's weight (V', E) and bias (V',), and never (V',): −inf for PAD and BOS."""
+def _output_layer(model: Seq2Seq, output_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output vocabulary's weight (V', E) and bias (V',)."""
     weight, bias, _ = model.decoder.output_layer()  # the rows of output_ids
-    ids = torch.arange(weight.size(0)) if output_ids is None else output_ids
-    never = torch.zeros(ids.numel()).masked_fill_((ids == PAD_ID) | (ids == BOS_ID), float("-inf"))
-    return weight.detach().clone(), bias.detach().clone(), never
+    return weight.detach().clone(), bias.detach().clone()
 
 
 def _output_arrays(model: Seq2Seq, output_ids: torch.Tensor | None, quantize: Quantize) -> dict[str, np.ndarray]:
     """output_layer.npz's arrays, one column per output id: the weight (E, V') (int8 and its column
-    scales with quantize int8), the bias (1, V') and never (V',)."""
-    weight, bias, never = _output_layer(model, output_ids)
+    scales with quantize int8) and the bias (1, V')."""
+    weight, bias = _output_layer(model, output_ids)
     w = np.ascontiguousarray(weight.float().numpy().T)  # (E, V')
-    arrays = {"output_bias": bias.float().numpy()[None, :], "never": never.numpy()}
+    arrays = {"output_bias": bias.float().numpy()[None, :]}
     if quantize == "int8":
         arrays["output_weight_q"], arrays["output_weight_scale"] = quantize_weight(w)
     else:
@@ -298,15 +296,10 @@ def _export_step(
         step_axes[name] = enc_axes[name] | {0: "sentences"}
     inputs, examples = ["y", *state_names, *memory_names, "k"], (y, *state, *memory, k)
     if layer_as_inputs:
-        weight, bias, never = _output_layer(model, output_ids)
-        examples += (weight.T.contiguous(), bias.expand(2, -1).contiguous(), never)  # a bias row per sentence
-        inputs += ["output_weight", "output_bias", "never"]
-        step_axes |= {
-            "logits": {0: "batch", 1: "columns"},
-            "output_weight": {1: "columns"},
-            "output_bias": {0: "sentences", 1: "columns"},
-            "never": {0: "columns"},
-        }
+        weight, bias = _output_layer(model, output_ids)
+        examples += (weight.T.contiguous(), bias.expand(2, -1).contiguous())  # a bias row per sentence
+        inputs += ["output_weight", "output_bias"]
+        step_axes |= {"logits": {0: "batch", 1: "columns"}, "output_weight": {1: "columns"}, "output_bias": {0: "sentences", 1: "columns"}}
     _export(step, examples, path, inputs, [*STEP_OUTPUTS, *(f"next_{n}" for n in state_names)], step_axes)
 
 
@@ -344,6 +337,7 @@ def _export_meta(
         output_ids=None if output_ids is None else tuple(output_ids.tolist()),
         shortlist=SHORTLIST_FILE if shortlist else None,
         memory_per_sentence=True,
+        raw_top=True,
         max_len=config.data.max_len,
         source_weights_sha256=model_meta.weights_sha256,
     )

@@ -10,6 +10,10 @@ than in batches of 64. Here each row of an activation gets its own scale instead
     Aq = round(A / scale) + 128                         uint8, zero point 128: onnxruntime's fast u8×s8 kernels
     Y  = (Aq − 128)·Wq · scale · w_scale (+ bias)       Wq int8 with one scale per output column (symmetric)
 
+Aq is one QuantizeLinear node with a scale per row (per-axis, axis 0, the activation seen as rows of
+K), which rounds half to even and saturates as Div, Round, Add, Clip and Cast did, to the same bytes,
+in 0.07 ms where those five took 0.45 ms of a beam step at 320 rows.
+
 Y is one com.microsoft MatMulIntegerToFloat node (onnxruntime's own operator; it takes the row scales
 (..., 1) as its A scale and broadcasts them), which at 320 rows by 5,575 columns took 1.1 ms where
 MatMulInteger, Cast and two Mul took 1.6 ms.
@@ -37,17 +41,17 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = ()) -> int:
     import onnx  # the onnx extra, imported when a graph is quantized (seq2seq-export names the extra when it is missing)
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(path))
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
     graph = model.graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.value_info, *graph.input) if v.type.tensor_type.HasField("shape")}
     weights = {w.name: w for w in graph.initializer}
     nodes: list = []
     extra_inits: list = [
         numpy_helper.from_array(np.array(1 / 127, dtype=np.float32), "rowq_inv127"),
         numpy_helper.from_array(np.array(1e-30, dtype=np.float32), "rowq_tiny"),
-        numpy_helper.from_array(np.array(128, dtype=np.float32), "rowq_offset"),
-        numpy_helper.from_array(np.array(0, dtype=np.float32), "rowq_low"),
-        numpy_helper.from_array(np.array(255, dtype=np.float32), "rowq_high"),
         numpy_helper.from_array(np.array(128, dtype=np.uint8), "rowq_zero"),
+        numpy_helper.from_array(np.array([128], dtype=np.uint8), "rowq_zeros"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "rowq_flat"),
     ]
     quantized: dict[str, tuple[str, str]] = {}  # activation → (its uint8 rows, their scales)
     used: set[str] = set()
@@ -59,7 +63,8 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = ()) -> int:
             continue
         a = node.input[0]
         if a not in quantized:
-            quantized[a] = _quantize_activation(a, nodes)
+            k = _weight_rows(weight, weights, graph, node)
+            quantized[a] = _quantize_activation(a, k, ranks.get(a), nodes, extra_inits)
         aq, a_scale = quantized[a]
         if weight in weight_inputs:
             wq, w_scale = f"{weight}_q", f"{weight}_scale"
@@ -134,10 +139,19 @@ def _attr(node, name: str, default):
     return default
 
 
-def _quantize_activation(a: str, nodes: list) -> tuple[str, str]:
+def _weight_rows(weight: str, weights: dict, graph, node) -> int:
+    """K, the rows of a product's weight (K, N): the activation's last axis."""
+    if weight in weights:
+        dims = list(weights[weight].dims)
+        return dims[1] if _attr(node, "transB", 0) else dims[0]
+    (given,) = [i for i in graph.input if i.name == weight]
+    return given.type.tensor_type.shape.dim[0].dim_value
+
+
+def _quantize_activation(a: str, k: int, rank: int | None, nodes: list, inits: list) -> tuple[str, str]:
     """Append to `nodes` those that turn activation `a` (..., K) into uint8 rows and their scales
-    (..., 1); returns the two names."""
-    from onnx import TensorProto, helper
+    (..., 1); returns the two names. rank: a's, where shape inference knows it (2: no reshaping)."""
+    from onnx import helper, numpy_helper
 
     p = f"rowq_{a}".replace("/", "_").replace(":", "_").replace(".", "_")
     nodes += [
@@ -145,11 +159,21 @@ def _quantize_activation(a: str, nodes: list) -> tuple[str, str]:
         helper.make_node("ReduceMax", [f"{p}_abs"], [f"{p}_max"], axes=[-1], keepdims=1),
         helper.make_node("Mul", [f"{p}_max", "rowq_inv127"], [f"{p}_scale0"]),
         helper.make_node("Max", [f"{p}_scale0", "rowq_tiny"], [f"{p}_scale"]),
-        helper.make_node("Div", [a, f"{p}_scale"], [f"{p}_div"]),
-        helper.make_node("Round", [f"{p}_div"], [f"{p}_round"]),
-        helper.make_node("Add", [f"{p}_round", "rowq_offset"], [f"{p}_shift"]),
-        helper.make_node("Clip", [f"{p}_shift", "rowq_low", "rowq_high"], [f"{p}_clip"]),
-        helper.make_node("Cast", [f"{p}_clip"], [f"{p}_u8"], to=TensorProto.UINT8),
+        # QuantizeLinear scales along one axis: the activation as (M, K) rows, the scales as (M,), and
+        # as many zero points (128) as scales.
+        helper.make_node("Reshape", [f"{p}_scale", "rowq_flat"], [f"{p}_scales"]),
+        helper.make_node("Shape", [f"{p}_scales"], [f"{p}_m"]),
+        helper.make_node("Expand", ["rowq_zeros", f"{p}_m"], [f"{p}_zeros"]),
+    ]
+    if rank == 2:
+        nodes.append(helper.make_node("QuantizeLinear", [a, f"{p}_scales", f"{p}_zeros"], [f"{p}_u8"], axis=0))
+        return f"{p}_u8", f"{p}_scale"
+    inits.append(numpy_helper.from_array(np.array([-1, k], dtype=np.int64), f"{p}_rows_shape"))
+    nodes += [
+        helper.make_node("Reshape", [a, f"{p}_rows_shape"], [f"{p}_rows"]),
+        helper.make_node("QuantizeLinear", [f"{p}_rows", f"{p}_scales", f"{p}_zeros"], [f"{p}_q_rows"], axis=0),
+        helper.make_node("Shape", [a], [f"{p}_shape"]),
+        helper.make_node("Reshape", [f"{p}_q_rows", f"{p}_shape"], [f"{p}_u8"]),
     ]
     return f"{p}_u8", f"{p}_scale"
 

@@ -15,7 +15,7 @@ graphs' own input names, so the runtime needs no knowledge of the cell: an LSTM'
 
 With a shortlist (seq2seq-export --shortlist), a second step graph, decoder_step_shortlist.onnx,
 takes the output layer as inputs (output_layer.npz: its weight, fp32 or int8 with column scales,
-its bias, and `never`, −inf for PAD and BOS): `start` slices the arrays to the batch's columns once
+and its bias; before format 5 also `never`, −inf for PAD and BOS): `start` slices the arrays to the batch's columns once
 per batch and the memory carries them to every step. The plain step graph keeps its output layer as
 constants, which onnxruntime prepacks (as inputs they cost a third of a beam-5 step at batch 1).
 
@@ -41,7 +41,7 @@ from seq2seq.decoding.protocol import Step
 from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OLDEST_FORMAT_VERSION, OUTPUT_LAYER, SHORTLIST_STEP_GRAPH, STEP_GRAPH
 from seq2seq.export.shortlist import Shortlist
 from seq2seq.modeldir.meta import META, CheckpointError, ModelMeta
-from seq2seq.tokenizer import SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
+from seq2seq.tokenizer import BOS_ID, PAD_ID, SPECIAL_IDS, Tokenizer, load_tokenizer, tokenizer_sha256
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -58,9 +58,10 @@ class Memory:
     # R = N / B consecutive rows per sentence (seq2seq.model.decoder).
     rows: dict[str, np.ndarray]
     # With a shortlist, the output layer's arrays for this batch's columns, column last: e.g.
-    # output_weight (E, C), never (C,); else empty (the plain step graph holds its output layer).
+    # output_weight (E, C); else empty (the plain step graph holds its output layer).
     output: dict[str, np.ndarray]
     ids: np.ndarray  # (C,) int64 the target id of each column, ascending
+    never: np.ndarray  # (P,) int64 the columns of PAD and BOS among them, which no step may choose
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +87,9 @@ class ExportMeta:
     # True: the step graph reads one memory row per sentence for its N = B·R rows (format 4 on);
     # False: one per row, as formats 2 and 3 were written, so the runtime repeats each sentence's.
     memory_per_sentence: bool
+    # True: the step graph's top k is over the raw logits, PAD and BOS among them, which the runtime
+    # drops (format 5 on); False: the graph added −inf for them first (formats 2 to 4).
+    raw_top: bool
     max_len: int  # source tokens per piece: longer sentences are translated in pieces, as the torch path does
     source_weights_sha256: str  # model.safetensors of the model directory that was exported
 
@@ -101,6 +105,8 @@ class ExportMeta:
             flat = {"shortlist": None, **flat}  # format 2 had no shortlist
         if flat.get("export_format_version") in (2, 3):
             flat = {"memory_per_sentence": False, **flat}
+        if flat.get("export_format_version") in (2, 3, 4):
+            flat = {"raw_top": False, **flat}
         missing = sorted(names - set(flat))
         if missing:
             raise CheckpointError(f"{where} lacks {', '.join(missing)}; it was not written by seq2seq-export (export the model directory again)")
@@ -210,6 +216,8 @@ class ExportedModel:
         self._ids = np.arange(V) if meta.output_ids is None else np.asarray(meta.output_ids, dtype=np.int64)  # (V',) each column's id
         self._column_of = np.full(V, -1, dtype=np.int64)  # (V,) each id's column, −1 outside the output vocabulary
         self._column_of[self._ids] = np.arange(self._ids.size)
+        self._never = _never_columns(self._ids)
+        self._raw_top = meta.raw_top
 
     def start(self, src: np.ndarray, src_len: np.ndarray, prefixes: Sequence[Sequence[int] | None] = ()) -> tuple[Memory, State]:
         """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state.
@@ -217,7 +225,7 @@ class ExportedModel:
         values = self._encode(src, src_len)
         rows, state = {k: values[k] for k in self.meta.memory_names}, {k: values[k] for k in self._state_names}
         if self.shortlisted is None:
-            return Memory(rows, {}, self._ids), state
+            return Memory(rows, {}, self._ids, self._never), state
         return self._shortlisted_memory(src, rows, prefixes or [None] * src.shape[0]), state
 
     def _encode(self, src: np.ndarray, src_len: np.ndarray) -> dict[str, np.ndarray]:
@@ -257,7 +265,7 @@ class ExportedModel:
         # np.take rather than v[..., columns]: 0.3 ms against 1.3 for an int8 weight of 256 rows and 2,974 columns.
         output = {k: np.take(v, columns, axis=-1) for k, v in shortlisted.output.items() if k != "output_bias"}
         rows = rows | {"output_bias": np.where(allowed, shortlisted.output["output_bias"][:, columns], np.float32(NEG_INF))}  # (B, C)
-        return Memory(rows, output, ids)
+        return Memory(rows, output, ids, _never_columns(ids))
 
     def step(self, y: np.ndarray, state: State, memory: Memory) -> Step[np.ndarray, State]:
         """y (N,) int64 → logits (N, V) float32 (−inf outside the batch's columns, as torch's outside the
@@ -276,7 +284,10 @@ class ExportedModel:
         What `step` and then constrain's first rule and the search's `_topk` would give, without
         bringing the (N, V) logits out of the graph.
         """
-        values, columns, log_norm, *state_values = self._run(["top_values", "top_columns", "log_norm"], y, state, memory, k)
+        ask = min(k + memory.never.size, memory.ids.size) if self._raw_top else k
+        values, columns, log_norm, *state_values = self._run(["top_values", "top_columns", "log_norm"], y, state, memory, ask)
+        if self._raw_top and memory.never.size:
+            values, columns = _without(values, columns, memory.never, k)
         # The ids ascend with the columns, so ties still go to the lower id.
         return Step(None, dict(zip(self._state_names, state_values)), log_norm=log_norm, top=(values, memory.ids[columns]))
 
@@ -296,7 +307,23 @@ class ExportedModel:
     @staticmethod
     def select_memory(memory: Memory, index: np.ndarray) -> Memory:
         """Pick sentences of the memory: index (B',); the output layer's columns stay."""
-        return Memory({k: v[index] for k, v in memory.rows.items()}, memory.output, memory.ids)
+        return Memory({k: v[index] for k, v in memory.rows.items()}, memory.output, memory.ids, memory.never)
+
+
+def _never_columns(ids: np.ndarray) -> np.ndarray:
+    """The columns of PAD and BOS among the ascending ids (C,): (P,) int64, P <= 2."""
+    return np.flatnonzero((ids == PAD_ID) | (ids == BOS_ID))
+
+
+def _without(values: np.ndarray, columns: np.ndarray, never: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first k entries of each row of a top (N, k + P) whose column is not in `never`: the top k with
+    PAD and BOS forbidden, in the same order (largest first, ties to the lower column)."""
+    banned = np.isin(columns, never)  # (N, k + P)
+    if not banned.any():
+        return values[:, :k], columns[:, :k]
+    keep = np.argsort(banned, axis=1, kind="stable")[:, :k]  # the allowed entries first, in their order
+    rows = np.arange(values.shape[0])[:, None]
+    return values[rows, keep], columns[rows, keep]
 
 
 def read_exported_dir(directory: Path) -> tuple[ExportMeta, ModelMeta]:

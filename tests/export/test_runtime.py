@@ -34,3 +34,23 @@ def test_length_groups_find_the_cheapest_split_into_calls():
 def test_similar_lengths_stay_one_call():
     assert [g.tolist() for g in length_groups(np.array([7, 8, 7, 9]), 19)] == [[0, 1, 2, 3]]
     assert [g.tolist() for g in length_groups(np.array([30, 5, 6, 31]), 19)] == [[1, 2], [0, 3]]
+
+
+def test_a_raw_top_loses_pad_and_bos_and_keeps_its_order():
+    """Format 5's step graph gives the top k + P of the raw logits; the runtime drops the columns of PAD
+    and BOS and keeps the first k of the rest: the top k with those two forbidden, ties in column order."""
+    from seq2seq.export.runtime import _without
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        logits = rng.integers(-3, 4, (6, 12)).astype(np.float32)  # many ties
+        never, k = np.array([0, 2]), 4
+        order = np.argsort(-logits, axis=1, kind="stable")  # largest first, ties to the lower column (onnxruntime's TopK)
+        raw = order[:, : k + never.size]
+        rows = np.arange(6)[:, None]
+        values, columns = _without(logits[rows, raw], raw, never, k)
+        forbidden = logits.copy()
+        forbidden[:, never] = -np.inf
+        expected = np.argsort(-forbidden, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(columns, expected)
+        np.testing.assert_array_equal(values, forbidden[rows, expected])
