@@ -9,9 +9,11 @@ for company that will not come, translates them with `Translator.translate_nbest
 its index: a request's sentences may go in several batches and still come back in order. A
 translation never depends on the batch it was in, so the answers are those of seq2seq-translate.
 
-With `processes` (a `ModelSource`), each worker thread hands its batches to a model of its own in
-a child process (seq2seq.serve.processes) and waits for them without the GIL, which the event loop
-then has to itself; else the worker threads share the server's `translator`.
+With `processes` (a `ModelSource`), each worker is a model of its own in a child process
+(seq2seq.serve.processes), fed by two threads here: one collects batches and sends them, one receives
+their translations and hands them back, without the GIL while they wait, which the event loop then
+has to itself. A child holds up to PIPELINE batches, so that it starts the next the moment it is
+done; else the worker threads share the server's `translator`, one batch each at a time.
 
 With several workers (`workers`), they take turns at collecting: one gathers the next batch while
 the others translate theirs, each with the model's threads (a translator keeps no state between
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from seq2seq.options import SearchOptions
 from seq2seq.serve.metrics import Metrics
-from seq2seq.serve.processes import ModelSource, WorkerProcess
+from seq2seq.serve.processes import ModelSource, WorkerError, WorkerProcess
 
 if TYPE_CHECKING:
     from seq2seq.inference.translator import Translation, Translator
@@ -49,6 +51,11 @@ log = logging.getLogger("seq2seq.serve")
 
 # Submits remembered for the arrival rate: enough to measure a few hundred requests a second.
 ARRIVALS_KEPT = 256
+# Batches a worker process holds at once: the one it translates and the next, in its pipe. Handed one
+# at a time, the children sat idle 20-28% of the time between batches; with two, the server answered
+# 0.93-1.15x (median 1.07x) the sentences/s at 64 clients in six alternating pairs
+# (docs/logs/2026-12-07-worker-processes.md).
+PIPELINE = 2
 
 
 class Ticket:
@@ -94,6 +101,53 @@ class _Sentence:
     text: str
     options: SearchOptions
     tokens: int
+
+
+_Group = tuple[SearchOptions, list[_Sentence]]
+
+
+def _groups(batch: list[_Sentence]) -> list[_Group]:
+    """The batch's sentences by their SearchOptions, in order (compared with ==: a field may be unhashable)."""
+    groups: list[_Group] = []
+    for item in batch:
+        for options, members in groups:
+            if options == item.options:
+                members.append(item)
+                break
+        else:
+            groups.append((item.options, [item]))
+    return groups
+
+
+class _Lane:
+    """One worker process's batches in flight, oldest first: each with its groups (one send each)."""
+
+    def __init__(self) -> None:
+        self.slots = threading.Semaphore(PIPELINE)
+        self.cond = threading.Condition()
+        self.sent: collections.deque[tuple[list[_Sentence], list[_Group], float] | None] = collections.deque()  # None: stop
+
+    def put(self, job: tuple[list[_Sentence], list[_Group], float] | None) -> None:
+        with self.cond:
+            self.sent.append(job)
+            self.cond.notify_all()
+
+    def get(self) -> tuple[list[_Sentence], list[_Group], float] | None:
+        with self.cond:
+            while not self.sent:
+                self.cond.wait()
+            job = self.sent[0]
+            return job
+
+    def done(self) -> None:
+        with self.cond:
+            self.sent.popleft()
+            self.cond.notify_all()
+
+    def wait_empty(self) -> None:
+        with self.cond:
+            while self.sent:
+                self.cond.wait()
 
 
 @dataclass(frozen=True)
@@ -150,7 +204,14 @@ class Batcher:
                 self._close_children()
                 raise
             engines = list(self._children)
-        self._threads = [threading.Thread(target=self._work, args=(e,), name=f"seq2seq-inference-{i}", daemon=True) for i, e in enumerate(engines)]
+        if self._children:
+            self._threads = []
+            for i, child in enumerate(self._children):
+                lane = _Lane()
+                self._threads.append(threading.Thread(target=self._feed, args=(child, lane), name=f"seq2seq-feed-{i}", daemon=True))
+                self._threads.append(threading.Thread(target=self._drain, args=(child, lane), name=f"seq2seq-drain-{i}", daemon=True))
+        else:
+            self._threads = [threading.Thread(target=self._work, args=(e,), name=f"seq2seq-inference-{i}", daemon=True) for i, e in enumerate(engines)]
         for thread in self._threads:
             thread.start()
 
@@ -206,8 +267,61 @@ class Batcher:
                 try:
                     self._translate(taken, engine)
                 finally:
-                    with self._cond:
-                        self._busy -= 1  # counted by _take as it handed the batch over
+                    self._batch_done()
+
+    def _batch_done(self) -> None:
+        with self._cond:
+            self._busy -= 1  # counted by _take as it handed the batch over
+
+    def _feed(self, child: WorkerProcess, lane: _Lane) -> None:
+        """A worker process's first thread: collect a batch whenever the child holds fewer than PIPELINE, and send it."""
+        while True:
+            lane.slots.acquire()
+            with self._collecting:
+                taken = self._take()
+            if taken is None:
+                lane.put(None)
+                return
+            if isinstance(taken, _Call) or not taken:
+                if isinstance(taken, _Call):
+                    self._run_call(taken)
+                lane.slots.release()
+                continue
+            groups = _groups(taken)
+            if not child.alive:  # its batches in flight fail first (the other thread reads the old pipe)
+                lane.wait_empty()
+                try:
+                    child.restart()
+                except WorkerError as err:
+                    log.exception("%s could not start again", child.name)
+                    self._fail(taken, err)
+                    self._batch_done()
+                    lane.slots.release()
+                    continue
+            for options, members in groups:
+                child.send([m.text for m in members], options, batch_size=self.batch_size)
+            lane.put((taken, groups, time.perf_counter()))
+
+    def _drain(self, child: WorkerProcess, lane: _Lane) -> None:
+        """A worker process's second thread: receive each batch's translations, in the order sent, and hand them back."""
+        last = time.perf_counter()
+        while True:
+            job = lane.get()
+            if job is None:
+                return
+            batch, groups, sent = job
+            for _, members in groups:
+                try:
+                    self._deliver(members, child.receive())
+                except WorkerError as err:  # the child failed or died: not the input's fault; fail these requests (500), keep serving
+                    log.error("translating a batch of %d sentences failed: %s", len(members), err)
+                    self._fail(members, err)
+            now = time.perf_counter()
+            self._record(batch, now - max(sent, last))  # since the child could start it
+            last = now
+            self._batch_done()
+            lane.done()
+            lane.slots.release()
 
     def _take(self) -> list[_Sentence] | _Call | None:
         """The next call, or sentences up to the token budget or the wait; None when stopped and empty."""
@@ -256,26 +370,28 @@ class Batcher:
 
     def _translate(self, batch: list[_Sentence], engine: Translator | WorkerProcess) -> None:
         start = time.perf_counter()
-        groups: list[tuple[SearchOptions, list[_Sentence]]] = []  # SearchOptions compared with ==: a field may be unhashable
-        for item in batch:
-            for options, members in groups:
-                if options == item.options:
-                    members.append(item)
-                    break
-            else:
-                groups.append((item.options, [item]))
-        for options, members in groups:
+        for options, members in _groups(batch):
             try:
                 results = engine.translate_nbest([m.text for m in members], options, batch_size=self.batch_size)
             except Exception as err:  # a bug, or a worker process gone: not the input's fault; fail these requests (500), keep serving
                 log.exception("translating a batch of %d sentences failed", len(members))
-                for ticket in {id(m.ticket): m.ticket for m in members}.values():
-                    ticket._fail(err)
+                self._fail(members, err)
                 continue
-            for m, hyps in zip(members, results):
-                m.ticket._deliver(m.index, hyps)
-                self.metrics.target_tokens.inc(len(hyps[0].tokens))
-        seconds = time.perf_counter() - start
+            self._deliver(members, results)
+        self._record(batch, time.perf_counter() - start)
+
+    def _deliver(self, members: list[_Sentence], results: list[list[Translation]]) -> None:
+        for m, hyps in zip(members, results):
+            m.ticket._deliver(m.index, hyps)
+            self.metrics.target_tokens.inc(len(hyps[0].tokens))
+
+    @staticmethod
+    def _fail(members: list[_Sentence], err: BaseException) -> None:
+        for ticket in {id(m.ticket): m.ticket for m in members}.values():
+            ticket._fail(err)
+
+    def _record(self, batch: list[_Sentence], seconds: float) -> None:
+        """A batch translated in `seconds`: the metrics, and the rate Retry-After is computed from."""
         self.metrics.sentences.inc(len(batch))
         self.metrics.batch_sentences.observe(len(batch))
         current = self.workers * len(batch) / max(seconds, 1e-6)

@@ -74,15 +74,32 @@ class WorkerProcess:
             raise WorkerError(f"{self.name} did not load {', '.join(self.source.model_dirs)} within {LOAD_TIMEOUT_S:g} s")
         self._receive()
 
-    def translate_nbest(self, sentences: list[str], options: SearchOptions, *, batch_size: int) -> list[list[Translation]]:
-        if not self._process.is_alive():
-            log.warning("%s ended (exit code %s); starting it again", self.name, self._process.exitcode)
-            self._conn.close()
-            self._start()
-            self.wait_ready()
-        with contextlib.suppress(OSError):  # the child died since the check above: the receive below says so
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def restart(self) -> None:
+        """Start a child that died again (WorkerError if it cannot load its model)."""
+        log.warning("%s ended (exit code %s); starting it again", self.name, self._process.exitcode)
+        self._conn.close()
+        self._start()
+        self.wait_ready()
+
+    def send(self, sentences: list[str], options: SearchOptions, *, batch_size: int) -> None:
+        """Hand the child a batch; its n-best lists come from `receive`, in the order the batches were sent."""
+        with contextlib.suppress(OSError):  # the child died: the receive says so
             self._conn.send((sentences, options, batch_size))
+
+    def receive(self) -> list[list[Translation]]:
+        """The n-best lists of the oldest batch sent and not yet received (WorkerError if the child failed or ended)."""
         return self._receive()
+
+    def translate_nbest(self, sentences: list[str], options: SearchOptions, *, batch_size: int) -> list[list[Translation]]:
+        """One batch, there and back (as Translator's); a child that died is started again first."""
+        if not self.alive:
+            self.restart()
+        self.send(sentences, options, batch_size=batch_size)
+        return self.receive()
 
     def _receive(self) -> Any:
         try:

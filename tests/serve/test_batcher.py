@@ -236,3 +236,75 @@ def test_stop_finishes_what_is_queued():
         return [texts_of(await t.future) for t in tickets]
 
     assert asyncio.run(main()) == [[str(i)] for i in range(5)]
+
+
+class PipedChild:
+    """A stand-in WorkerProcess (send, receive, alive, restart): it answers each batch sent, in order,
+    once `release` allows, and records how many batches it held at once."""
+
+    def __init__(self, source, *, name):
+        self.name, self.alive, self.sent, self.held = name, True, [], 0
+        self.release = threading.Semaphore(0)
+        self.lock = threading.Lock()
+
+    def wait_ready(self):
+        pass
+
+    def send(self, texts, options, *, batch_size):
+        with self.lock:
+            self.sent.append(list(texts))
+            self.held = max(self.held, len(self.sent))
+
+    def receive(self):
+        assert self.release.acquire(timeout=10), "the batch was never released"
+        with self.lock:
+            texts = self.sent.pop(0)
+        if "boom" in texts:
+            self.alive = False  # as a child killed while it held this batch
+            from seq2seq.serve.processes import WorkerError
+
+            raise WorkerError(f"{self.name} ended (exit code -9)")
+        return [[Translation(t.upper(), 0.0, [t])] for t in texts]
+
+    def restart(self):
+        self.alive = True
+        self.restarts = getattr(self, "restarts", 0) + 1
+
+    def close(self):
+        pass
+
+
+def test_a_worker_process_holds_the_next_batch_while_it_translates_one_and_a_dead_one_starts_again(monkeypatch):
+    """With worker processes, a child is sent its next batch before it has answered the last (PIPELINE),
+    answers come back in order, a batch the child held when it died fails alone, and the next batch
+    starts it again."""
+    import seq2seq.serve.batcher as batcher_module
+    from seq2seq.serve.processes import ModelSource
+
+    children = []
+    monkeypatch.setattr(batcher_module, "WorkerProcess", lambda source, name: children.append(PipedChild(source, name=name)) or children[-1])
+
+    async def main():
+        batcher = Batcher(Echo(), new_metrics(), max_tokens=1, max_wait=0.0, batch_size=64, workers=1, processes=ModelSource(("d",), "cpu", "fp32", 1, True))
+        batcher.start()
+        (child,) = children
+        tickets = [batcher.submit([t], SearchOptions()) for t in ("a", "b", "c")]
+        for _ in range(200):  # both of the child's slots fill before it answers anything
+            if child.held == batcher_module.PIPELINE:
+                break
+            await asyncio.sleep(0.01)
+        held = child.held
+        for _ in range(3):
+            child.release.release()
+        answers = [texts_of(await asyncio.wait_for(t.future, 10)) for t in tickets]
+        dead = batcher.submit(["boom"], SearchOptions())
+        child.release.release()
+        with pytest.raises(Exception, match="ended"):
+            await asyncio.wait_for(dead.future, 10)
+        after = batcher.submit(["d"], SearchOptions())
+        child.release.release()
+        answers.append(texts_of(await asyncio.wait_for(after.future, 10)))
+        await asyncio.to_thread(batcher.stop)
+        return held, answers, child.restarts
+
+    assert asyncio.run(main()) == (2, [["A"], ["B"], ["C"], ["D"]], 1)
