@@ -1,4 +1,4 @@
-"""Dynamic batching: one queue of sentences, one or more inference worker threads.
+"""Dynamic batching: one queue of sentences, one or more inference workers (threads, or processes).
 
 Requests put their sentences on the queue (`Batcher.submit`) and await a `Ticket`. The worker
 takes sentences in arrival order until they hold `max_tokens` source subwords or `max_wait`
@@ -194,8 +194,11 @@ class Batcher:
 
     def start(self) -> None:
         """Start the workers (with `processes`, load their models first: WorkerError if one cannot)."""
-        engines: list[Translator | WorkerProcess] = [self.translator] * self.workers
-        if self.processes is not None:
+        if self.processes is None:
+            self._threads = [
+                threading.Thread(target=self._work, args=(self.translator,), name=f"seq2seq-inference-{i}", daemon=True) for i in range(self.workers)
+            ]
+        else:
             self._children = [WorkerProcess(self.processes, name=f"seq2seq-worker-{i}") for i in range(self.workers)]
             try:
                 for child in self._children:
@@ -203,15 +206,11 @@ class Batcher:
             except BaseException:
                 self._close_children()
                 raise
-            engines = list(self._children)
-        if self._children:
             self._threads = []
             for i, child in enumerate(self._children):
                 lane = _Lane()
                 self._threads.append(threading.Thread(target=self._feed, args=(child, lane), name=f"seq2seq-feed-{i}", daemon=True))
                 self._threads.append(threading.Thread(target=self._drain, args=(child, lane), name=f"seq2seq-drain-{i}", daemon=True))
-        else:
-            self._threads = [threading.Thread(target=self._work, args=(e,), name=f"seq2seq-inference-{i}", daemon=True) for i, e in enumerate(engines)]
         for thread in self._threads:
             thread.start()
 
@@ -255,7 +254,7 @@ class Batcher:
 
     # --- the worker thread -----------------------------------------------------------------------
 
-    def _work(self, engine: Translator | WorkerProcess) -> None:
+    def _work(self, translator: Translator) -> None:
         while True:
             with self._collecting:
                 taken = self._take()
@@ -265,7 +264,7 @@ class Batcher:
                 self._run_call(taken)
             elif taken:
                 try:
-                    self._translate(taken, engine)
+                    self._translate(taken, translator)
                 finally:
                     self._batch_done()
 
@@ -368,12 +367,12 @@ class Batcher:
             return 0.0
         return (len(recent) - 1) / max(now - recent[0], 1e-3) * seconds
 
-    def _translate(self, batch: list[_Sentence], engine: Translator | WorkerProcess) -> None:
+    def _translate(self, batch: list[_Sentence], translator: Translator) -> None:
         start = time.perf_counter()
         for options, members in _groups(batch):
             try:
-                results = engine.translate_nbest([m.text for m in members], options, batch_size=self.batch_size)
-            except Exception as err:  # a bug, or a worker process gone: not the input's fault; fail these requests (500), keep serving
+                results = translator.translate_nbest([m.text for m in members], options, batch_size=self.batch_size)
+            except Exception as err:  # a bug, not the input's fault: fail these requests (500), keep serving
                 log.exception("translating a batch of %d sentences failed", len(members))
                 self._fail(members, err)
                 continue
