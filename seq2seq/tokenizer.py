@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +63,7 @@ class Tokenizer:
         return _encode(self.tgt, texts, alpha)
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
-        if len(ids) < LIST_FROM:
-            return [self.tgt.decode(one) for one in ids]
-        return self.tgt.decode(ids, num_threads=_threads(len(ids)))
+        return _one_call_or_each(self.tgt.decode, ids)
 
     def src_pieces(self, text: str) -> list[str]:
         return self.src.encode(text, out_type=str)
@@ -86,18 +84,19 @@ POOL_FROM = 10_000
 LIST_FROM = 100
 
 
-def _threads(texts: int) -> int:
-    """SentencePiece's num_threads for a call with this many texts (-1: one per CPU)."""
-    return -1 if texts >= POOL_FROM else 1
+def _one_call_or_each(code: Callable, items: list) -> list:
+    """SentencePiece's `code` (encode or decode) over items: one call per item below LIST_FROM, else one
+    call for the list, in one thread below POOL_FROM and with the pool (one thread per CPU) from there."""
+    if len(items) < LIST_FROM:
+        return [code(item) for item in items]
+    return code(items, num_threads=-1 if len(items) >= POOL_FROM else 1)
 
 
 def _encode(sp: spm.SentencePieceProcessor, texts: list[str], alpha: float) -> list[list[int]]:
     if alpha > 0:
         # One thread: with several, which sentence gets which random draw would vary run to run.
         return sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
-    if len(texts) < LIST_FROM:
-        return [sp.encode(text) for text in texts]
-    return sp.encode(texts, num_threads=_threads(len(texts)))
+    return _one_call_or_each(sp.encode, texts)
 
 
 def reachable_target_ids(tokenizer: Tokenizer, segmented: Iterable[Sequence[int]]) -> list[int]:

@@ -97,6 +97,16 @@ def trained_model_dir(tmp_path_factory, demo_dir) -> Path:
     return train(tiny_config(run_dir, demo_dir, "train.epochs=2", "train.valid_beam_size=2", "seed=9"))
 
 
+@pytest.fixture(scope="session")
+def exported(trained_model_dir, tmp_path_factory) -> Path:
+    """trained_model_dir written by seq2seq-export (fp32, no shortlist). Shared: copy it before changing it."""
+    from seq2seq.cli.export import main as export_main
+
+    out = tmp_path_factory.mktemp("exported") / "onnx"
+    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quiet"]) == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def translator(trained_model_dir):
     return Translator.from_pretrained(trained_model_dir, device="cpu")

@@ -21,8 +21,10 @@ from seq2seq.options import BATCH_SIZE
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from seq2seq.inference.translator import Translator
     from seq2seq.options import SearchOptions
     from seq2seq.serve.inputs import Limits
+    from seq2seq.serve.processes import ModelSource
 
 log = logging.getLogger("seq2seq.serve")
 
@@ -51,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
         help="decoding options of /translate, and defaults of /v1/translate: a JSON object of SearchOptions fields, "
         'e.g. \'{"beam_size": 10, "length_penalty": 0.6}\' (default: seq2seq-translate\'s defaults)',
     )
+    _add_batching_arguments(parser)
+    _add_limit_arguments(parser)
+    parser.add_argument(
+        "--cors", metavar="ORIGINS", help="comma-separated origins whose web pages may call this server (e.g. https://example.org; * for any); default: none"
+    )
+    parser.add_argument("--file-ttl", type=float, default=1800.0, help="seconds a file translated by /translate_file can be downloaded (default: 30 minutes)")
+    parser.add_argument("--api-keys", help="a file of API keys, one per line (# comments); every endpoint but /health and /ready then needs one")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr (no access log)")
+    return parser
+
+
+def _add_batching_arguments(parser: argparse.ArgumentParser) -> None:
+    """How sentences become batches and who translates them."""
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="sentences per decoder batch, as in seq2seq-translate")
     parser.add_argument(
         "--max-batch-tokens", type=int, default=2048, help="source subwords the inference worker takes into one batch at most (a longer sentence goes alone)"
@@ -77,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         "(at 64 clients on 2 cores 1.1x the sentences/s of threads); threads: the workers share the server's model; "
         "auto (default): processes for an exported directory, threads for a model directory (each process would load torch)",
     )
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a request may take and ask for, and how long it may wait."""
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take; then 503 with Retry-After")
     parser.add_argument("--max-queue", type=int, default=20000, help="sentences waiting at most; a request beyond gets 503 at once")
     parser.add_argument("--max-lines", type=int, default=1000, help="sentences per request at most (more: 413)")
@@ -90,13 +109,6 @@ def _parser() -> argparse.ArgumentParser:
         default=-1,
         help="requests per minute per API key, else per client address (a list q counts one per entry; more: 429, as LibreTranslate's; -1: no limit)",
     )
-    parser.add_argument(
-        "--cors", metavar="ORIGINS", help="comma-separated origins whose web pages may call this server (e.g. https://example.org; * for any); default: none"
-    )
-    parser.add_argument("--file-ttl", type=float, default=1800.0, help="seconds a file translated by /translate_file can be downloaded (default: 30 minutes)")
-    parser.add_argument("--api-keys", help="a file of API keys, one per line (# comments); every endpoint but /health and /ready then needs one")
-    parser.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr (no access log)")
-    return parser
 
 
 def read_api_keys(path: str) -> frozenset[str]:
@@ -164,15 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(importlib.util.find_spec(name) is None for name in ("fastapi", "uvicorn", "prometheus_client")):
         return fail(MISSING, EXIT_USAGE)
 
-    from seq2seq.serve.inputs import Limits
-
-    limits = Limits(
-        max_body_bytes=args.max_body_bytes,
-        max_lines=args.max_lines,
-        max_beam_size=args.max_beam_size,
-        char_limit=args.char_limit,
-        batch_limit=args.batch_limit,
-    )
+    limits = _limits(args)
     defaults = _default_options(parser, args.options, limits)
     try:
         keys = read_api_keys(args.api_keys) if args.api_keys else frozenset()
@@ -185,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     from seq2seq.inference.translator import Translator
     from seq2seq.modeldir.meta import CheckpointError
     from seq2seq.serve.app import Settings, create_app
-    from seq2seq.serve.processes import ModelSource
 
     workers, threads = workers_and_threads(args.model, args.workers, args.threads)
     try:
@@ -194,9 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (CheckpointError, ValueError) as err:
         return fail(str(err), EXIT_USAGE)
-    as_processes = args.workers_as == "processes" or (args.workers_as == "auto" and translator.is_exported)
-    # The children load the directories the server loaded: local paths, a Hub model's in the cache.
-    processes = ModelSource(tuple(str(d) for d in translator.model_dirs), args.device, args.precision, threads, args.shortlist) if as_processes else None
+    processes = _worker_models(args, translator, threads)
     settings = Settings(
         limits=limits,
         max_tokens=args.max_batch_tokens,
@@ -220,6 +221,28 @@ def main(argv: list[str] | None = None) -> int:
         f"{threads} thread{'s' if threads > 1 else ''} each" if threads else "the library's threads",
     )
     return _run(create_app(translator, settings), host=args.host, port=args.port)
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    from seq2seq.serve.inputs import Limits
+
+    return Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_lines=args.max_lines,
+        max_beam_size=args.max_beam_size,
+        char_limit=args.char_limit,
+        batch_limit=args.batch_limit,
+    )
+
+
+def _worker_models(args: argparse.Namespace, translator: Translator, threads: int) -> ModelSource | None:
+    """--workers-as: what each worker process loads, or None where the workers are threads. The children
+    load the directories the server loaded: local paths, a Hub model's in the cache."""
+    from seq2seq.serve.processes import ModelSource
+
+    if not (args.workers_as == "processes" or (args.workers_as == "auto" and translator.is_exported)):
+        return None
+    return ModelSource(tuple(str(d) for d in translator.model_dirs), args.device, args.precision, threads, args.shortlist)
 
 
 def _run(app: FastAPI, *, host: str, port: int) -> int:

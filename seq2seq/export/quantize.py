@@ -83,8 +83,19 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = ()) -> int:
         if bias:
             nodes.append(helper.make_node("Add", [f"{out}_rowq", bias], [out]))
         count += 1
+    _save_rewritten(model, path, nodes, extra_inits, replaced=used, weight_inputs=weight_inputs)
+    return count
+
+
+def _save_rewritten(model, path: Path, nodes: list, extra_inits: list, *, replaced: set[str], weight_inputs: tuple[str, ...]) -> None:
+    """Give the graph its new nodes and initializers (the replaced weights dropped where nothing reads
+    them any more), its int8 weight inputs and the com.microsoft domain; write it over `path`."""
+    import onnx
+    from onnx import helper
+
+    graph = model.graph
     still_read = {i for n in nodes for i in n.input}
-    kept = [w for w in graph.initializer if w.name not in used or w.name in still_read]
+    kept = [w for w in graph.initializer if w.name not in replaced or w.name in still_read]
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.initializer[:]
@@ -95,7 +106,6 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = ()) -> int:
     tmp = path.with_name(path.name + ".int8.tmp")
     onnx.save(model, str(tmp))
     tmp.replace(path)
-    return count
 
 
 def _replace_weight_inputs(graph, names: tuple[str, ...]) -> None:

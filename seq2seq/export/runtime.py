@@ -217,7 +217,6 @@ class ExportedModel:
         self._column_of = np.full(V, -1, dtype=np.int64)  # (V,) each id's column, −1 outside the output vocabulary
         self._column_of[self._ids] = np.arange(self._ids.size)
         self._never = _never_columns(self._ids)
-        self._raw_top = meta.raw_top
 
     def start(self, src: np.ndarray, src_len: np.ndarray, prefixes: Sequence[Sequence[int] | None] = ()) -> tuple[Memory, State]:
         """src (B, S) int64 ending in EOS and PAD-padded, src_len (B,) → memory and initial state.
@@ -258,7 +257,7 @@ class ExportedModel:
         """The memory of a batch that scores the union of its sentences' shortlists, each sentence its own."""
         shortlisted = self.shortlisted
         assert shortlisted is not None
-        own = shortlisted.shortlist.masks(src, [prefix if prefix is not None else () for prefix in prefixes], self._column_of.size)  # (B, V)
+        own = shortlisted.shortlist.masks(src, [prefix if prefix is not None else () for prefix in prefixes], self.meta.tgt_vocab_size)  # (B, V)
         ids = np.flatnonzero(own.any(axis=0) & (self._column_of >= 0))  # (C,) ascending: the output vocabulary's ids among them
         columns = self._column_of[ids]
         allowed = own[:, ids]  # (B, C)
@@ -284,9 +283,9 @@ class ExportedModel:
         What `step` and then constrain's first rule and the search's `_topk` would give, without
         bringing the (N, V) logits out of the graph.
         """
-        ask = min(k + memory.never.size, memory.ids.size) if self._raw_top else k
+        ask = min(k + memory.never.size, memory.ids.size) if self.meta.raw_top else k
         values, columns, log_norm, *state_values = self._run(["top_values", "top_columns", "log_norm"], y, state, memory, ask)
-        if self._raw_top and memory.never.size:
+        if self.meta.raw_top and memory.never.size:
             values, columns = _without(values, columns, memory.never, k)
         # The ids ascend with the columns, so ties still go to the lower id.
         return Step(None, dict(zip(self._state_names, state_values)), log_norm=log_norm, top=(values, memory.ids[columns]))

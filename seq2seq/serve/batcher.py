@@ -281,9 +281,9 @@ class Batcher:
             if taken is None:
                 lane.put(None)
                 return
-            if isinstance(taken, _Call) or not taken:
-                if isinstance(taken, _Call):
-                    self._run_call(taken)
+            if isinstance(taken, _Call):
+                self._run_call(taken)
+            if isinstance(taken, _Call) or not taken:  # nothing sent: the slot stays free
                 lane.slots.release()
                 continue
             groups = _groups(taken)

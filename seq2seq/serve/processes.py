@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from seq2seq.options import SearchOptions
+from seq2seq.options import Precision, SearchOptions
 
 if TYPE_CHECKING:
     from seq2seq.inference.translator import Translation
@@ -47,7 +47,7 @@ class ModelSource:
 
     model_dirs: tuple[str, ...]  # local directories (an ensemble: several)
     device: str
-    precision: str
+    precision: Precision
     threads: int  # each process's CPU threads
     shortlist: bool
 
@@ -131,7 +131,7 @@ def _serve(conn: Connection, source: ModelSource) -> None:
             source.device,
             source.precision,
             threads=source.threads,
-            shortlist=source.shortlist,  # type: ignore[arg-type]
+            shortlist=source.shortlist,
         )
     except Exception as err:  # sent to the parent, which does not start without its workers
         conn.send((False, f"loading {', '.join(source.model_dirs)}: {err}"))

@@ -32,13 +32,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
-def exported(trained_model_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("exported") / "onnx"
-    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quiet"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def target_dirs(tmp_path_factory, demo_dir) -> tuple[Path, Path]:
     """The LSTM fixture trained with an output layer over the training targets' pieces only
     (model.output_vocab=target, as the en-de recipe's), and its export, whose step graph computes

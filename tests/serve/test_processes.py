@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from serving import post_json, running_server, translate_cli
 
-from seq2seq.cli.export import main as export_main
 from seq2seq.options import SearchOptions
 from seq2seq.serve.processes import ModelSource, WorkerError, WorkerProcess
 from seq2seq.textfiles import read_lines
@@ -24,13 +23,6 @@ pytestmark = pytest.mark.slow  # trained_model_dir trains
 
 OPTIONS = {"beam_size": 2, "max_len_ratio": 0.5}
 CLI = ["--beam-size", "2", "--max-len-ratio", "0.5"]
-
-
-@pytest.fixture(scope="module")
-def exported(trained_model_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("processes") / "onnx"
-    assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quiet"]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")
