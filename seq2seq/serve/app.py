@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.resources
 import logging
 import time
@@ -64,6 +65,9 @@ def create_app(translator: Translator, settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # The routes themselves rather than include_router: FastAPI matches an included router through
+        # a wrapper it checks on every request, 17 µs of the 105 an empty /translate cost in process.
+        routes=[*router.routes, *file_routes.router.routes],
     )
     limiter = RateLimiter(settings.req_limit) if settings.req_limit != -1 else None
     app.state.server = ServerState(translator, settings, batcher, metrics, asyncio.Event(), page, FileStore(settings.file_ttl), limiter)
@@ -77,8 +81,6 @@ def create_app(translator: Translator, settings: Settings) -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]
         )
-    app.include_router(router)
-    app.include_router(file_routes.router)
     add_docs(app)
     return app
 
@@ -123,6 +125,9 @@ async def warm_up(state: ServerState) -> None:
     """One translation through the worker, then /ready answers 200."""
     translator = state.translator
     await state.batcher.call(lambda: translator.translate(["A man is sleeping."]))
+    # What the server holds from now on (the app, the model, the libraries' modules) is left out of
+    # the cyclic garbage collector's passes: walking it took 14% of the server process's CPU under load.
+    gc.freeze()
     state.ready.set()
     log.info("ready: %s → %s, model %s", translator.meta.src_lang, translator.meta.tgt_lang, ", ".join(str(d) for d in translator.model_dirs))
 
