@@ -75,11 +75,11 @@ class Ticket:
     def cancel(self, reason: str) -> None:
         self.cancelled = reason
 
-    def _deliver(self, index: int, hyps: list[Translation]) -> None:
+    def _deliver(self, index: int, hyps: list[Translation]) -> bool:
+        """Put one sentence's n-best list in place: whether the ticket is complete."""
         self.results[index] = hyps
         self.left -= 1
-        if self.left == 0:
-            self.loop.call_soon_threadsafe(_resolve, self.future, self.results, None)
+        return self.left == 0
 
     def _fail(self, err: BaseException) -> None:
         self.loop.call_soon_threadsafe(_resolve, self.future, None, err)
@@ -92,6 +92,11 @@ def _resolve(future: asyncio.Future, result: Any, err: BaseException | None) -> 
         future.set_exception(err)
     else:
         future.set_result(result)
+
+
+def _resolve_all(tickets: list[Ticket]) -> None:
+    for ticket in tickets:
+        _resolve(ticket.future, ticket.results, None)
 
 
 @dataclass(frozen=True)
@@ -380,9 +385,15 @@ class Batcher:
         self._record(batch, time.perf_counter() - start)
 
     def _deliver(self, members: list[_Sentence], results: list[list[Translation]]) -> None:
+        """Hand each sentence's n-best list to its ticket; the complete tickets are resolved by one
+        callback on their loop: one wake-up of the event loop per batch, not per request."""
+        complete: dict[asyncio.AbstractEventLoop, list[Ticket]] = {}
         for m, hyps in zip(members, results):
-            m.ticket._deliver(m.index, hyps)
-            self.metrics.target_tokens.inc(len(hyps[0].tokens))
+            if m.ticket._deliver(m.index, hyps):
+                complete.setdefault(m.ticket.loop, []).append(m.ticket)
+        self.metrics.target_tokens.inc(sum(len(hyps[0].tokens) for hyps in results))
+        for loop, tickets in complete.items():
+            loop.call_soon_threadsafe(_resolve_all, tickets)
 
     @staticmethod
     def _fail(members: list[_Sentence], err: BaseException) -> None:

@@ -1,8 +1,9 @@
-"""What the routes share, as FastAPI dependencies: the server's state, the API-key check, and a request's fields.
+"""What the routes share: the server's state, the API-key check, and a request's fields.
 
-A route names what it needs in its signature (`state: State`, `fields: Fields`) or among its
-`dependencies` (`Depends(require_key)`); none of them reads a header or a query parameter that
-FastAPI would put in the OpenAPI document: they read the `Request` itself.
+A route without a body names what it needs as FastAPI dependencies, in its signature (`state:
+State`) or among its `dependencies` (`Depends(require_key)`); a route with a body calls
+`read_request` first, which checks the key too. None of them reads a header or a query parameter
+that FastAPI would put in the OpenAPI document: they read the `Request` itself.
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ async def read_fields(request: Request, state: State) -> dict[str, Any]:
     return fields
 
 
-Fields = Annotated[dict[str, Any], Depends(read_fields)]
+async def read_request(request: Request) -> tuple[ServerState, dict[str, Any]]:
+    """A route with a body: the server's state and the request's fields (read_fields). Called by the
+    route rather than declared as dependencies: FastAPI's solving of the two took 28 of the 138 µs of
+    CPU an empty /translate cost the server in process (docs/logs/2026-12-07-serving-overhead.md)."""
+    state: ServerState = request.app.state.server
+    return state, await read_fields(request, state)
 
 
 async def parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from seq2seq.inference.output import clean_line, one_line
 from seq2seq.serve import openapi as api
-from seq2seq.serve.dependencies import Fields, State, check_rate, require_key
+from seq2seq.serve.dependencies import State, check_rate, read_request, require_key
 from seq2seq.serve.detection import source_language
 from seq2seq.serve.inputs import InputError, Upload
 from seq2seq.serve.routes import error_response, json_response, queued_translations
@@ -35,9 +35,10 @@ router = APIRouter()
     openapi_extra={**api.body(api.TranslateFileForm, "multipart/form-data"), "parameters": [api.API_KEY]},
     responses=api.answers(api.TranslatedFile, 400, 403, 413, 415, 429, 501, 503),
 )
-async def translate_file(request: Request, state: State, fields: Fields) -> Response:
+async def translate_file(request: Request) -> Response:
     """LibreTranslate's /translate_file: the document translated, its paragraphs and formatting kept;
     the answer is the URL to download it from (for --file-ttl seconds, 30 minutes by default)."""
+    state, fields = await read_request(request)
     meta = state.translator.meta
     check_rate(request, state, fields)
     upload = fields.get("file")

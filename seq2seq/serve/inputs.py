@@ -240,6 +240,8 @@ NativeBody: type[BaseModel] = create_model("NativeTranslateRequest", __base__=Op
 
 def search_options(values: dict[str, Any], base: SearchOptions, limits: Limits) -> SearchOptions:
     """`base` with the options in `values` (JSON values, by SearchOptions field name) replaced."""
+    if not values:  # most requests: the defaults as they are, without validating and copying them again
+        return _affordable(base, limits)
     # JSON has arrays, not tuples: a tuple-typed option (strict) takes an array.
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     try:
@@ -257,6 +259,11 @@ def search_options(values: dict[str, Any], base: SearchOptions, limits: Limits) 
         options = dataclasses.replace(base, **{name: getattr(body, name) for name in body.model_fields_set})
     except ValueError as err:
         raise InputError(422, str(err)) from None
+    return _affordable(options, limits)
+
+
+def _affordable(options: SearchOptions, limits: Limits) -> SearchOptions:
+    """`options`, refused (422) where a beam or n-best list is wider than --max-beam-size."""
     for name in EXPENSIVE:
         if getattr(options, name) > limits.max_beam_size:
             raise InputError(422, f"{name} is {getattr(options, name)}; this server allows at most {limits.max_beam_size} (--max-beam-size)", name)

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from seq2seq.inference.output import clean_line, json_record, one_line
 from seq2seq.options import SearchOptions
 from seq2seq.serve import openapi as api
-from seq2seq.serve.dependencies import Fields, ServerState, State, check_rate, require_key
+from seq2seq.serve.dependencies import ServerState, State, check_rate, read_request, require_key
 from seq2seq.serve.detection import detect, source_language
 from seq2seq.serve.inputs import InputError, LibreRequest, libre_request, native_request, sentences
 
@@ -82,12 +82,13 @@ async def languages(state: State) -> Response:
     openapi_extra={**api.body(api.TranslateRequest, *BODY_TYPES, required=False), "parameters": [*LIBRE_QUERY, api.API_KEY]},
     responses=api.answers(api.TranslateResponse, 400, 403, 413, 415, 429, 501, 503),
 )
-async def libre_translate(request: Request, state: State, fields: Fields) -> Response:
+async def libre_translate(request: Request) -> Response:
     """LibreTranslate's /translate: each q is cut into sentences (seq2seq.inference.text; with format
     html, the text of its markup), every sentence of the request goes to the queue at once, and each
     q's translations are put back with its whitespace and line breaks (or into its markup). Fields
     come from the JSON, form or multipart body or the query string. source auto detects the language
     of all q together, and refuses (400) text in another language than the model's source."""
+    state, fields = await read_request(request)
     meta, settings = state.translator.meta, state.settings
     check_rate(request, state, fields)
     req = libre_request(fields, meta.src_lang, meta.tgt_lang, settings.defaults, settings.limits)
@@ -108,8 +109,9 @@ async def libre_translate(request: Request, state: State, fields: Fields) -> Res
     openapi_extra={**api.body(api.DetectRequest, *BODY_TYPES, required=False), "parameters": [LIBRE_QUERY[0], api.API_KEY]},
     responses=api.answers(api.Detections, 400, 403, 413, 415, 429, 501),
 )
-async def detect_language(request: Request, state: State, fields: Fields) -> Response:
+async def detect_language(request: Request) -> Response:
     """LibreTranslate's /detect: the likeliest languages of q (a list: read together), best first."""
+    state, fields = await read_request(request)
     check_rate(request, state, fields)
     if not fields.get("q"):
         raise InputError(400, "Invalid request: missing q parameter", "q")
@@ -149,8 +151,9 @@ async def suggest() -> Response:
     openapi_extra=api.body(api.NativeBody, "application/json"),
     responses=api.answers(api.NativeTranslations, 400, 403, 413, 415, 422, 429, 503),
 )
-async def native_translate(request: Request, state: State, fields: Fields) -> Response:
+async def native_translate(request: Request) -> Response:
     """Any SearchOptions field; answers one `--output-type json` record per sentence."""
+    state, fields = await read_request(request)
     check_rate(request, state, fields)
     req = native_request(fields, state.settings.defaults, state.settings.limits)
     results = await queued_translations(request, state, req.sentences.texts, req.options)
@@ -162,8 +165,9 @@ async def native_translate(request: Request, state: State, fields: Fields) -> Re
 @router.post(
     "/v1/attention", openapi_extra=api.body(api.NativeBody, "application/json"), responses=api.answers(api.AttentionMap, 400, 403, 413, 415, 422, 429, 501, 503)
 )
-async def attention(request: Request, state: State, fields: Fields) -> Response:
+async def attention(request: Request) -> Response:
     """The best translation of one sentence (q, a string) with its attention weights (T, S)."""
+    state, fields = await read_request(request)
     translator, settings, batcher = state.translator, state.settings, state.batcher
     if translator.is_exported:
         return error_response(
