@@ -192,6 +192,9 @@ class Batcher:
         self._children: list[WorkerProcess] = []
         self._rate = 0.0  # sentences/s of recent batches, all workers together, for Retry-After
         self._arrivals: collections.deque[float] = collections.deque(maxlen=ARRIVALS_KEPT)  # monotonic times of recent submits
+        # While a worker waits with part of a batch: the source subwords its batch has room for. A submit
+        # wakes it only once they are taken; else it collects what came when its wait ends.
+        self._room: int | None = None
 
     @property
     def queued(self) -> int:
@@ -241,7 +244,10 @@ class Batcher:
                 self._arrivals.append(time.monotonic())
                 self._items.extend(_Sentence(ticket, i, t, options, n) for i, (t, n) in enumerate(zip(texts, lengths)))
                 self.metrics.queue_depth.set(len(self._items))
-                self._cond.notify()
+                if self._room is not None:
+                    self._room -= sum(lengths)
+                if self._room is None or self._room <= 0:
+                    self._cond.notify()
         return ticket
 
     def call(self, fn: Callable[[], Any]) -> asyncio.Future:
@@ -357,9 +363,14 @@ class Batcher:
                     remaining = until - now
                     if not batch or remaining <= 0 or self._stopping or self._items:  # a call waits behind this batch: go now
                         return batch
-                    if self._expected_arrivals(now, remaining) < 1:
+                    expected = self._expected_arrivals(now, remaining)
+                    if expected < 1:
                         return batch
-                    self._cond.wait(remaining)
+                    self._room = self.max_tokens - tokens
+                    try:  # until fewer than one more request is expected in what is left of the wait
+                        self._cond.wait(remaining * (1 - 1 / expected))
+                    finally:
+                        self._room = None
             finally:
                 self.metrics.queue_depth.set(len(self._items))
                 if batch:  # busy from now, before the next worker collects and counts the idle ones
