@@ -12,7 +12,8 @@
    (coroutines of one event loop) with a keep-alive connection each send the sentences as one-sentence LibreTranslate
    requests (POST /translate): sentences/s over the whole file, and p50/p95/p99 request latency.
    Also the CPU time each side spent per sentence (the clients': this process's; the server's: its
-   /proc/PID/stat and its worker processes', Linux only), against the command's cores' worth (threads ÷ its sentences/s):
+   /proc/PID/stat and its worker processes', Linux only, and in brackets its own process's: HTTP, the
+   queue, the pipes), against the command's cores' worth (threads ÷ its sentences/s):
    the clients share the server's cores, so what they and HTTP take is what the server lacks. And
    the mean sentences per batch its workers took (from /metrics).
 
@@ -116,16 +117,16 @@ def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
     raise SystemExit("seq2seq-serve was not ready within 300 s")
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds so far of process `pid`, its threads and its running children (the
-    server's worker processes), from /proc (None elsewhere)."""
+def cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """User + system CPU seconds so far of process `pid` and its threads, and of its running children
+    (the server's worker processes) and theirs, from /proc (None elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
     except OSError:
         return None
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
-    return own + sum(cpu_seconds(c) or 0.0 for c in children)
+    return own, sum(sum(cpu_seconds(c) or (0.0, 0.0)) for c in children)
 
 
 def batches_so_far(port: int) -> tuple[float, float]:
@@ -255,7 +256,7 @@ def measure(port: int, server_pid: int, sentences: list[str], concurrency: int, 
     server_before, clients_before, batches_before = cpu_seconds(server_pid), time.process_time(), batches_so_far(port)
     seconds, latencies, answers = load(port, sentences, concurrency)
     clients_cpu, server_after, batches_after = time.process_time() - clients_before, cpu_seconds(server_pid), batches_so_far(port)
-    server_cpu = None if server_before is None or server_after is None else server_after - server_before
+    server_cpu = None if server_before is None or server_after is None else [after - before for before, after in zip(server_before, server_after)]
     return {
         "concurrency": concurrency,
         "sentences_per_s": round(len(sentences) / seconds, 1),
@@ -266,7 +267,8 @@ def measure(port: int, server_pid: int, sentences: list[str], concurrency: int, 
         "p50_vs_in_process": round(percentile(latencies, 50) / alone_p50, 2),
         "sentences_per_batch": round((batches_after[1] - batches_before[1]) / max(batches_after[0] - batches_before[0], 1), 1),
         "client_cpu_ms_per_sentence": round(1000 * clients_cpu / len(sentences), 2),
-        "server_cpu_ms_per_sentence": None if server_cpu is None else round(1000 * server_cpu / len(sentences), 2),
+        "server_cpu_ms_per_sentence": None if server_cpu is None else round(1000 * sum(server_cpu) / len(sentences), 2),
+        "server_process_cpu_ms_per_sentence": None if server_cpu is None else round(1000 * server_cpu[0] / len(sentences), 2),
         "answers_unlike_command": sum(a != e for a, e in zip(answers, expected)),
     }
 
@@ -283,13 +285,13 @@ def report(args: argparse.Namespace, n: int, rate: float, alone_p50: float, code
     threads = args.threads or cores  # the command's: 0 takes every usable CPU
     print(
         "| concurrency | sentences/s | × command | p50 ms | p95 ms | p99 ms | p50 × in-process | sentences per batch | "
-        "CPU ms per sentence: clients | server | answers unlike the command |"
+        "CPU ms per sentence: clients | server (its own process) | answers unlike the command |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['concurrency']} | {r['sentences_per_s']} | {r['vs_command']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-            f"{r['p50_vs_in_process']} | {r['sentences_per_batch']} | {r['client_cpu_ms_per_sentence']} | {r['server_cpu_ms_per_sentence']} | {r['answers_unlike_command']} |"
+            f"{r['p50_vs_in_process']} | {r['sentences_per_batch']} | {r['client_cpu_ms_per_sentence']} | {r['server_cpu_ms_per_sentence']} ({r['server_process_cpu_ms_per_sentence']}) | {r['answers_unlike_command']} |"
         )
     print(
         f"\nThe command at {rate:.1f} sentences/s on {threads} thread(s) of {cores} CPU(s): at most "
