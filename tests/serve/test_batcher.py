@@ -92,6 +92,28 @@ def test_the_worker_waits_for_more_sentences_only_while_more_requests_are_coming
     assert asyncio.run(main(max_wait=0.3, busy=False)) == [["a"], ["b"]]
 
 
+def test_a_worker_holding_part_of_a_batch_goes_once_a_request_fills_its_budget():
+    async def main():
+        echo = Echo()
+        batcher = batcher_for(echo, max_tokens=4, max_wait=1.0)
+        batcher.start()
+        alone = batcher.submit(["x"], SearchOptions())  # nothing came before it: it goes at once
+        await asyncio.sleep(0.02)
+        held = batcher.submit(["y"], SearchOptions())  # one request 20 ms ago: more are expected, the worker waits
+        await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        filling = batcher.submit(["a b c"], SearchOptions())  # the 3 subwords left in the budget
+        await asyncio.gather(held.future, filling.future)
+        seconds = time.perf_counter() - start
+        await alone.future
+        batcher.stop()
+        return [texts for texts, _ in echo.calls], seconds
+
+    calls, seconds = asyncio.run(main())
+    assert calls == [["x"], ["y", "a b c"]]
+    assert seconds < 0.5  # not the rest of the 1 s wait
+
+
 def test_one_call_per_distinct_options_in_a_batch():
     async def main():
         echo = Echo()
