@@ -203,7 +203,7 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, quantize: Quantize = "no
             out_dir / SHORTLIST_FILE
         )
     if quantize == "int8":
-        quantize_rows(out_dir / ENCODER_GRAPH)
+        quantize_rows(out_dir / ENCODER_GRAPH, lstm_bias_feature=model.encoder.cell == "lstm")
         quantize_rows(out_dir / STEP_GRAPH)
         if shortlist_pairs is not None:
             quantize_rows(out_dir / SHORTLIST_STEP_GRAPH, weight_inputs=("output_weight",))

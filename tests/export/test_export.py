@@ -407,14 +407,15 @@ def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, trans
     assert json.loads((out / "export.json").read_text())["quantize"] == "int8"
     import onnx
 
-    for name in ("encoder.onnx", "decoder_step.onnx", "decoder_step_shortlist.onnx"):  # every product with a weight is an int8 one, the output layer's included
+    # Every product with a weight is an int8 one, the output layer's and the encoder LSTM's included.
+    for name in ("encoder.onnx", "decoder_step.onnx", "decoder_step_shortlist.onnx"):
         graph = onnx.load(out / name).graph
         weights = {w.name for w in graph.initializer}
         for node in graph.node:  # what is computed from weights alone is a weight too (the exporter's Transpose of one)
             if node.op_type == "Constant" or (node.input and all(i in weights for i in node.input)):
                 weights.update(node.output)
         assert any(node.op_type == "MatMulIntegerToFloat" for node in graph.node)
-        assert not [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm") and weights.intersection(node.input)]
+        assert not [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm", "LSTM") and weights.intersection(node.input)]
     # The shortlist's step graph takes its output layer as int8 columns and their scales.
     inputs = {i.name for i in onnx.load(out / "decoder_step_shortlist.onnx").graph.input}
     assert inputs >= {"output_weight_q", "output_weight_scale", "output_bias"} and not inputs & {"output_weight", "never"}

@@ -1,6 +1,6 @@
 """Row-wise int8 (seq2seq/export/quantize.py and the exporter's ExplicitCell): the decoder cell written
-as products computes what nn.LSTM and nn.GRU compute, and a rewritten product's rows depend on
-themselves alone, close to the fp32 product."""
+as products computes what nn.LSTM and nn.GRU compute, a rewritten product's rows depend on
+themselves alone, close to the fp32 product, and so do a stepped LSTM operator's."""
 
 import numpy as np
 import pytest
@@ -64,3 +64,61 @@ def test_rewritten_products_depend_on_their_own_row_alone(tmp_path):
     want = (x @ w1) @ w2.T + b2
     assert np.abs(batch - want).max(axis=1).max() / np.abs(want).max() < 0.05
     assert np.abs(batch[0] - want[0]).max() / np.abs(want[0]).max() < 0.05  # a small row keeps its own precision
+
+
+def _lstm_graph(path, w: np.ndarray, r: np.ndarray, bias: np.ndarray | None) -> None:
+    """One forward ONNX LSTM, X (S, B, I) → Y (S, 1, B, H), Y_h and Y_c (1, B, H), as the exporter writes the encoder's."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    hidden, k = r.shape[1], w.shape[1]
+    inits = [numpy_helper.from_array(w[None], "W"), numpy_helper.from_array(r[None], "R")]
+    if bias is not None:
+        inits.append(numpy_helper.from_array(bias[None], "B"))
+    node = helper.make_node("LSTM", ["x", "W", "R", "B" if bias is not None else "", "", "h0", "c0"], ["y", "y_h", "y_c"], hidden_size=hidden)
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", f, ["S", "B", k]), *(helper.make_tensor_value_info(n, f, [1, "B", hidden]) for n in ("h0", "c0"))],
+        [helper.make_tensor_value_info("y", f, ["S", 1, "B", hidden]), *(helper.make_tensor_value_info(n, f, [1, "B", hidden]) for n in ("y_h", "y_c"))],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("bias_feature", [True, False])
+def test_an_lstm_operator_is_stepped_with_int8_products_row_by_row(tmp_path, bias_feature):
+    import onnx
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    S, B, K, H = 7, 5, 12, 8  # steps, rows, input features, hidden units
+    w = (rng.standard_normal((4 * H, K + bias_feature)) * 0.4).astype(np.float32)
+    r = (rng.standard_normal((4 * H, H)) * 0.4).astype(np.float32)
+    bias = None if bias_feature else (rng.standard_normal(8 * H) * 0.2).astype(np.float32)
+    _lstm_graph(tmp_path / "g.onnx", w, r, bias)
+    x = (rng.standard_normal((S, B, K)) * 0.4).astype(np.float32)
+    lengths = [7, 3, 5, 1, 7]
+    if bias_feature:  # left-padded rows, the bias riding on a last feature of 1 on tokens, as the encoder's
+        on_token = (np.arange(S)[:, None] >= S - np.array(lengths)[None, :]).astype(np.float32)[..., None]  # (S, B, 1)
+        x = np.concatenate([x * on_token, on_token], axis=-1)
+    feeds = {"x": x, "h0": np.zeros((1, B, H), np.float32), "c0": np.zeros((1, B, H), np.float32)}
+    want = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+    assert quantize_rows(tmp_path / "g.onnx", lstm_bias_feature=bias_feature) == 2
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node}
+    assert {"Scan", "MatMulIntegerToFloat"} <= ops and "LSTM" not in ops
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, feeds)
+    for g, ref in zip(got, want):
+        assert g.shape == ref.shape and np.abs(g - ref).max() < 0.05 * np.abs(ref).max()
+    for b in range(B):  # a row's result is its own, whatever the batch
+        alone = session.run(None, {"x": x[:, b : b + 1], "h0": feeds["h0"][:, :1], "c0": feeds["c0"][:, :1]})
+        for g, one in zip(got, alone):
+            np.testing.assert_array_equal(one[..., 0, :], g[..., b, :])
+    if bias_feature:  # over the left padding the state stays exactly zero, as in the fp32 operator
+        for b, n in enumerate(lengths):
+            assert not got[0][: S - n, 0, b].any() and not want[0][: S - n, 0, b].any()
