@@ -23,10 +23,39 @@ def test_grouping_and_sentence_ends():
 
 
 def test_a_failed_request_stops_the_load():
-    # Nothing listens on the port: every client thread fails, and the load says so instead of
-    # returning empty answers.
-    with pytest.raises(SystemExit, match="2 of 2 client threads stopped; the first: ConnectionRefusedError"):
+    # Nothing listens on the port: the clients fail, and the load says so instead of returning empty answers.
+    with pytest.raises(SystemExit, match="a client's request failed: ConnectionRefusedError"):
         benchmark_paragraphs.load(benchmark_paragraphs.free_port(), ["A man runs.", "A dog sits.", "Hi."], 2)
+
+
+def test_the_load_reads_each_answer_and_stops_at_one_that_is_not_200():
+    import http.server
+    import threading
+
+    class Answers(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the load's clients expect
+
+        def do_POST(self):
+            text = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["q"]
+            status, body = (503, b'{"error": "busy"}') if text == "Hi." else (200, json.dumps({"translatedText": text.upper()}).encode())
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        seconds, latencies, answers = benchmark_paragraphs.load(port, ["A man runs.", "A dog sits."], 2)
+        assert answers == ["A MAN RUNS.", "A DOG SITS."] and seconds > 0 and all(t > 0 for t in latencies)
+        with pytest.raises(SystemExit, match=r"request 2 answered 503: b'\{\"error\": \"busy\"\}'"):
+            benchmark_paragraphs.load(port, ["A man runs.", "A dog sits.", "Hi."], 2)
+    finally:
+        server.shutdown()
 
 
 def test_wrong_arguments_are_usage_errors(tmp_path, capsys):
