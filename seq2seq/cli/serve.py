@@ -8,6 +8,7 @@ once every accepted request has been answered.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import logging
@@ -258,6 +259,9 @@ def _run(app: FastAPI, *, host: str, port: int) -> int:
     # handlers it found installed: these record it, so the process ends with our exit code, not killed.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: received.append(signum))
+    # What the server holds from here on (the model, the app, the libraries' modules) is left out of the
+    # cyclic garbage collector's passes: walking it took 14% of the server process's CPU at 64 clients.
+    gc.freeze()
     try:
         server.run()
     except SystemExit:  # uvicorn exits when it cannot start, e.g. the port is taken; it has logged why

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib.resources
 import logging
 import time
@@ -125,9 +124,6 @@ async def warm_up(state: ServerState) -> None:
     """One translation through the worker, then /ready answers 200."""
     translator = state.translator
     await state.batcher.call(lambda: translator.translate(["A man is sleeping."]))
-    # What the server holds from now on (the app, the model, the libraries' modules) is left out of
-    # the cyclic garbage collector's passes: walking it took 14% of the server process's CPU under load.
-    gc.freeze()
     state.ready.set()
     log.info("ready: %s → %s, model %s", translator.meta.src_lang, translator.meta.tgt_lang, ", ".join(str(d) for d in translator.model_dirs))
 
