@@ -276,6 +276,7 @@ class PipedChild:
         with self.lock:
             self.sent.append(list(texts))
             self.held = max(self.held, len(self.sent))
+            self.batches = getattr(self, "batches", []) + [list(texts)]
 
     def receive(self):
         assert self.release.acquire(timeout=10), "the batch was never released"
@@ -330,3 +331,32 @@ def test_a_worker_process_holds_the_next_batch_while_it_translates_one_and_a_dea
         return held, answers, child.restarts
 
     assert asyncio.run(main()) == (2, [["A"], ["B"], ["C"], ["D"]], 1)
+
+
+def test_worker_processes_share_what_waits_among_the_places_their_pipelines_have(monkeypatch):
+    """Eight sentences queued at once, two worker processes holding up to PIPELINE batches each: the
+    batches are shared out over the four places (2, 2, 2, 2), not one batch per child while the
+    places for their next batches stay empty."""
+    import seq2seq.serve.batcher as batcher_module
+    from seq2seq.serve.processes import ModelSource
+
+    children = []
+    monkeypatch.setattr(batcher_module, "WorkerProcess", lambda source, name: children.append(PipedChild(source, name=name)) or children[-1])
+
+    async def main():
+        batcher = Batcher(Echo(), new_metrics(), max_tokens=100, max_wait=0.0, batch_size=64, workers=2, processes=ModelSource(("d",), "cpu", "fp32", 1, True))
+        ticket = batcher.submit(list("abcdefgh"), SearchOptions())
+        batcher.start()
+        for _ in range(200):  # every place filled before any child answers
+            if sum(len(getattr(c, "batches", [])) for c in children) == 2 * batcher_module.PIPELINE:
+                break
+            await asyncio.sleep(0.01)
+        sizes = sorted(len(b) for c in children for b in getattr(c, "batches", []))
+        for child in children:
+            for _ in range(batcher_module.PIPELINE):
+                child.release.release()
+        results = await asyncio.wait_for(ticket.future, 10)
+        await asyncio.to_thread(batcher.stop)
+        return sizes, [c.held for c in children], texts_of(results)
+
+    assert asyncio.run(main()) == ([2, 2, 2, 2], [2, 2], list("ABCDEFGH"))
