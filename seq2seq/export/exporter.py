@@ -368,7 +368,7 @@ def _card_section(out_dir: Path, meta: ExportMeta) -> str:
     return f"""## Exported model
 
 This directory was written by `seq2seq-export` (export format {meta.export_format_version}, ONNX opset {meta.opset},
-{"int8 products with one scale per row, the recurrent encoder in fp32" if meta.quantize == "int8" else "fp32"}). It runs with onnxruntime, numpy and sentencepiece; torch is not needed.
+{"int8 products with one scale per row; a GRU encoder's recurrence in fp32" if meta.quantize == "int8" else "fp32"}). It runs with onnxruntime, numpy and sentencepiece; torch is not needed.
 
 {graphs}
 
