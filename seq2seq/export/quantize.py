@@ -98,11 +98,16 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = (), *, lstm_bias_
     return count
 
 
+def _lstm_inputs(node) -> list[str]:
+    """An ONNX LSTM's eight inputs (X, W, R, B, sequence_lens, initial_h, initial_c, P), '' where absent."""
+    return list(node.input) + [""] * (8 - len(node.input))
+
+
 def _plain_lstm(node, weights: dict) -> bool:
     """An ONNX LSTM this rewrite can step: one direction forward, weights W (1, 4H, I) and R (1, 4H, H)
     as initializers, the initial h and c given, no sequence lengths or peepholes, the default
     activations, no clip, batch second (as the exporter writes the encoder's)."""
-    inputs = list(node.input) + [""] * (8 - len(node.input))
+    inputs = _lstm_inputs(node)
     attrs = {a.name for a in node.attribute} - {"hidden_size"}
     return (
         inputs[1] in weights
@@ -125,9 +130,7 @@ def _stepped_lstm(node, weights: dict, inits: list, *, prefix: str, bias_feature
     exactly zero gates' inputs, so the state stays exactly (0, 0) as in the fp32 operator."""
     from onnx import helper, numpy_helper
 
-    x, w_name, r_name = node.input[:3]
-    inputs = list(node.input) + [""] * (8 - len(node.input))
-    bias, h0, c0 = inputs[3], inputs[5], inputs[6]
+    x, w_name, r_name, bias, _, h0, c0, _ = _lstm_inputs(node)
     w, r = numpy_helper.to_array(weights[w_name])[0], numpy_helper.to_array(weights[r_name])[0]  # (4H, I), (4H, H)
     hidden, k = r.shape[1], w.shape[1]
     p = prefix

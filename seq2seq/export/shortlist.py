@@ -48,12 +48,8 @@ class Shortlist:
         """src (B, S) source ids (any padding) → the target ids to score for the batch, ascending (C,):
         the frequent ones, each source id's candidates, and `also` (e.g. a forced prefix's ids)."""
         sources = np.unique(src)
-        sources = sources[sources < self.offsets.size - 1]
-        starts, ends = self.offsets[sources], self.offsets[sources + 1]
-        lengths = ends - starts
-        # Every candidate position of the present sources at once: start of each run, then + 0, 1, …
-        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        return np.unique(np.concatenate([self.frequent, self.candidates[positions], np.fromiter(also, dtype=np.int64)]))
+        candidates, _ = self._candidates_of(sources[sources < self.offsets.size - 1])
+        return np.unique(np.concatenate([self.frequent, candidates, np.fromiter(also, dtype=np.int64)]))
 
     def masks(self, src: np.ndarray, also: Sequence[Iterable[int]], size: int) -> np.ndarray:
         """src (B, S) source ids (any padding), also: () or B iterables of target ids (a forced prefix's)
@@ -65,14 +61,20 @@ class Shortlist:
         present = np.zeros((B, n_sources), dtype=bool)
         present[np.nonzero(known)[0], src[known]] = True
         rows, sources = np.nonzero(present)  # each sentence's distinct source ids
-        starts, lengths = self.offsets[sources], self.offsets[sources + 1] - self.offsets[sources]
-        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        candidates, lengths = self._candidates_of(sources)
         mask = np.zeros((B, size), dtype=bool)
         mask[:, self.frequent] = True
-        mask[np.repeat(rows, lengths), self.candidates[positions]] = True
+        mask[np.repeat(rows, lengths), candidates] = True
         for b, ids in enumerate(also):
             mask[b, np.fromiter(ids, dtype=np.int64)] = True
         return mask
+
+    def _candidates_of(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """sources (n,) known source ids → their candidates one run after another, and each run's length (n,)."""
+        starts, lengths = self.offsets[sources], self.offsets[sources + 1] - self.offsets[sources]
+        # Every candidate position at once: the start of each run, then + 0, 1, …
+        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        return self.candidates[positions], lengths
 
     def save(self, path: Path) -> None:
         np.savez(path, frequent=self.frequent, offsets=self.offsets, candidates=self.candidates, per_source=np.int64(self.per_source))

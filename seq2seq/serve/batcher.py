@@ -143,8 +143,7 @@ class _Lane:
         with self.cond:
             while not self.sent:
                 self.cond.wait()
-            job = self.sent[0]
-            return job
+            return self.sent[0]
 
     def done(self) -> None:
         with self.cond:
@@ -188,7 +187,7 @@ class Batcher:
         self._items: collections.deque[_Sentence | _Call] = collections.deque()
         self._cond = threading.Condition()
         self._collecting = threading.Lock()  # held by the one worker gathering a batch
-        self._busy = 0  # workers translating a batch (under _cond)
+        self._busy = 0  # batches taken and not yet done, a worker process holding up to PIPELINE (under _cond)
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._children: list[WorkerProcess] = []
@@ -346,7 +345,7 @@ class Batcher:
                 return self._items.popleft()
             batch: list[_Sentence] = []
             tokens, until = 0, time.monotonic() + self.max_wait
-            idle = self.workers * (PIPELINE if self._children else 1) - self._busy  # free places for a batch, this one among them
+            idle = self.workers * (PIPELINE if self.processes else 1) - self._busy  # free places for a batch, this one among them
             try:
                 while True:
                     while self._items and not isinstance(self._items[0], _Call):

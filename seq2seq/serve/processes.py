@@ -2,9 +2,9 @@
 
 With worker threads (seq2seq.serve.batcher), the numpy half of every decoder step holds the GIL of
 the server's one process, and the event loop waits for it to read the next requests and answer the
-last ones. A `WorkerProcess` runs a `Translator` in a child process instead: the batcher's worker
-thread sends it a batch over a pipe (the sentences and their `SearchOptions`; back: the n-best
-lists) and waits for the answer without the GIL. What crosses the pipe is small (text, no arrays).
+last ones. A `WorkerProcess` runs a `Translator` in a child process instead: the batcher's threads
+send it batches over a pipe (the sentences and their `SearchOptions`; back: the n-best lists) and
+wait for the answers without the GIL. What crosses the pipe is small (text, no arrays).
 The batches are still taken from the one queue in the server's process, so the queue, the limits,
 the metrics and the translated files stay where they were. docs/logs/2026-12-07-worker-processes.md
 measures both kinds.
@@ -13,7 +13,7 @@ The children are started with "spawn": a fork would copy the parent's onnxruntim
 its threads' locks. Each loads the model directories the server loaded (local paths, so a Hub model
 is not fetched again), ignores SIGINT (Ctrl-C reaches the whole process group; the server stops its
 children itself once the queue is worked off) and ends when its pipe closes. A child that has died
-(killed, out of memory) fails the batch it held; the next batch starts it again.
+(killed, out of memory) fails the batches it held; the next batch starts it again.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class ModelSource:
 
 
 class WorkerProcess:
-    """A child process that translates batches with its own `Translator`; `translate_nbest` as Translator's."""
+    """A child process that translates batches with its own `Translator`: `send` a batch, `receive` its n-best lists."""
 
     def __init__(self, source: ModelSource, *, name: str):
         self.source = source
@@ -93,13 +93,6 @@ class WorkerProcess:
     def receive(self) -> list[list[Translation]]:
         """The n-best lists of the oldest batch sent and not yet received (WorkerError if the child failed or ended)."""
         return self._receive()
-
-    def translate_nbest(self, sentences: list[str], options: SearchOptions, *, batch_size: int) -> list[list[Translation]]:
-        """One batch, there and back (as Translator's); a child that died is started again first."""
-        if not self.alive:
-            self.restart()
-        self.send(sentences, options, batch_size=batch_size)
-        return self.receive()
 
     def _receive(self) -> Any:
         try:

@@ -82,7 +82,8 @@ def test_a_worker_process_translates_as_the_translator_and_says_why_it_cannot_lo
     worker = WorkerProcess(ModelSource((str(exported),), "cpu", "fp32", 1, True), name="test-worker")
     try:
         worker.wait_ready()
-        hyps = worker.translate_nbest(lines[:4], SearchOptions(beam_size=2, max_len_ratio=0.5, nbest=2), batch_size=2)
+        worker.send(lines[:4], SearchOptions(beam_size=2, max_len_ratio=0.5, nbest=2), batch_size=2)
+        hyps = worker.receive()
         assert [h[0].text for h in hyps] == cli_text[:4] and all(len(h) == 2 for h in hyps)
     finally:
         worker.close()
