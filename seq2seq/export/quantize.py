@@ -8,7 +8,15 @@ than in batches of 64. Here each row of an activation gets its own scale instead
 
     scale (..., 1) = max |A| over the row / 127
     Aq = round(A / scale) + 128                         uint8, zero point 128: onnxruntime's fast u8×s8 kernels
-    Y  = (Aq − 128)·Wq · scale · w_scale (+ bias)       Wq int8 with one scale per output column (symmetric)
+    Y  = (Aq − 128)·Wq · scale · w_scale (+ bias)       Wq int8 in [−63, 63], one scale per output column (symmetric)
+
+The weights have 7 bits, not 8, so that the integer products are exact on every CPU. On x86 CPUs
+without VNNI (AVX2, AVX-512 without VNNI) onnxruntime's u8×s8 kernel multiplies with VPMADDUBSW,
+which adds two neighbouring products in 16 bits and saturates: 255·127 twice is 64,770, over
+32,767. With weights of at most 63 two products stay within 2·255·63 = 32,130. On an AMD EPYC with
+AVX2 alone, 8-bit weights got 1.7% of a product's entries wrong (some by a fifth of the largest) and
+lost 0.27 BLEU at beam 5 against fp32 (193 of 1,000 test lines otherwise); 7-bit weights lost 0.01
+(84 lines otherwise), 7-bit activations 0.07 (99 lines): docs/logs/2026-12-07-int8-saturation.md.
 
 Aq is one QuantizeLinear node with a scale per row (per-axis, axis 0, the activation seen as rows of
 K), which rounds half to even and saturates as Div, Round, Add, Clip and Cast did, to the same bytes,
@@ -312,8 +320,12 @@ def _quantize_activation(a: str, k: int, rank: int | None, nodes: list, inits: l
     return f"{p}_u8", f"{p}_scale"
 
 
+# The largest weight code: 7 bits, so that no two u8×s8 products overflow 16 bits together (the module's docstring).
+WEIGHT_MAX = 63
+
+
 def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A weight (K, N) → int8 (K, N) and one float32 scale per column (N,), symmetric."""
-    scale = np.maximum(np.abs(w).max(axis=0), 1e-30) / 127
-    wq = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    """A weight (K, N) → int8 (K, N) in [−WEIGHT_MAX, WEIGHT_MAX] and one float32 scale per column (N,), symmetric."""
+    scale = np.maximum(np.abs(w).max(axis=0), 1e-30) / WEIGHT_MAX
+    wq = np.clip(np.rint(w / scale), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
     return np.ascontiguousarray(wq), scale.astype(np.float32)

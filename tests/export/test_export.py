@@ -4,6 +4,7 @@ refuses bad directories, ensembles and options it does not implement with messag
 
 import copy
 import dataclasses
+import difflib
 import json
 import os
 import shutil
@@ -425,8 +426,11 @@ def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, trans
     assert runtime.precision == "int8"
     sentences = five_hundred[:100]
     got = runtime.translate(sentences)
-    same = sum(a == b for a, b in zip(got, translator.translate(sentences)))
-    assert len(got) == 100 and same >= 50, same  # quantized weights change a few words, not the model
+    # Quantized weights change a few characters, not the model. The fixture's model repeats one piece,
+    # so a line often differs by where it stops: the lines are compared by their characters (int8 with
+    # 7-bit weights: 0.99; 8-bit weights on a CPU without VNNI, which saturated: empty lines, 0).
+    similar = np.mean([difflib.SequenceMatcher(None, a, b).ratio() for a, b in zip(got, translator.translate(sentences))])
+    assert len(got) == 100 and similar >= 0.9, similar
     # Each row has its own scale: a sentence translates the same alone as in a batch (onnxruntime's
     # per-tensor dynamic quantization changed 22 of 300 test lines on the recipe's model).
     assert runtime.translate(sentences, batch_size=64) == [runtime.translate([s])[0] for s in sentences]

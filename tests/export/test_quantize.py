@@ -66,6 +66,46 @@ def test_rewritten_products_depend_on_their_own_row_alone(tmp_path):
     assert np.abs(batch[0] - want[0]).max() / np.abs(want[0]).max() < 0.05  # a small row keeps its own precision
 
 
+def _matmul_graph(path, w: np.ndarray) -> None:
+    """y = x @ w, one MatMul with a weight (K, N)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, w.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, w.shape[1]])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_int8_products_are_exact_at_the_ends_of_their_ranges(tmp_path):
+    # Every activation its row's largest in size and every weight its column's: the codes at the ends of
+    # their ranges (uint8 1 or 255, int8 ±WEIGHT_MAX), where the fp32 product is exact in int8 as well.
+    # On x86 CPUs without VNNI onnxruntime adds pairs of u8×s8 products in 16 bits with saturation;
+    # 8-bit weights (±127) came out wrong here by up to the whole product on such a CPU.
+    import onnxruntime as ort
+
+    from seq2seq.export.quantize import WEIGHT_MAX, quantize_weight
+
+    rng = np.random.default_rng(0)
+    K, N = 64, 16
+    x = rng.choice([-1.0, 1.0], size=(6, K)).astype(np.float32)
+    x[0], x[1] = 1.0, -1.0  # rows of one sign: every pair of products adds up
+    w = rng.choice([-1.0, 1.0], size=(K, N)).astype(np.float32)
+    w[:, 0], w[:, 1] = 1.0, -1.0
+    assert np.abs(quantize_weight(w)[0]).max() == WEIGHT_MAX
+    _matmul_graph(tmp_path / "g.onnx", w)
+    assert quantize_rows(tmp_path / "g.onnx") == 1
+    got = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, x @ w, rtol=1e-5)
+    assert got[0, 0] == pytest.approx(K, rel=1e-5) and got[1, 0] == pytest.approx(-K, rel=1e-5)
+
+
 def _lstm_graph(path, w: np.ndarray, r: np.ndarray, bias: np.ndarray | None) -> None:
     """One forward ONNX LSTM, X (S, B, I) → Y (S, 1, B, H), Y_h and Y_c (1, B, H), as the exporter writes the encoder's."""
     import onnx
