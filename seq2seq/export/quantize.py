@@ -32,7 +32,9 @@ LSTM operators: each becomes the input product for all time steps at once and a 
 cell with its recurrent product quantized per row of h (1.8-1.9x faster than the fp32 operator at
 64 sentences; docs/logs/2026-12-07-serving-overhead.md). Products of two activations (attention
 scores) and GRU operators stay fp32. The exporter gives the decoder step's LSTM or GRU to this
-rewrite as plain products (seq2seq.export.exporter.ExplicitCell).
+rewrite as plain products (seq2seq.export.exporter.ExplicitCell), with the product of its embedding
+folded into a table of rows (FoldedEmbedding), which is stored here as int8 rows with a scale each
+(`row_tables`): a lookup where there was a product, 4-5% of a beam step at 320 rows on AVX2.
 
 A weight the graph takes as an input (`weight_inputs`: the output layer of the shortlist's step
 graph, which the runtime passes as a batch's columns) becomes two inputs, `{name}_q` int8 (K, N) and
@@ -46,12 +48,14 @@ from pathlib import Path
 import numpy as np
 
 
-def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = (), *, lstm_bias_feature: bool = False) -> int:
+def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = (), *, lstm_bias_feature: bool = False, row_tables: tuple[str, ...] = ()) -> int:
     """Rewrite the graph at `path` in place; returns how many products became int8. weight_inputs:
     graph inputs that are a product's weight (K, N), replaced by `{name}_q` and `{name}_scale`.
     lstm_bias_feature: the LSTMs' last input feature carries their bias (1 on tokens, 0 on padding:
     the encoder's left-padded pass), and is multiplied in fp32: a 1 among embeddings of at most 0.4
-    would set every row's scale, and the bias every gate's column scale."""
+    would set every row's scale, and the bias every gate's column scale.
+    row_tables: initializers (V, G) that the graph only looks rows up in (Gather, axis 0), named by the
+    end of their name (the exporter's FOLDED_TABLE): stored as int8 with one scale per row (`_int8_rows`)."""
     import onnx  # the onnx extra, imported when a graph is quantized (seq2seq-export names the extra when it is missing)
     from onnx import helper, numpy_helper
 
@@ -71,6 +75,10 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = (), *, lstm_bias_
     used: set[str] = set()
     count = 0
     for node in graph.node:
+        if _is_row_table(node, weights, row_tables):
+            nodes += _int8_rows(node, numpy_helper.to_array(weights[node.input[0]]), extra_inits, prefix=f"rowq_table{len(used)}")
+            used.add(node.input[0])
+            continue
         if node.op_type == "LSTM" and _plain_lstm(node, weights):
             nodes += _stepped_lstm(node, weights, extra_inits, prefix=f"rowq_lstm{count}", bias_feature=lstm_bias_feature)
             used.update(node.input[1:3])
@@ -104,6 +112,34 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = (), *, lstm_bias_
         count += 1
     _save_rewritten(model, path, nodes, extra_inits, replaced=used, weight_inputs=weight_inputs)
     return count
+
+
+def _is_row_table(node, weights: dict, row_tables: tuple[str, ...]) -> bool:
+    """Whether `node` looks rows up (Gather, axis 0) in an initializer whose name ends with one of row_tables."""
+    table = node.input[0] if node.op_type == "Gather" else ""
+    return table in weights and _attr(node, "axis", 0) == 0 and any(table.endswith(name) for name in row_tables)
+
+
+def _int8_rows(node, table: np.ndarray, inits: list, *, prefix: str) -> list:
+    """The nodes that compute `node`, a Gather of rows of `table` (V, G), from the table in int8 with one
+    scale per row (V, 1): the rows gathered, then multiplied by their scales. A table row is a product
+    computed once in fp32 (the exporter's FoldedEmbedding), so it is rounded once, to 8 bits: nothing
+    multiplies these codes in 16 bits, as onnxruntime's u8×s8 products do (WEIGHT_MAX)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    p = prefix
+    scale = np.maximum(np.abs(table).max(axis=1, keepdims=True), 1e-30) / 127  # (V, 1)
+    inits += [
+        numpy_helper.from_array(np.clip(np.rint(table / scale), -127, 127).astype(np.int8), f"{p}_q"),
+        numpy_helper.from_array(scale.astype(np.float32), f"{p}_scale"),
+    ]
+    ids = node.input[1]
+    return [
+        helper.make_node("Gather", [f"{p}_q", ids], [f"{p}_rows_q"]),
+        helper.make_node("Gather", [f"{p}_scale", ids], [f"{p}_rows_scale"]),
+        helper.make_node("Cast", [f"{p}_rows_q"], [f"{p}_rows"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", [f"{p}_rows", f"{p}_rows_scale"], [node.output[0]]),
+    ]
 
 
 def _lstm_inputs(node) -> list[str]:

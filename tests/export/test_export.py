@@ -417,6 +417,11 @@ def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, trans
                 weights.update(node.output)
         assert any(node.op_type == "MatMulIntegerToFloat" for node in graph.node)
         assert not [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm", "LSTM") and weights.intersection(node.input)]
+    # The step graphs look the decoder's first input product up in a table of int8 rows (the embedding folded in).
+    for name in ("decoder_step.onnx", "decoder_step_shortlist.onnx"):
+        graph = onnx.load(out / name).graph
+        int8 = {w.name for w in graph.initializer if w.data_type == onnx.TensorProto.INT8}
+        assert [n for n in graph.node if n.op_type == "Gather" and n.input[0] in int8]
     # The shortlist's step graph takes its output layer as int8 columns and their scales.
     inputs = {i.name for i in onnx.load(out / "decoder_step_shortlist.onnx").graph.input}
     assert inputs >= {"output_weight_q", "output_weight_scale", "output_bias"} and not inputs & {"output_weight", "never"}

@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
 
-from seq2seq.export.exporter import ExplicitCell
+from seq2seq.export.exporter import FOLDED_TABLE, ExplicitCell, FoldedEmbedding
 from seq2seq.export.quantize import quantize_rows
 
 
@@ -24,6 +24,50 @@ def test_the_explicit_cell_computes_one_step_as_torch_does(rnn_class):
     torch.testing.assert_close(got_out, want_out, rtol=1e-5, atol=1e-6)
     for got, want in zip(got_state if isinstance(got_state, tuple) else (got_state,), want_state if isinstance(want_state, tuple) else (want_state,)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rnn_class", [torch.nn.LSTM, torch.nn.GRU])
+@pytest.mark.parametrize("fed", [0, 6])
+def test_a_folded_embedding_gives_the_cell_what_the_embedding_would(rnn_class, fed):
+    # fed: features after the embedding in the first layer's input (an input feed), multiplied as usual.
+    torch.manual_seed(0)
+    embed, rnn = torch.nn.Embedding(20, 12, padding_idx=0), rnn_class(12 + fed, 8, num_layers=2, batch_first=True).eval()
+    y, rest, h = torch.tensor([0, 3, 19, 7, 3]), torch.randn(5, fed), torch.randn(2, 5, 8)
+    hx = (h, torch.randn(2, 5, 8)) if rnn_class is torch.nn.LSTM else h
+    folded = FoldedEmbedding(embed, rnn.weight_ih_l0)
+    with torch.no_grad():
+        want_out, want_state = rnn(torch.cat([embed(y), rest], dim=-1).unsqueeze(1), hx)
+        got_out, got_state = ExplicitCell(rnn, folded=12)(torch.cat([folded(y), rest], dim=-1).unsqueeze(1), hx)
+    torch.testing.assert_close(got_out, want_out, rtol=1e-5, atol=1e-5)
+    for got, want in zip(got_state if isinstance(got_state, tuple) else (got_state,), want_state if isinstance(want_state, tuple) else (want_state,)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_table_of_rows_is_stored_in_int8_with_a_scale_per_row(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((30, 16)).astype(np.float32) * np.geomspace(1e-3, 10, 30, dtype=np.float32)[:, None]  # rows of every size
+    name = f"model.decoder.embed.{FOLDED_TABLE}"
+    graph = helper.make_graph(
+        [helper.make_node("Gather", [name, "ids"], ["rows"])],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [None, 16])],
+        [numpy_helper.from_array(table, name)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "g.onnx"))
+    quantize_rows(tmp_path / "g.onnx", row_tables=(FOLDED_TABLE,))
+    stored = {w.name: numpy_helper.to_array(w) for w in onnx.load(str(tmp_path / "g.onnx")).graph.initializer}
+    assert name not in stored and [a.dtype for a in stored.values() if a.shape == table.shape] == [np.int8]
+    ids = np.array([29, 0, 5, 5, 17])
+    got = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
+    error = np.abs(got - table[ids]).max(axis=1) / np.abs(table[ids]).max(axis=1)
+    assert error.max() <= 0.5 / 127 + 1e-6  # each row rounded on its own scale, the small rows too
 
 
 def _graph(path, w_matmul: np.ndarray, w_gemm: np.ndarray, bias: np.ndarray) -> None:
