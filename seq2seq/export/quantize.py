@@ -64,13 +64,7 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = (), *, lstm_bias_
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.value_info, *graph.input) if v.type.tensor_type.HasField("shape")}
     weights = {w.name: w for w in graph.initializer}
     nodes: list = []
-    extra_inits: list = [
-        numpy_helper.from_array(np.array(1 / 127, dtype=np.float32), "rowq_inv127"),
-        numpy_helper.from_array(np.array(1e-30, dtype=np.float32), "rowq_tiny"),
-        numpy_helper.from_array(np.array(128, dtype=np.uint8), "rowq_zero"),
-        numpy_helper.from_array(np.array([128], dtype=np.uint8), "rowq_zeros"),
-        numpy_helper.from_array(np.array([-1], dtype=np.int64), "rowq_flat"),
-    ]
+    extra_inits: list = _shared_constants()
     quantized: dict[str, tuple[str, str]] = {}  # activation → (its uint8 rows, their scales)
     used: set[str] = set()
     count = 0
@@ -112,6 +106,20 @@ def quantize_rows(path: Path, weight_inputs: tuple[str, ...] = (), *, lstm_bias_
         count += 1
     _save_rewritten(model, path, nodes, extra_inits, replaced=used, weight_inputs=weight_inputs)
     return count
+
+
+def _shared_constants() -> list:
+    """The constants every rewritten product reads: 1/127 and the least scale (`_quantize_activation`),
+    the zero point 128 (one, and one per row), the shape of a flat vector."""
+    from onnx import numpy_helper
+
+    return [
+        numpy_helper.from_array(np.array(1 / 127, dtype=np.float32), "rowq_inv127"),
+        numpy_helper.from_array(np.array(1e-30, dtype=np.float32), "rowq_tiny"),
+        numpy_helper.from_array(np.array(128, dtype=np.uint8), "rowq_zero"),
+        numpy_helper.from_array(np.array([128], dtype=np.uint8), "rowq_zeros"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "rowq_flat"),
+    ]
 
 
 def _is_row_table(node, weights: dict, row_tables: tuple[str, ...]) -> bool:
