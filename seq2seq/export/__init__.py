@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # Bumped when the graphs' inputs or outputs or export.json change in a way older runtimes cannot read.
-EXPORT_FORMAT_VERSION = 5
+EXPORT_FORMAT_VERSION = 6
 # Format 1 (written until 2026-12-01) stepped to logits over the whole vocabulary alone; this runtime
 # needs the step graph's log-sum-exp and top k, so such a directory is refused with what to do.
 # Format 3 (2026-12-06) added the optional shortlist; a format 2 directory is read as having none.
@@ -21,6 +21,9 @@ EXPORT_FORMAT_VERSION = 5
 # Format 5 (2026-12-07) takes the step graph's top k over the raw logits (PAD and BOS included: the
 # runtime asks for two more and drops them) and has no `never` input or array; the runtime adds −inf
 # itself for a format 2 to 4 graph's way.
+# Format 6 (2026-12-07) records the int8 weights' bits (`weight_bits`: 7, whose products are exact on
+# every CPU); a format 2 to 5 int8 directory has 8-bit weights, whose products saturate on x86 CPUs
+# without VNNI, where the runtime warns that it should be exported again.
 OLDEST_FORMAT_VERSION = 2
 EXPORT_META = "export.json"
 ENCODER_GRAPH = "encoder.onnx"

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from seq2seq.atomic import write_text_atomic
 from seq2seq.export import ENCODER_GRAPH, EXPORT_FORMAT_VERSION, EXPORT_META, OUTPUT_LAYER, SHORTLIST_STEP_GRAPH, STEP_GRAPH, STEP_OUTPUTS
-from seq2seq.export.quantize import quantize_rows, quantize_weight
+from seq2seq.export.quantize import WEIGHT_BITS, quantize_rows, quantize_weight
 from seq2seq.export.runtime import ExportMeta
 from seq2seq.export.shortlist import SHORTLIST_FILE, learn_shortlist
 from seq2seq.model import DecoderState, Memory, Seq2Seq
@@ -361,6 +361,7 @@ def _export_meta(
         opset=OPSET,
         exporter=EXPORTER,
         quantize=quantize,
+        weight_bits=WEIGHT_BITS if quantize == "int8" else None,
         cell=model.decoder.cell,
         state_batch_axes=state_names,
         memory_names=memory_names,

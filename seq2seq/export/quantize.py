@@ -364,8 +364,10 @@ def _quantize_activation(a: str, k: int, rank: int | None, nodes: list, inits: l
     return f"{p}_u8", f"{p}_scale"
 
 
-# The largest weight code: 7 bits, so that no two u8×s8 products overflow 16 bits together (the module's docstring).
-WEIGHT_MAX = 63
+# The weights' bits and largest code: 7 bits, so that no two u8×s8 products overflow 16 bits together
+# (the module's docstring); export.json records the bits (`weight_bits`).
+WEIGHT_BITS = 7
+WEIGHT_MAX = 2 ** (WEIGHT_BITS - 1) - 1
 
 
 def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from seq2seq.cli.export import main as export_main
+from seq2seq.export import EXPORT_FORMAT_VERSION
 from seq2seq.inference.translator import PrefixError, Translator
 from seq2seq.modeldir.checkpoint import load_model_dir
 from seq2seq.modeldir.meta import CheckpointError
@@ -402,10 +404,24 @@ def test_the_step_graph_reads_a_sentences_memory_once_and_older_formats_once_per
     assert all(rows == sentences for rows, sentences in shapes["older"]) and (100, 100) in shapes["older"]
 
 
-def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, translator):
+def test_int8_export_translates(trained_model_dir, tmp_path, five_hundred, translator, monkeypatch, caplog):
     out = tmp_path / "int8"
     assert export_main(["--model", str(trained_model_dir), "--output", str(out), "--quantize", "int8", "--shortlist", "--quiet"]) == 0
-    assert json.loads((out / "export.json").read_text())["quantize"] == "int8"
+    meta = json.loads((out / "export.json").read_text())
+    assert (meta["quantize"], meta["weight_bits"]) == ("int8", 7)
+    # An int8 directory of format 5 has 8-bit weights: where the CPU saturates their products, loading it says to export again.
+    older = tmp_path / "format-5"
+    shutil.copytree(out, older)
+    del meta["weight_bits"]
+    (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 5}))
+    import seq2seq.export.runtime as runtime_module
+
+    for saturates, directory, warned in ((True, out, False), (True, older, True), (False, older, False)):
+        monkeypatch.setattr(runtime_module, "int8_products_saturate", lambda saturates=saturates: saturates)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="seq2seq"):
+            Translator.from_pretrained(directory)
+        assert ("int8 weights of 8 bits" in caplog.text and "seq2seq-export --quantize int8" in caplog.text) == warned, caplog.text
     import onnx
 
     # Every product with a weight is an int8 one, the output layer's and the encoder LSTM's included.
@@ -457,12 +473,13 @@ def test_bad_directories_say_what_to_do(exported, tmp_path, trained_model_dir, d
     newer = broken("newer")
     meta = json.loads((newer / "export.json").read_text())
     (newer / "export.json").write_text(json.dumps({**meta, "export_format_version": 99}))
-    with pytest.raises(CheckpointError, match="export format version 99; this seq2seq reads versions up to 5: upgrade the package"):
+    with pytest.raises(CheckpointError, match=f"export format version 99; this seq2seq reads versions up to {EXPORT_FORMAT_VERSION}: upgrade the package"):
         Translator.from_pretrained(newer)
     older = broken("older")  # format 1's step graph has no log_norm or top k
     (older / "export.json").write_text(json.dumps({**meta, "export_format_version": 1}))
     with pytest.raises(
-        CheckpointError, match="export format version 1, from an older seq2seq; this one reads versions 2 to 5: run seq2seq-export on the model directory again"
+        CheckpointError,
+        match=f"export format version 1, from an older seq2seq; this one reads versions 2 to {EXPORT_FORMAT_VERSION}: run seq2seq-export on the model directory again",
     ):
         Translator.from_pretrained(older)
 

@@ -54,3 +54,14 @@ def test_a_raw_top_loses_pad_and_bos_and_keeps_its_order():
         expected = np.argsort(-forbidden, axis=1, kind="stable")[:, :k]
         np.testing.assert_array_equal(columns, expected)
         np.testing.assert_array_equal(values, forbidden[rows, expected])
+
+
+def test_a_cpu_saturates_int8_products_when_it_is_x86_without_vnni():
+    from seq2seq.export.runtime import saturating_cpu
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert saturating_cpu("x86_64", avx2)
+    assert not saturating_cpu("x86_64", avx2.replace("avx2", "avx2 avx512f avx512_vnni"))
+    assert not saturating_cpu("x86_64", avx2.replace("avx2", "avx2 avx_vnni"))
+    assert not saturating_cpu("aarch64", "processor\t: 0\nFeatures\t: fp asimd asimddp\n")
+    assert not saturating_cpu("x86_64", "")  # nothing known: no warning
