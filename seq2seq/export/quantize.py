@@ -136,11 +136,8 @@ def _int8_rows(node, table: np.ndarray, inits: list, *, prefix: str) -> list:
     from onnx import TensorProto, helper, numpy_helper
 
     p = prefix
-    scale = np.maximum(np.abs(table).max(axis=1, keepdims=True), 1e-30) / 127  # (V, 1)
-    inits += [
-        numpy_helper.from_array(np.clip(np.rint(table / scale), -127, 127).astype(np.int8), f"{p}_q"),
-        numpy_helper.from_array(scale.astype(np.float32), f"{p}_scale"),
-    ]
+    q, scale = _symmetric_int8(table, axis=1, largest=127)  # (V, G), (V, 1)
+    inits += [numpy_helper.from_array(q, f"{p}_q"), numpy_helper.from_array(scale, f"{p}_scale")]
     ids = node.input[1]
     return [
         helper.make_node("Gather", [f"{p}_q", ids], [f"{p}_rows_q"]),
@@ -372,6 +369,12 @@ WEIGHT_MAX = 2 ** (WEIGHT_BITS - 1) - 1
 
 def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A weight (K, N) → int8 (K, N) in [−WEIGHT_MAX, WEIGHT_MAX] and one float32 scale per column (N,), symmetric."""
-    scale = np.maximum(np.abs(w).max(axis=0), 1e-30) / WEIGHT_MAX
-    wq = np.clip(np.rint(w / scale), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
-    return np.ascontiguousarray(wq), scale.astype(np.float32)
+    wq, scale = _symmetric_int8(w, axis=0, largest=WEIGHT_MAX)
+    return wq, scale[0]
+
+
+def _symmetric_int8(a: np.ndarray, *, axis: int, largest: int) -> tuple[np.ndarray, np.ndarray]:
+    """a → int8 codes in [−largest, largest] and one float32 scale per slice across `axis` (that axis kept, of size 1)."""
+    scale = np.maximum(np.abs(a).max(axis=axis, keepdims=True), 1e-30) / largest
+    q = np.clip(np.rint(a / scale), -largest, largest).astype(np.int8)
+    return np.ascontiguousarray(q), scale.astype(np.float32)
