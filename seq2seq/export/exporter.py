@@ -281,13 +281,13 @@ class ExplicitCell(nn.Module):
             b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer}"), getattr(self.rnn, f"bias_hh_l{layer}")
             gi, gh, h = self._input_product(inp, w_ih, b_ih, layer), F.linear(h_all[layer], w_hh, b_hh), h_all[layer]
             if self.lstm:
-                i, f, g, o = (gi + gh).chunk(4, dim=-1)
+                i, f, g, o = _gates(gi + gh, 4)
                 c = torch.sigmoid(f) * c_all[layer] + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)
                 cs.append(c)
             else:
-                r_i, z_i, n_i = gi.chunk(3, dim=-1)
-                r_h, z_h, n_h = gh.chunk(3, dim=-1)
+                r_i, z_i, n_i = _gates(gi, 3)
+                r_h, z_h, n_h = _gates(gh, 3)
                 r, z = torch.sigmoid(r_i + r_h), torch.sigmoid(z_i + z_h)
                 h = (1 - z) * torch.tanh(n_i + r * n_h) + z * h
             hs.append(h)
@@ -303,6 +303,13 @@ class ExplicitCell(nn.Module):
         if inp.size(1) > G:  # what follows the embedding (an input feed, a context vector) is multiplied as usual
             gi = gi + F.linear(inp[:, G:], w_ih[:, self.folded :])
         return gi
+
+
+def _gates(x: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+    """x (B, n·D) → its n gates (B, D) each, as x.chunk(n, dim=-1), sliced at constant columns: chunk
+    exports as slices computed from x's shape at every step (seven more nodes in the step graph)."""
+    D = int(x.size(-1)) // n  # int(): a constant in the traced graph, not a product of Shape and Gather
+    return tuple(x[:, j * D : (j + 1) * D] for j in range(n))
 
 
 def _export_step(

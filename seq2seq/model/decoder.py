@@ -218,7 +218,8 @@ class Decoder(nn.Module):
         query = out.reshape(memory.mask.size(0), -1, D)  # (B, R·T, D): a sentence's rows share its memory
         context, weights = self.attention(query, memory.keys, memory.enc_out, memory.mask)
         attentional = torch.tanh(self.combine(torch.cat([query, context], dim=-1)))
-        return attentional.reshape(N, T, D), weights.reshape(N, T, -1)
+        # reshape_as: an exported step graph takes out's shape as it is, where (N, T, D) was gathered and concatenated anew.
+        return attentional.reshape_as(out), weights.reshape(N, T, -1)
 
     def _features(self, attentional: torch.Tensor) -> torch.Tensor:
         """(..., D) → (..., E): the bottleneck that lets the generator share the embedding matrix."""

@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
 
-from seq2seq.export.exporter import FOLDED_TABLE, ExplicitCell, FoldedEmbedding
+from seq2seq.export.exporter import FOLDED_TABLE, ExplicitCell, FoldedEmbedding, _export
 from seq2seq.export.quantize import quantize_rows
 
 
@@ -24,6 +24,23 @@ def test_the_explicit_cell_computes_one_step_as_torch_does(rnn_class):
     torch.testing.assert_close(got_out, want_out, rtol=1e-5, atol=1e-6)
     for got, want in zip(got_state if isinstance(got_state, tuple) else (got_state,), want_state if isinstance(want_state, tuple) else (want_state,)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rnn_class", [torch.nn.LSTM, torch.nn.GRU])
+def test_the_explicit_cell_exports_its_gates_as_constant_slices(rnn_class, tmp_path):
+    # Each node costs onnxruntime time at every step whatever the batch; x.chunk exported as slices
+    # computed from the gates' shape (Shape, Gather, Add, Div, Mul), seven nodes more per step.
+    import onnx
+
+    torch.manual_seed(0)
+    rnn = rnn_class(12, 8, batch_first=True).eval()
+    h = torch.randn(1, 3, 8)
+    hx = (h, torch.randn(1, 3, 8)) if rnn_class is torch.nn.LSTM else h
+    path = tmp_path / "cell.onnx"
+    _export(ExplicitCell(rnn), (torch.randn(3, 1, 12), hx), path, ["x", "h"], ["out"], {"x": {0: "batch"}, "h": {1: "batch"}})
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert ops.count("Slice") == (4 if rnn_class is torch.nn.LSTM else 6)
+    assert "Shape" not in ops
 
 
 @pytest.mark.parametrize("rnn_class", [torch.nn.LSTM, torch.nn.GRU])
