@@ -15,6 +15,9 @@ fresh process's start-up plus one sentence, for the torch path and for the expor
 runtime-only environment when --runtime-python is given); sentences/s greedy and beam 5 at batch 1
 and 64, fp32 and int8, exported and torch; and the disk size of the environments given with --env.
 Prints a Markdown table and writes every number, with what was measured, to --json.
+
+`--part search` measures instead what the exported runtime spends outside onnxruntime (the search's
+numpy work per step, tokenizing), by replaying onnxruntime's recorded outputs (`_search`).
 """
 
 from __future__ import annotations
@@ -52,9 +55,10 @@ def main() -> None:
     parser.add_argument("--env", type=Path, action="append", default=[], help="a virtual environment whose disk size to report (repeatable)")
     parser.add_argument(
         "--part",
-        choices=["all", "quality", "speed"],
+        choices=["all", "quality", "speed", "search"],
         default="all",
-        help="quality (differing lines, BLEU) needs no lock; speed (sentences/s, start-up, sizes) runs under flock",
+        help="quality (differing lines, BLEU) needs no lock; speed (sentences/s, start-up, sizes) runs under flock; "
+        "search: the exported runtime's own Python time (the search, numpy) apart from onnxruntime's (not part of all)",
     )
     parser.add_argument(
         "--repeats", type=int, default=1, help="time each speed figure this many times and keep the median (this machine's speeds move ±20%% between runs)"
@@ -95,6 +99,8 @@ def _run(args: argparse.Namespace) -> None:
         _quality(figures, translators, src, ref, beam5)
     if args.part in ("all", "speed"):
         _speed(figures, translators, src, beam5, args, int8_dir)
+    if args.part == "search":
+        _search(figures, {"exported fp32": args.exported, "exported int8": int8_dir}, src, beam5, args)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
 
@@ -166,6 +172,69 @@ def _speed(figures: dict, translators: dict, src: list[str], beam5, args: argpar
     figures["disk_mb"] = {str(env): _du_mb(env) for env in args.env}
     figures["export_dir_mb"] = {str(d): _du_mb(d) for d in (args.exported, int8_dir)}
     print(_table(figures))
+
+
+def _search(figures: dict, exports: dict[str, Path], src: list[str], beam5, args: argparse.Namespace) -> None:
+    """The exported runtime's time per sentence at beam 5, batch 1 and 64, on one thread, split into
+    onnxruntime's and the rest (the search's numpy work, tokenizing): each run once with onnxruntime,
+    its sessions' outputs recorded in order, then replayed from the recording with onnxruntime left
+    out (the best of 3 replays, which must give the same translations). The replay's time is the
+    runtime's own. One thread, so that the calls come in one order (two search two batches at once)."""
+    import onnxruntime
+
+    from seq2seq.inference.translator import Translator
+
+    run = onnxruntime.InferenceSession.run
+    tape: list = []
+    search: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        for name, directory in exports.items():
+            t = Translator.from_pretrained(directory, threads=1, shortlist=False)
+            t.translate(src[:16], beam5)  # warm-up
+            for batch in (1, 64):
+                lines = src[: args.batch1_lines] if batch == 1 else src
+                tape.clear()
+                in_ort = 0.0
+
+                def record(session, *a, **k):
+                    nonlocal in_ort
+                    start = time.perf_counter()
+                    out = run(session, *a, **k)
+                    in_ort += time.perf_counter() - start
+                    tape.append(out)
+                    return out
+
+                onnxruntime.InferenceSession.run = record
+                start = time.perf_counter()
+                want = t.translate(lines, beam5, batch_size=batch)
+                total = time.perf_counter() - start
+                replays = []
+                for _ in range(3):
+                    onnxruntime.InferenceSession.run = _replaying(tape)
+                    start = time.perf_counter()
+                    if t.translate(lines, beam5, batch_size=batch) != want:
+                        sys.exit(f"{name}: the replay translated otherwise than onnxruntime did; not measuring it")
+                    replays.append(time.perf_counter() - start)
+                onnxruntime.InferenceSession.run = run
+                own = min(replays)
+                n = len(lines)
+                search.setdefault(name, {})[f"beam5_batch{batch}"] = {
+                    "ms_per_sentence": round(total / n * 1e3, 3),
+                    "onnxruntime_ms_per_sentence": round(in_ort / n * 1e3, 3),
+                    "own_ms_per_sentence": round(own / n * 1e3, 3),
+                    "onnxruntime_calls_per_sentence": round(len(tape) / n, 2),
+                    "own_us_per_call": round(own / len(tape) * 1e6, 1),
+                }
+                print(name, f"beam 5 batch {batch}:", search[name][f"beam5_batch{batch}"], flush=True)
+    finally:
+        onnxruntime.InferenceSession.run = run
+    figures["search"] = search
+
+
+def _replaying(outputs: list):
+    """An InferenceSession.run that hands back the recorded outputs, one call after another."""
+    played = iter(outputs)
+    return lambda session, *args, **kwargs: next(played)
 
 
 def _bleu(hyps: list[str], refs: list[str]) -> float:
