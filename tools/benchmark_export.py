@@ -180,7 +180,8 @@ def _search(figures: dict, exports: dict[str, Path], src: list[str], beam5, args
     its sessions' outputs recorded in order, then replayed from the recording with onnxruntime left
     out (the best of 3 replays, which must give the same translations). The replay's time is the
     runtime's own with warm caches; the first run's time outside onnxruntime, with the caches that
-    onnxruntime leaves. One thread, so that the calls come in one order (two search two batches at once)."""
+    onnxruntime leaves. One thread, so that the calls come in one order (with two threads the runtime
+    searches two batches at once, and their calls interleave)."""
     import onnxruntime
 
     from seq2seq.inference.translator import Translator
