@@ -85,6 +85,12 @@ def _run(args: argparse.Namespace) -> None:
     }
     src = read_lines(args.data / "test_2016_flickr.en.gz")[: args.lines]
     ref = read_lines(args.data / "test_2016_flickr.de.gz")[: args.lines]
+    figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines, "model": str(args.model), "exports": exports}
+    beam5 = SearchOptions(beam_size=5)
+    if args.part == "search":  # its own one-thread translators of the two exports
+        _search(figures, {"exported fp32": args.exported, "exported int8": int8_dir}, src, beam5, args)
+        _write(figures, args)
+        return
     translators = {
         "torch fp32": Translator.from_pretrained(args.model, device="cpu", threads=args.threads),
         "torch int8": Translator.from_pretrained(args.model, device="cpu", precision="int8", threads=args.threads),
@@ -93,14 +99,15 @@ def _run(args: argparse.Namespace) -> None:
         "exported fp32 + shortlist": Translator.from_pretrained(args.exported, threads=args.threads),
         "exported int8 + shortlist": Translator.from_pretrained(int8_dir, threads=args.threads),
     }
-    figures: dict = {"threads": args.threads, "lines": len(src), "batch1_lines": args.batch1_lines, "model": str(args.model), "exports": exports}
-    beam5 = SearchOptions(beam_size=5)
     if args.part in ("all", "quality"):
         _quality(figures, translators, src, ref, beam5)
     if args.part in ("all", "speed"):
         _speed(figures, translators, src, beam5, args, int8_dir)
-    if args.part == "search":
-        _search(figures, {"exported fp32": args.exported, "exported int8": int8_dir}, src, beam5, args)
+    _write(figures, args)
+
+
+def _write(figures: dict, args: argparse.Namespace) -> None:
+    """The figures to --json, where given."""
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
 

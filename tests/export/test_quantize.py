@@ -12,6 +12,16 @@ from seq2seq.export.exporter import FOLDED_TABLE, ExplicitCell, FoldedEmbedding,
 from seq2seq.export.quantize import quantize_rows
 
 
+def _save(graph, path) -> None:
+    """Write an ONNX graph as a model of opset 17 that onnxruntime reads (IR version 8)."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
 @pytest.mark.parametrize("rnn_class", [torch.nn.LSTM, torch.nn.GRU])
 def test_the_explicit_cell_computes_one_step_as_torch_does(rnn_class):
     torch.manual_seed(0)
@@ -75,9 +85,7 @@ def test_a_table_of_rows_is_stored_in_int8_with_a_scale_per_row(tmp_path):
         [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [None, 16])],
         [numpy_helper.from_array(table, name)],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "g.onnx"))
+    _save(graph, tmp_path / "g.onnx")
     quantize_rows(tmp_path / "g.onnx", row_tables=(FOLDED_TABLE,))
     stored = {w.name: numpy_helper.to_array(w) for w in onnx.load(str(tmp_path / "g.onnx")).graph.initializer}
     assert name not in stored and [a.dtype for a in stored.values() if a.shape == table.shape] == [np.int8]
@@ -89,7 +97,6 @@ def test_a_table_of_rows_is_stored_in_int8_with_a_scale_per_row(tmp_path):
 
 def _graph(path, w_matmul: np.ndarray, w_gemm: np.ndarray, bias: np.ndarray) -> None:
     """y = (x @ w_matmul) then Gemm with w_gemm transposed and a bias, as torch exports F.linear."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     k = w_matmul.shape[0]
@@ -102,9 +109,7 @@ def _graph(path, w_matmul: np.ndarray, w_gemm: np.ndarray, bias: np.ndarray) -> 
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, w_gemm.shape[0]])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
+    _save(graph, path)
 
 
 def test_rewritten_products_depend_on_their_own_row_alone(tmp_path):
@@ -129,7 +134,6 @@ def test_rewritten_products_depend_on_their_own_row_alone(tmp_path):
 
 def _matmul_graph(path, w: np.ndarray) -> None:
     """y = x @ w, one MatMul with a weight (K, N)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
@@ -139,9 +143,7 @@ def _matmul_graph(path, w: np.ndarray) -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, w.shape[1]])],
         [numpy_helper.from_array(w, "w")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
+    _save(graph, path)
 
 
 def test_int8_products_are_exact_at_the_ends_of_their_ranges(tmp_path):
@@ -169,7 +171,6 @@ def test_int8_products_are_exact_at_the_ends_of_their_ranges(tmp_path):
 
 def _lstm_graph(path, w: np.ndarray, r: np.ndarray, bias: np.ndarray | None) -> None:
     """One forward ONNX LSTM, X (S, B, I) → Y (S, 1, B, H), Y_h and Y_c (1, B, H), as the exporter writes the encoder's."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     hidden, k = r.shape[1], w.shape[1]
@@ -185,9 +186,7 @@ def _lstm_graph(path, w: np.ndarray, r: np.ndarray, bias: np.ndarray | None) -> 
         [helper.make_tensor_value_info("y", f, ["S", 1, "B", hidden]), *(helper.make_tensor_value_info(n, f, [1, "B", hidden]) for n in ("y_h", "y_c"))],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
+    _save(graph, path)
 
 
 @pytest.mark.parametrize("bias_feature", [True, False])
